@@ -1,0 +1,110 @@
+"""RFC 9457 problem details: every error leaves the API as ``application/problem+json``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, g, json, request
+from werkzeug.exceptions import HTTPException
+
+from domain.errors import DomainError, InvalidValue, PolicyError, TransitionForbidden
+from ledger.errors import AlreadyExists, ConcurrentUpdate, InvalidRequest, NotFound, StaleVersion
+
+PROBLEM_BASE = "https://caseledger.dev/problems/"
+log = logging.getLogger("caseledger.api")
+
+
+def problem(status: int, title: str, detail: str | None = None, *, type_: str | None = None,
+            headers: dict[str, str] | None = None, **extra: Any) -> Response:
+    body: dict[str, Any] = {"type": PROBLEM_BASE + (type_ or str(status)), "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    body["instance"] = request.path
+    request_id = getattr(g, "request_id", None)
+    if request_id:
+        body["request_id"] = request_id
+    body.update({k: v for k, v in extra.items() if v is not None})
+    response = Response(json.dumps(body, ensure_ascii=False), status=status, mimetype="application/problem+json")
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def http_problem(error: HTTPException) -> Response:
+    """Werkzeug/flask-smorest errors, including schema validation (422) and bad JSON (400)."""
+    data = getattr(error, "data", None) or {}
+    messages = data.get("messages")
+    status = error.code or 500
+    if status == 500:
+        return _internal(error)
+    extra: dict[str, Any] = {}
+    if messages:
+        extra["errors"] = _flatten_locations(messages)
+    detail = data.get("message") or error.description
+    headers = dict(data.get("headers") or {})
+    if status == 422 and messages:
+        detail = "the request does not match the schema; see errors"
+        return problem(422, "Unprocessable Content", detail, type_="validation", headers=headers, **extra)
+    if status == 400 and messages:
+        detail = "the request body is not valid JSON"
+        return problem(400, "Bad Request", detail, type_="malformed-json", headers=headers)
+    return problem(status, error.name, detail, headers=headers, **extra)
+
+
+def _flatten_locations(messages: dict[str, Any]) -> dict[str, Any]:
+    """webargs nests errors under their location (json, query); callers care about the fields."""
+    if len(messages) == 1 and next(iter(messages)) in {"json", "query", "headers", "form", "files", "path"}:
+        return next(iter(messages.values()))
+    return messages
+
+
+def _internal(error: Exception) -> Response:
+    log.exception("unhandled error", exc_info=error)
+    return problem(500, "Internal Server Error", "an unexpected error occurred; it has been logged")
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(TransitionForbidden)
+    def _forbidden_transition(e: TransitionForbidden) -> Response:
+        return problem(409, "Transition forbidden", e.describe(), type_=f"rule/{e.rule}", rule=e.rule, clause=e.clause)
+
+    @app.errorhandler(InvalidValue)
+    def _invalid_value(e: InvalidValue) -> Response:
+        return problem(422, "Invalid value", e.describe(), type_=f"rule/{e.rule}", rule=e.rule, clause=e.clause)
+
+    @app.errorhandler(PolicyError)
+    def _policy(e: PolicyError) -> Response:
+        return problem(422, "Policy does not allow this", e.describe(), type_=f"rule/{e.rule}", rule=e.rule,
+                       clause=e.clause)
+
+    @app.errorhandler(DomainError)
+    def _domain(e: DomainError) -> Response:
+        return problem(409, "Rule violated", e.describe(), type_=f"rule/{e.rule}", rule=e.rule, clause=e.clause)
+
+    @app.errorhandler(NotFound)
+    def _not_found(e: NotFound) -> Response:
+        return problem(404, "Not Found", e.message, type_="not-found")
+
+    @app.errorhandler(StaleVersion)
+    def _stale(e: StaleVersion) -> Response:
+        return problem(412, "Precondition Failed", e.message, type_="stale-version", current_version=e.actual,
+                       headers={"ETag": f'"{e.actual}"'})
+
+    @app.errorhandler(ConcurrentUpdate)
+    def _conflict(e: ConcurrentUpdate) -> Response:
+        return problem(409, "Conflict", e.message, type_="concurrent-update")
+
+    @app.errorhandler(AlreadyExists)
+    def _exists(e: AlreadyExists) -> Response:
+        return problem(409, "Conflict", e.message, type_="already-exists")
+
+    @app.errorhandler(InvalidRequest)
+    def _invalid(e: InvalidRequest) -> Response:
+        return problem(422, "Unprocessable Content", e.message, type_="invalid-request")
+
+    @app.errorhandler(Exception)
+    def _unexpected(e: Exception) -> Response:
+        if isinstance(e, HTTPException):
+            return http_problem(e)
+        return _internal(e)

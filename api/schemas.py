@@ -1,0 +1,244 @@
+"""The API contract: request and response schemas. Types and shapes only — which values are
+allowed (channels, tiers, priorities…) is policy data, checked by the domain with its clause."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+Text = lambda n=2000, **kw: fields.String(validate=validate.Length(min=1, max=n), **kw)  # noqa: E731
+Name = lambda **kw: fields.String(validate=validate.Length(min=1, max=64), **kw)  # noqa: E731
+
+
+class Strict(Schema):
+    """Unknown fields are errors (marshmallow's default, stated here because it is the contract)."""
+
+    class Meta:
+        unknown = "raise"
+
+
+class ActionSchema(Strict):
+    reason = Text(500, load_default=None, metadata={"description": "why; required by some rules"})
+
+
+class ContactSchema(Strict):
+    name = Text(200)
+    phone = fields.String(validate=validate.Regexp(r"^\+?[0-9 ()-]{3,32}$"))
+    email = fields.Email()
+    address = Text(500)
+
+
+# -- creation -------------------------------------------------------------------------------
+class CustomerCreate(Strict):
+    kind = Name(required=True)
+    tier = Name(required=True)
+    contact = fields.Nested(ContactSchema, load_default=dict)
+    consents = fields.Dict(keys=Name(), values=fields.Boolean(), load_default=dict)
+
+
+class InteractionCreate(Strict):
+    channel = Name(required=True)
+    direction = Name(load_default="inbound")
+    customer_id = fields.UUID(load_default=None)
+    content = Text(10000, load_default=None)
+    external_ref = Text(200, load_default=None, metadata={"description": "source system id; makes imports idempotent"})
+    agent_id = Name(load_default=None, metadata={"description": "registers it now, as its first-contact agent"})
+    queue = Name(load_default=None, metadata={"description": "routes it now (needs agent_id)"})
+
+
+class InteractionImportLine(InteractionCreate):
+    occurred_at = fields.AwareDateTime(load_default=None, metadata={"description": "when the contact happened"})
+
+
+class ImportReport(Schema):
+    imported = fields.Integer()
+    skipped = fields.Integer()
+    lines = fields.Integer()
+
+
+class TicketCreate(Strict):
+    customer_id = fields.UUID(required=True)
+    channel = Name(required=True)
+    summary = Text(10000, load_default=None)
+    interaction_id = fields.UUID(load_default=None)
+
+
+class ComplaintCreate(Strict):
+    customer_id = fields.UUID(required=True)
+    channel = Name(required=True)
+    description = Text(10000, load_default=None)
+    ticket_id = fields.UUID(load_default=None)
+
+
+class FeedbackCreate(Strict):
+    kind = Name(required=True)
+    customer_id = fields.UUID(required=True)
+    channel = Name(required=True)
+    content = Text(10000, load_default=None)
+    ticket_id = fields.UUID(load_default=None)
+
+
+class SurveyCreate(Strict):
+    ticket_id = fields.UUID(required=True)
+    csat = fields.Integer(strict=True, load_default=None)
+    nps = fields.Integer(strict=True, load_default=None)
+    comment = Text(2000, load_default=None)
+
+
+# -- actions on existing aggregates: (kind, action) -> schema ------------------------------------
+def _action(**fields_: fields.Field) -> type[ActionSchema]:
+    return type("Action", (ActionSchema,), dict(fields_))
+
+
+OptionalText = lambda: Text(10000, load_default=None)  # noqa: E731
+
+ACTION_SCHEMAS: dict[str, dict[str, type[Schema]]] = {
+    "customer": {
+        "change_tier": _action(tier=Name(required=True)),
+        "update_contact": _action(contact=fields.Nested(ContactSchema, required=True)),
+        "set_consents": _action(consents=fields.Dict(keys=Name(), values=fields.Boolean(), required=True)),
+    },
+    "interaction": {
+        "register": _action(agent_id=Name(required=True)),
+        "route": _action(queue=Name(required=True)),
+        "close": _action(resolved_on_first_contact=fields.Boolean(required=True)),
+    },
+    "ticket": {
+        "classify": _action(priority=Name(required=True), complexity=Name(required=True),
+                            high_risk=fields.Boolean(load_default=False)),
+        "assign": _action(handler=Name(required=True), team=Name(load_default=None)),
+        "respond_first": _action(message=OptionalText()),
+        "start_work": _action(),
+        "pause_clock": _action(),
+        "resume_clock": _action(),
+        "resolve": _action(resolution=OptionalText()),
+        "review": _action(approved=fields.Boolean(required=True), note=OptionalText()),
+        "feed_back_result": _action(channel=Name(required=True)),
+        "record_acceptance": _action(accepted=fields.Boolean(required=True), comment=OptionalText()),
+        "close": _action(),
+        "reopen": _action(),
+        "archive": _action(),
+    },
+    "complaint": {
+        "classify": _action(complaint_type=Name(required=True), level=fields.Integer(strict=True, required=True)),
+        "start_investigation": _action(),
+        "add_evidence": _action(kind=Name(required=True), description=OptionalText(), reference=Text(500, load_default=None)),
+        "escalate": _action(to_rung=Name(required=True)),
+        "decide_remedy": _action(kind=Name(required=True), details=OptionalText(),
+                                 amount=fields.Decimal(as_string=True, places=2, load_default=None)),
+        "notify_customer": _action(channel=Name(required=True)),
+        "record_evaluation": _action(satisfied=fields.Boolean(required=True),
+                                     score=fields.Integer(strict=True, load_default=None), comment=OptionalText()),
+        "archive": _action(),
+        "record_root_cause": _action(category=Name(required=True), analysis=OptionalText()),
+    },
+    "feedback": {
+        "respond": _action(note=OptionalText()),
+        "reply": _action(note=OptionalText()),
+    },
+}
+
+
+# -- responses ------------------------------------------------------------------------------
+class StateSchema(Schema):
+    id = fields.UUID()
+    version = fields.Integer()
+    status = fields.String()
+    policy_ref = fields.String(metadata={"description": "the policy version governing this case"})
+    created_on = fields.DateTime()
+    modified_on = fields.DateTime()
+    last_occurred_at = fields.String(metadata={"description": "business time of the latest event"})
+
+
+class CustomerState(StateSchema):
+    kind = fields.String()
+    tier = fields.String()
+    consents = fields.Dict(keys=fields.String(), values=fields.Boolean())
+    contact = fields.Dict(metadata={"description": "current contact details (personal data)"})
+
+
+class InteractionState(StateSchema):
+    channel = fields.String()
+    direction = fields.String()
+    customer_id = fields.String(allow_none=True)
+    external_ref = fields.String(allow_none=True)
+    first_contact_agent = fields.String(allow_none=True)
+    queue = fields.String(allow_none=True)
+    ticket_ids = fields.List(fields.String())
+    resolved_on_first_contact = fields.Boolean(allow_none=True)
+
+
+class TicketState(StateSchema):
+    customer_id = fields.String()
+    channel = fields.String()
+    interaction_id = fields.String(allow_none=True)
+    first_contact_owner = fields.String()
+    priority = fields.String(allow_none=True)
+    complexity = fields.String(allow_none=True)
+    high_risk = fields.Boolean()
+    review_required = fields.Boolean()
+    handler = fields.String(allow_none=True)
+    team = fields.String(allow_none=True)
+    first_responded = fields.Boolean()
+    resolved_by = fields.String(allow_none=True)
+    reviewed_by = fields.String(allow_none=True)
+    clock_paused = fields.Boolean()
+    rework_count = fields.Integer()
+    reopen_count = fields.Integer()
+    archived_by = fields.String(allow_none=True)
+
+
+class ComplaintState(StateSchema):
+    customer_id = fields.String()
+    channel = fields.String()
+    ticket_id = fields.String(allow_none=True)
+    handler = fields.String()
+    rung = fields.String()
+    complaint_type = fields.String(allow_none=True)
+    level = fields.Integer(allow_none=True)
+    evidence_count = fields.Integer()
+    escalations = fields.Integer()
+    remedy_kind = fields.String(allow_none=True)
+    satisfied = fields.Boolean(allow_none=True)
+    root_cause_recorded = fields.Boolean()
+
+
+class FeedbackState(StateSchema):
+    kind = fields.String()
+    customer_id = fields.String()
+    channel = fields.String()
+    ticket_id = fields.String(allow_none=True)
+    complaint_id = fields.String(allow_none=True)
+
+
+class SurveyState(StateSchema):
+    ticket_id = fields.String()
+    customer_id = fields.String()
+    csat = fields.Integer(allow_none=True)
+    nps = fields.Integer(allow_none=True)
+
+
+STATE_SCHEMAS: dict[str, type[Schema]] = {
+    "customer": CustomerState, "interaction": InteractionState, "ticket": TicketState,
+    "complaint": ComplaintState, "feedback": FeedbackState, "survey": SurveyState,
+}
+
+
+class EventSchema(Schema):
+    aggregate_id = fields.String()
+    version = fields.Integer()
+    type = fields.String()
+    topic = fields.String()
+    recorded_at = fields.String()
+    meta = fields.Dict()
+    data = fields.Dict()
+    personal = fields.Dict(allow_none=True)
+
+
+class EventPage(Schema):
+    items = fields.List(fields.Nested(EventSchema))
+    next_after = fields.Integer(allow_none=True, metadata={"description": "pass as ?after= for the next page"})
+
+
+class EventQuery(Strict):
+    after = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))

@@ -1,0 +1,51 @@
+"""Who does what, when and why: the context every command carries into its event's metadata."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from domain.errors import InvalidValue
+
+
+@dataclass(frozen=True)
+class Context:
+    """The circumstances of one command.
+
+    ``occurred_at`` is business time (when it happened in the world), passed in by the caller;
+    the domain never reads a clock. The actor comes from authentication, never from a request
+    body.
+    """
+
+    actor_id: str
+    actor_role: str
+    occurred_at: datetime
+    request_id: str
+    reason: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.occurred_at.tzinfo is None or self.occurred_at.utcoffset() is None:
+            raise InvalidValue("occurred_at must carry a time zone", rule="time.aware")
+        if not self.actor_id or not self.actor_role:
+            raise InvalidValue("an actor id and role are required", rule="actor.required")
+
+    def meta(self, policy_ref: str) -> dict[str, str | None]:
+        """The metadata stored on every event: plain JSON values, readable without the code."""
+        return {
+            "actor_id": self.actor_id,
+            "actor_role": self.actor_role,
+            "request_id": self.request_id,
+            "occurred_at": self.occurred_at.isoformat(),
+            "policy": policy_ref,
+            "reason": self.reason,
+        }
+
+
+def personal(subject_id: str, **fields: object) -> dict[str, object]:
+    """Wrap personal data of one data subject (a customer) in the shape events store it in.
+
+    Personal data is kept apart from the rest of an event so that it can be encrypted with the
+    subject's own key and destroyed by destroying that key, while the facts around it survive.
+    Empty fields are dropped (data minimisation, 004 §2.2.1).
+    """
+    return {"subject": str(subject_id), "fields": {k: v for k, v in fields.items() if v not in (None, "")}}

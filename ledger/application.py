@@ -1,0 +1,277 @@
+"""CaseLedger: the eventsourcing ``Application`` whose methods are caseledger's use cases.
+
+Each command loads the aggregates it touches, lets the domain decide, and saves everything it
+changed in one atomic ``save`` — one command, one transaction, all or nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
+from uuid import UUID, uuid4, uuid5
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError
+
+from domain.calendar import BusinessCalendar
+from domain.complaint import Complaint
+from domain.context import Context
+from domain.customer import Customer
+from domain.errors import PolicyError, TransitionForbidden
+from domain.feedback import Feedback, SurveyResponse
+from domain.interaction import Interaction
+from domain.policy import Policy, PolicyBook
+from domain.ticket import Ticket
+from ledger.errors import AlreadyExists, ConcurrentUpdate, InvalidRequest, NotFound, StaleVersion
+
+#: Namespace of deterministic ids (imports with an external reference, one survey per ticket).
+ID_NAMESPACE = UUID("6f1c1f2e-7d55-4b8e-9a8a-3c7f0e2b9d41")
+
+KINDS: dict[str, type[Aggregate]] = {
+    "customer": Customer,
+    "interaction": Interaction,
+    "ticket": Ticket,
+    "complaint": Complaint,
+    "feedback": Feedback,
+    "survey": SurveyResponse,
+}
+
+#: Commands that act on one existing aggregate: kind -> the domain methods callers may invoke.
+ACTIONS: dict[str, frozenset[str]] = {
+    "customer": frozenset({"change_tier", "update_contact", "set_consents"}),
+    "interaction": frozenset({"register", "route", "close"}),
+    "ticket": frozenset({"classify", "assign", "respond_first", "start_work", "pause_clock", "resume_clock",
+                         "resolve", "review", "feed_back_result", "record_acceptance", "close", "reopen",
+                         "archive"}),
+    "complaint": frozenset({"classify", "start_investigation", "add_evidence", "escalate", "decide_remedy",
+                            "notify_customer", "record_evaluation", "archive", "record_root_cause"}),
+    "feedback": frozenset({"respond", "reply"}),
+    "survey": frozenset(),
+}
+
+
+class CaseLedger(Application):
+    name = "CaseLedger"
+
+    def __init__(self, env: dict[str, str] | None = None, *, policies: PolicyBook,
+                 calendar: BusinessCalendar, policy_name: str | None = None):
+        super().__init__(env)
+        self.policies = policies
+        self.calendar = calendar
+        self.policy_name = policy_name or policies.default_name
+        if not policies.versions(self.policy_name):
+            raise PolicyError(f"unknown policy {self.policy_name!r}", rule="policy.unknown")
+
+    # -- reading --------------------------------------------------------------------------
+    def get(self, kind: str, aggregate_id: UUID | str, version: int | None = None) -> Any:
+        cls = _kind(kind)
+        uid = _uuid(aggregate_id, kind)
+        try:
+            aggregate = self.repository.get(uid, version=version)
+        except AggregateNotFoundError:
+            raise NotFound(f"no {kind} {uid}") from None
+        if not isinstance(aggregate, cls):
+            raise NotFound(f"no {kind} {uid}")
+        return aggregate
+
+    def exists(self, kind: str, aggregate_id: UUID | str) -> bool:
+        try:
+            self.get(kind, aggregate_id)
+        except NotFound:
+            return False
+        return True
+
+    def contact_details(self, customer_id: UUID | str) -> dict[str, Any]:
+        """A customer's current contact details, folded from the personal part of their events."""
+        customer = self.get("customer", customer_id)
+        contact: dict[str, Any] = {}
+        for event in self.events.get(customer.id):
+            fields = (getattr(event, "personal", None) or {}).get("fields") or {}
+            contact.update(fields)
+        return contact
+
+    def policy_of(self, aggregate: Any) -> Policy:
+        return self.policies.get(aggregate.policy_ref)
+
+    def policy_for_new_case(self, ctx: Context) -> Policy:
+        return self.policies.in_force(ctx.occurred_at, self.policy_name)
+
+    def history(self, kind: str, aggregate_id: UUID | str, *, after: int = 0, limit: int = 50) -> list[Any]:
+        """An aggregate's events with version > ``after``, oldest first, at most ``limit``."""
+        aggregate = self.get(kind, aggregate_id)
+        return list(self.events.get(aggregate.id, gt=after, limit=limit))
+
+    # -- one command on one aggregate -----------------------------------------------------------
+    def act(self, kind: str, aggregate_id: UUID | str, action: str, ctx: Context, args: dict[str, Any],
+            expected_version: int | None = None) -> Any:
+        if action not in ACTIONS.get(kind, frozenset()):
+            raise InvalidRequest(f"{kind} has no action {action!r}")
+        aggregate = self.get(kind, aggregate_id)
+        if expected_version is not None and aggregate.version != expected_version:
+            raise StaleVersion(expected_version, aggregate.version)
+        getattr(aggregate, action)(policy=self.policy_of(aggregate), ctx=ctx, **args)
+        self._save(aggregate)
+        return aggregate
+
+    # -- commands that create aggregates -------------------------------------------------------
+    def register_customer(self, ctx: Context, *, kind: str, tier: str, contact: dict[str, Any],
+                          consents: dict[str, bool] | None = None) -> Customer:
+        customer = Customer.register(id=uuid4(), kind=kind, tier=tier, contact=contact, consents=consents or {},
+                                     policy=self.policy_for_new_case(ctx), ctx=ctx)
+        self._save(customer)
+        return customer
+
+    def receive_interaction(self, ctx: Context, **fields: Any) -> Interaction:
+        interaction = self._new_interaction(ctx, fields)
+        self._save(interaction)
+        return interaction
+
+    def import_interactions(self, records: Sequence[tuple[Context, dict[str, Any]]], *, batch_size: int = 500) -> dict[str, int]:
+        """Save many interactions in batches, one transaction each. Records carrying an
+        ``external_ref`` get a deterministic id, so importing the same file twice adds nothing."""
+        imported = skipped = 0
+        for start in range(0, len(records), batch_size):
+            chunk = records[start:start + batch_size]
+            batch = _unique_ids(self._new_interaction(ctx, dict(fields)) for ctx, fields in chunk)
+            try:
+                self._save(*batch)
+            except ConcurrentUpdate:
+                # Some were imported before. A failed save has consumed the pending events, so
+                # build the new ones again rather than reuse the objects.
+                stored = {i.id for i in batch if self._is_stored(i.id)}
+                batch = [i for i in _unique_ids(self._new_interaction(ctx, dict(fields)) for ctx, fields in chunk)
+                         if i.id not in stored]
+                if batch:
+                    self._save(*batch)
+            imported += len(batch)
+            skipped += len(chunk) - len(batch)
+        return {"imported": imported, "skipped": skipped}
+
+    def open_ticket(self, ctx: Context, *, customer_id: str, channel: str, summary: str | None = None,
+                    interaction_id: str | None = None) -> Ticket:
+        """Open a ticket; from an interaction, its first-contact agent becomes the ticket's owner."""
+        self._require_customer(customer_id)
+        if interaction_id is None:
+            ticket = Ticket.receive(id=uuid4(), customer_id=customer_id, channel=channel, summary=summary,
+                                    first_contact_owner=ctx.actor_id, policy=self.policy_for_new_case(ctx), ctx=ctx)
+            self._save(ticket)
+            return ticket
+        interaction = self.get("interaction", interaction_id)
+        if interaction.customer_id not in (None, str(customer_id)):
+            raise InvalidRequest("the interaction belongs to another customer")
+        owner = interaction.first_contact_agent
+        if owner is None:
+            raise TransitionForbidden("register the interaction before opening a ticket from it",
+                                      rule="interaction.ticket_requires_registration")
+        ticket = Ticket.receive(id=uuid4(), customer_id=customer_id, channel=channel, summary=summary,
+                                first_contact_owner=owner, interaction_id=str(interaction.id),
+                                policy=self.policy_for_new_case(ctx), ctx=ctx)
+        interaction.open_ticket(ticket_id=str(ticket.id), policy=self.policy_of(interaction), ctx=ctx)
+        self._save(ticket, interaction)
+        return ticket
+
+    def accept_complaint(self, ctx: Context, *, customer_id: str, channel: str, description: str | None = None,
+                         ticket_id: str | None = None) -> Complaint:
+        self._require_customer(customer_id)
+        if ticket_id is not None:
+            self._require_same_customer(self.get("ticket", ticket_id), customer_id)
+        complaint = Complaint.accept(id=uuid4(), customer_id=customer_id, channel=channel, description=description,
+                                     ticket_id=ticket_id, policy=self.policy_for_new_case(ctx), ctx=ctx)
+        self._save(complaint)
+        return complaint
+
+    def submit_feedback(self, ctx: Context, *, kind: str, customer_id: str, channel: str,
+                        content: str | None = None, ticket_id: str | None = None) -> Feedback:
+        self._require_customer(customer_id)
+        if ticket_id is not None:
+            self._require_same_customer(self.get("ticket", ticket_id), customer_id)
+        feedback = Feedback.submit(id=uuid4(), kind=kind, customer_id=customer_id, channel=channel, content=content,
+                                   ticket_id=ticket_id, policy=self.policy_for_new_case(ctx), ctx=ctx)
+        self._save(feedback)
+        return feedback
+
+    def escalate_feedback(self, ctx: Context, feedback_id: str, *, expected_version: int | None = None) -> Complaint:
+        """Turn complaint feedback into a formal complaint: both saved in one transaction."""
+        feedback = self.get("feedback", feedback_id)
+        if expected_version is not None and feedback.version != expected_version:
+            raise StaleVersion(expected_version, feedback.version)
+        complaint = Complaint.accept(id=uuid4(), customer_id=feedback.customer_id, channel=feedback.channel,
+                                     ticket_id=feedback.ticket_id, policy=self.policy_for_new_case(ctx), ctx=ctx)
+        feedback.escalate_to_complaint(complaint_id=str(complaint.id), policy=self.policy_of(feedback), ctx=ctx)
+        self._save(feedback, complaint)
+        return complaint
+
+    def answer_survey(self, ctx: Context, *, ticket_id: str, csat: int | None = None, nps: int | None = None,
+                      comment: str | None = None) -> SurveyResponse:
+        """One survey per ticket (deterministic id), once the customer has seen the result."""
+        ticket = self.get("ticket", ticket_id)
+        if not ticket.can_be_surveyed():
+            raise TransitionForbidden(f"a survey needs the result fed back to the customer; the ticket is {ticket.status}",
+                                      rule="survey.requires_result_feedback")
+        survey = SurveyResponse.answer(id=uuid5(ID_NAMESPACE, f"survey:{ticket.id}"), ticket_id=str(ticket.id),
+                                       customer_id=ticket.customer_id, csat=csat, nps=nps, comment=comment,
+                                       policy=self.policy_for_new_case(ctx), ctx=ctx)
+        try:
+            self._save(survey)
+        except ConcurrentUpdate:
+            raise AlreadyExists(f"ticket {ticket.id} already has a survey answer") from None
+        return survey
+
+    # -- helpers -------------------------------------------------------------------------
+    def _new_interaction(self, ctx: Context, fields: dict[str, Any]) -> Interaction:
+        agent_id, queue = fields.pop("agent_id", None), fields.pop("queue", None)
+        if fields.get("customer_id"):
+            self._require_customer(fields["customer_id"])
+        ref = fields.get("external_ref")
+        new_id = uuid5(ID_NAMESPACE, f"interaction:{ref}") if ref else uuid4()
+        policy = self.policy_for_new_case(ctx)
+        interaction = Interaction.receive(id=new_id, policy=policy, ctx=ctx, **fields)
+        if agent_id:
+            interaction.register(agent_id=agent_id, policy=policy, ctx=ctx)
+        if queue:
+            if not agent_id:
+                raise InvalidRequest("routing an interaction needs the agent who registered it (agent_id)")
+            interaction.route(queue=queue, policy=policy, ctx=ctx)
+        return interaction
+
+    def _is_stored(self, aggregate_id: UUID) -> bool:
+        return bool(list(self.events.get(aggregate_id, limit=1)))
+
+    def _require_customer(self, customer_id: str) -> None:
+        if not self.exists("customer", customer_id):
+            raise NotFound(f"no customer {customer_id}")
+
+    @staticmethod
+    def _require_same_customer(case: Any, customer_id: str) -> None:
+        if case.customer_id != str(customer_id):
+            raise InvalidRequest(f"{type(case).__name__.lower()} {case.id} belongs to another customer")
+
+    def _save(self, *aggregates: Aggregate) -> None:
+        try:
+            self.save(*aggregates)
+        except IntegrityError:
+            raise ConcurrentUpdate("another change to the same record was saved first; reload and retry") from None
+
+
+def _kind(kind: str) -> type[Aggregate]:
+    try:
+        return KINDS[kind]
+    except KeyError:
+        raise NotFound(f"unknown kind {kind!r}") from None
+
+
+def _uuid(value: UUID | str, kind: str) -> UUID:
+    if isinstance(value, UUID):
+        return value
+    try:
+        return UUID(str(value))
+    except ValueError:
+        raise NotFound(f"no {kind} {value!r}") from None
+
+
+def _unique_ids(batch: Iterable[Interaction]) -> list[Interaction]:
+    """Within one batch the same external reference counts once."""
+    seen: dict[UUID, Interaction] = {}
+    for interaction in batch:
+        seen.setdefault(interaction.id, interaction)
+    return list(seen.values())

@@ -1,0 +1,84 @@
+"""The composition root: builds the ledger and everything around it from the environment.
+
+Environment (all optional):
+
+- ``CASELEDGER_DATABASE_URL``: ``sqlite:///path/to/file.db`` (default ``sqlite:///<home>/caseledger.db``)
+  or ``postgresql://user:password@host:port/dbname[?schema=name]``.
+- ``CASELEDGER_HOME``: folder for local state (default ``./var``), created on first use.
+- ``CASELEDGER_POLICY``: name of the policy new cases are governed by (default: ``index.toml``'s).
+- ``CASELEDGER_POLICY_DIR``: folder of policy files (default: the packaged ``domain/policies``).
+- ``CASELEDGER_TOKENS_FILE``: bearer-token file for the API (default ``<home>/tokens.toml``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+from urllib.parse import parse_qs, unquote, urlparse
+
+from domain.policy import POLICY_DIR, PolicyBook
+from ledger.application import CaseLedger
+from ledger.calendar import ChineseBusinessCalendar
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    database_url: str
+    policy_name: str | None
+    policy_dir: Path
+    tokens_file: Path
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        home = Path(env.get("CASELEDGER_HOME") or "var")
+        return cls(
+            home=home,
+            database_url=env.get("CASELEDGER_DATABASE_URL") or f"sqlite:///{home / 'caseledger.db'}",
+            policy_name=env.get("CASELEDGER_POLICY") or None,
+            policy_dir=Path(env.get("CASELEDGER_POLICY_DIR") or POLICY_DIR),
+            tokens_file=Path(env.get("CASELEDGER_TOKENS_FILE") or home / "tokens.toml"),
+        )
+
+    @property
+    def backend(self) -> str:
+        return "postgres" if self.database_url.startswith(("postgres://", "postgresql://")) else "sqlite"
+
+    def persistence_env(self) -> dict[str, str]:
+        """The eventsourcing environment variables for the configured database."""
+        url = urlparse(self.database_url)
+        if self.backend == "sqlite":
+            if url.scheme != "sqlite":
+                raise ValueError(f"unsupported database URL {self.database_url!r}")
+            path = Path(unquote(self.database_url[len("sqlite:///"):]))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(path),
+                    "SQLITE_LOCK_TIMEOUT": "10"}
+        query = parse_qs(url.query)
+        env = {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": url.path.lstrip("/") or "caseledger",
+            "POSTGRES_HOST": url.hostname or "127.0.0.1",
+            "POSTGRES_PORT": str(url.port or 5432),
+            "POSTGRES_USER": unquote(url.username or "postgres"),
+            "POSTGRES_PASSWORD": unquote(url.password or ""),
+            "POSTGRES_POOL_SIZE": query.get("pool_size", ["5"])[0],
+            "POSTGRES_CONNECT_TIMEOUT": "10",
+        }
+        if "schema" in query:
+            env["POSTGRES_SCHEMA"] = query["schema"][0]
+        return env
+
+
+def build(environ: Mapping[str, str] | None = None) -> CaseLedger:
+    """Build the application from the environment (or the given mapping)."""
+    settings = Settings.from_env(environ)
+    return CaseLedger(
+        settings.persistence_env(),
+        policies=PolicyBook.load(settings.policy_dir),
+        calendar=ChineseBusinessCalendar(),
+        policy_name=settings.policy_name,
+    )

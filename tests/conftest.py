@@ -1,0 +1,99 @@
+"""Test harness: one suite, two backends.
+
+Every test that asks for ``ledger`` (or ``client``) runs once on SQLite and once on PostgreSQL.
+PostgreSQL comes from ``CASELEDGER_TEST_PG_DSN`` when set, otherwise from a throwaway cluster
+started for the session. If neither works the PostgreSQL tests *fail* — they are never skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Iterator
+
+import psycopg
+import pytest
+
+from domain.context import Context
+from domain.policy import PolicyBook
+from ledger.application import CaseLedger
+from ledger.bootstrap import build
+from ledger.throwaway_pg import ThrowawayPostgres
+
+BACKENDS = ("sqlite", "postgres")
+T0 = datetime(2025, 9, 1, 9, 0, tzinfo=timezone(timedelta(hours=8)))
+
+
+@pytest.fixture(scope="session")
+def pg_dsn() -> Iterator[str]:
+    dsn = os.environ.get("CASELEDGER_TEST_PG_DSN")
+    if dsn:
+        yield dsn
+        return
+    with ThrowawayPostgres() as pg:
+        yield pg.dsn
+
+
+@pytest.fixture(scope="session")
+def policies() -> PolicyBook:
+    return PolicyBook.load()
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database per test: a SQLite file, or a PostgreSQL schema of its own."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'ledger.db'}"
+        return
+    dsn = request.getfixturevalue("pg_dsn")
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    sep = "&" if "?" in dsn else "?"
+    yield f"{dsn}{sep}schema={schema}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def env(database_url: str, tmp_path: Path) -> dict[str, str]:
+    return {"CASELEDGER_DATABASE_URL": database_url, "CASELEDGER_HOME": str(tmp_path / "home")}
+
+
+@pytest.fixture
+def ledger(env: dict[str, str]) -> Iterator[CaseLedger]:
+    app = build(env)
+    yield app
+    app.close()
+
+
+class Clock:
+    """Business time under test control: every call advances a minute, so events keep order."""
+
+    def __init__(self, start: datetime = T0):
+        self.now = start
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(minutes=1)
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def ctx(clock: Clock):
+    """Make a command context for an actor: ``ctx("agent-li")``, ``ctx("lead-wang", "team_lead")``."""
+
+    def make(actor: str = "agent-li", role: str = "agent", reason: str | None = None) -> Context:
+        return Context(actor_id=actor, actor_role=role, occurred_at=clock(), request_id=uuid.uuid4().hex,
+                       reason=reason)
+
+    return make
