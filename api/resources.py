@@ -119,10 +119,24 @@ def register_resources(api: Api) -> None:
               lambda ctx, **a: ledger().accept_complaint(ctx, **a))
     _creation(blueprints["feedback"], "feedback", s.FeedbackCreate, lambda ctx, **a: ledger().submit_feedback(ctx, **a))
     _creation(blueprints["survey"], "survey", s.SurveyCreate, lambda ctx, **a: ledger().answer_survey(ctx, **a))
+    log = Blueprint("events", __name__, url_prefix="/events", description="The ledger's log of all events")
+    _log(log)
+    blueprints["log"] = log
     _feedback_escalation(blueprints["feedback"])
     _interaction_import(blueprints["interaction"])
     for blp in blueprints.values():
         api.register_blueprint(blp)
+
+
+def _log(blp: Blueprint) -> None:
+    @blp.route("", endpoint="list")
+    @blp.arguments(s.EventQuery, location="query")
+    @blp.response(200, s.LogPage)
+    @blp.doc(summary="All events in log order, with actor, role, time and policy")
+    def events(query):  # noqa: ANN001, ANN202
+        page = ledger().log(after=query["after"], limit=query["limit"])
+        next_after = page[-1][0] if len(page) == query["limit"] else None
+        return {"items": [event_record(e, position) for position, e in page], "next_after": next_after}
 
 
 def _feedback_escalation(blp: Blueprint) -> None:

@@ -239,6 +239,25 @@ class EventPage(Schema):
     next_after = fields.Integer(allow_none=True, metadata={"description": "pass as ?after= for the next page"})
 
 
+class LogEvent(EventSchema):
+    position = fields.Integer(metadata={"description": "position in the ledger's log (gaps are possible)"})
+
+
+class LogPage(Schema):
+    items = fields.List(fields.Nested(LogEvent))
+    next_after = fields.Integer(allow_none=True, metadata={"description": "pass as ?after= for the next page"})
+
+
 class EventQuery(Strict):
     after = fields.Integer(load_default=0, validate=validate.Range(min=0))
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+
+
+def _name_action_schemas() -> None:
+    """Give each action schema its own name in the OpenAPI document (TicketClassify, …)."""
+    for kind, actions in ACTION_SCHEMAS.items():
+        for action, schema in actions.items():
+            schema.__name__ = "".join(part.capitalize() for part in [kind, *action.split("_")])
+
+
+_name_action_schemas()

@@ -101,6 +101,11 @@ class CaseLedger(Application):
         aggregate = self.get(kind, aggregate_id)
         return list(self.events.get(aggregate.id, gt=after, limit=limit))
 
+    def log(self, *, after: int = 0, limit: int = 100) -> list[tuple[int, Any]]:
+        """(position, event) pairs from the application's notification log, in log order."""
+        notifications = self.recorder.select_notifications(start=after + 1, limit=limit)
+        return [(n.id, self.mapper.to_domain_event(n)) for n in notifications]
+
     # -- one command on one aggregate -----------------------------------------------------------
     def act(self, kind: str, aggregate_id: UUID | str, action: str, ctx: Context, args: dict[str, Any],
             expected_version: int | None = None) -> Any:

@@ -43,8 +43,10 @@ def serve(host: str, port: int, demo: bool) -> None:
         if ledger.recorder.max_notification_id() in (None, 0):
             _load_demo(ledger)
     app = create_app(ledger)
-    console.print(f"[bold green]caseledger[/] on [bold]http://{host}:{port}[/]  "
-                  f"({settings.backend}: {settings.database_url})  OpenAPI: http://{host}:{port}/openapi.json")
+    base = f"http://{host}:{port}"
+    console.print(f"[bold green]caseledger[/] on [bold]{base}[/]  ({settings.backend}: {settings.database_url})")
+    console.print(f"  OpenAPI: {base}/openapi.json   latest events: curl -H 'Authorization: Bearer <token>' "
+                  f"'{base}/events?limit=5'")
     app.run(host=host, port=port, threaded=True, debug=False, use_reloader=False)
 
 
@@ -82,7 +84,6 @@ def _ensure_demo_tokens(settings: Settings) -> None:
         table.add_row(caller.actor_id, caller.role, book.issue(caller))
     book.save(path)
     console.print(table)
-    console.print("try: curl -H 'Authorization: Bearer <token>' http://127.0.0.1:5000/openapi.json")
 
 
 @main.group()
@@ -147,14 +148,12 @@ def events(kind: str | None, aggregate_id: str | None, event_type: str | None, a
 
 def _notifications(ledger: Any, after: int):
     """(position, domain event) pairs in log order, read in pages."""
-    start = after + 1
     while True:
-        page = ledger.recorder.select_notifications(start=start, limit=500)
+        page = ledger.log(after=after, limit=500)
         if not page:
             return
-        for notification in page:
-            yield notification.id, ledger.mapper.to_domain_event(notification)
-        start = page[-1].id + 1
+        yield from page
+        after = page[-1][0]
 
 
 @main.command()

@@ -1,0 +1,1 @@
+"""Scheduled compliance jobs, run as their own process (never inside API workers)."""
