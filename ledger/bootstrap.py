@@ -56,7 +56,7 @@ class Settings:
             path = Path(unquote(self.database_url[len("sqlite:///"):]))
             path.parent.mkdir(parents=True, exist_ok=True)
             return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(path),
-                    "SQLITE_LOCK_TIMEOUT": "10"}
+                    "SQLITE_LOCK_TIMEOUT": "10", "APPLICATION_RECORDER_TOPIC": "ledger.recorders:LedgerSQLiteRecorder"}
         query = parse_qs(url.query)
         env = {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
@@ -67,6 +67,10 @@ class Settings:
             "POSTGRES_PASSWORD": unquote(url.password or ""),
             "POSTGRES_POOL_SIZE": query.get("pool_size", ["5"])[0],
             "POSTGRES_CONNECT_TIMEOUT": "10",
+            # The Merkle log is appended by our recorder inside the events' transaction; the
+            # database-function insert path would bypass it, so it stays off.
+            "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
+            "APPLICATION_RECORDER_TOPIC": "ledger.recorders:LedgerPostgresRecorder",
         }
         if "schema" in query:
             env["POSTGRES_SCHEMA"] = query["schema"][0]

@@ -1,0 +1,72 @@
+"""eventsourcing's own reusable recorder test cases, run against our Merkle-logging recorders.
+
+Our recorders extend the library's; these are the library's tests of the recorder contract
+(insert/select, notification order, concurrent writers), so the extension must still pass them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+from eventsourcing.postgres import PostgresDatastore
+from eventsourcing.sqlite import SQLiteDatastore
+from eventsourcing.tests.persistence import ApplicationRecorderTestCase
+
+from ledger.recorders import LedgerPostgresRecorder, LedgerSQLiteRecorder
+
+
+class TestLedgerSQLiteRecorder(ApplicationRecorderTestCase):
+    @pytest.fixture(autouse=True)
+    def _db(self, tmp_path: Path) -> None:
+        self.db_path = tmp_path / "recorder.db"
+
+    def create_recorder(self) -> LedgerSQLiteRecorder:
+        recorder = LedgerSQLiteRecorder(SQLiteDatastore(str(self.db_path)))
+        recorder.create_table()
+        return recorder
+
+    def test_log_has_one_leaf_per_event(self) -> None:
+        self.test_insert_select()
+        recorder = self.create_recorder()
+        with recorder.datastore.transaction(commit=False) as c:
+            c.execute("SELECT COUNT(*), MIN(leaf_index), MAX(leaf_index) FROM merkle_leaves")
+            leaves, low, high = c.fetchone()
+            c.execute(f"SELECT COUNT(*) FROM {recorder.events_table_name}")
+            events = c.fetchone()[0]
+        assert leaves == events > 0 and (low, high) == (0, events - 1)
+
+
+class TestLedgerPostgresRecorder(ApplicationRecorderTestCase):
+    @pytest.fixture(autouse=True)
+    def _db(self, pg_dsn: str):
+        self.dsn = pg_dsn
+        self.schema = f"r_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{self.schema}"')
+        self.datastores: list[PostgresDatastore] = []
+        yield
+        for datastore in self.datastores:
+            datastore.close()
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{self.schema}" CASCADE')
+
+    def create_recorder(self) -> LedgerPostgresRecorder:
+        info = psycopg.conninfo.conninfo_to_dict(self.dsn)
+        datastore = PostgresDatastore(dbname=info.get("dbname", "postgres"), host=info.get("host", "127.0.0.1"),
+                                      port=str(info.get("port", 5432)), user=info.get("user", "postgres"),
+                                      password=info.get("password", ""), schema=self.schema, pool_size=12)
+        self.datastores.append(datastore)
+        recorder = LedgerPostgresRecorder(datastore, events_table_name="stored_events")
+        recorder.create_table()
+        return recorder
+
+    def test_log_has_one_leaf_per_event(self) -> None:
+        self.test_insert_select()
+        with psycopg.connect(self.dsn) as conn:
+            leaves, low, high = conn.execute(
+                f'SELECT COUNT(*), MIN(leaf_index), MAX(leaf_index) FROM "{self.schema}".merkle_leaves').fetchone()
+            events = conn.execute(f'SELECT COUNT(*) FROM "{self.schema}".stored_events').fetchone()[0]
+        assert leaves == events > 0 and (low, high) == (0, events - 1)
