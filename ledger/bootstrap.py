@@ -86,3 +86,11 @@ def build(environ: Mapping[str, str] | None = None) -> CaseLedger:
         calendar=ChineseBusinessCalendar(),
         policy_name=settings.policy_name,
     )
+
+
+def transparency_log(ledger: CaseLedger, environ: Mapping[str, str] | None = None):  # noqa: ANN201
+    """The ledger's transparency log with the signing keys configured in the environment."""
+    from ledger.keys import LogKeys
+    from ledger.transparency import TransparencyLog
+
+    return TransparencyLog(ledger.recorder, LogKeys.from_env(environ))

@@ -53,6 +53,8 @@ class VerificationReport:
 
 def _check_record(record: LeafRecord, expected_index: int) -> str | None:
     """What is wrong with this record at this point of the replay, or None."""
+    if isinstance(record.leaf_index, bool) or not isinstance(record.leaf_index, int):
+        return f"leaf index {record.leaf_index!r} is not an integer"
     if record.leaf_index < expected_index:
         return f"leaf index {record.leaf_index} appears again after leaf {expected_index - 1}"
     if record.leaf_index > expected_index:
@@ -91,7 +93,9 @@ def verify_log(records: Iterable[LeafRecord], checkpoints: Sequence[Checkpoint],
         index = frontier.size
         problem = _check_record(record, index)
         if problem is not None:
-            return report(Problem(index, record.position, record.label, problem))
+            # A gap is reported at the first missing index, a repeat at the repeated one.
+            where = min(index, record.leaf_index) if isinstance(record.leaf_index, int) else index
+            return report(Problem(where, record.position, record.label, problem))
         frontier.append(bytes(record.stored_leaf_hash))
         # Every checkpoint signed at this size must have exactly the root we just rebuilt.
         while next_cp < len(pending) and pending[next_cp].size == frontier.size:
