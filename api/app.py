@@ -5,16 +5,17 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import datetime, timezone
-from typing import Callable
+from typing import Callable, Mapping
 
 from flask import Flask, g, request
 from flask_smorest import Api
 
 from api import problems
 from api.auth import authenticate
+from api.log import register_log
 from api.resources import register_resources
 from ledger.application import CaseLedger
-from ledger.bootstrap import Settings, build
+from ledger.bootstrap import Settings, build, transparency_log
 from ledger.tokens import TokenBook
 
 Clock = Callable[[], datetime]
@@ -28,8 +29,9 @@ class ProblemApi(Api):
 
 
 def create_app(ledger: CaseLedger | None = None, *, tokens: TokenBook | None = None,
-               clock: Clock | None = None) -> Flask:
-    settings = Settings.from_env()
+               clock: Clock | None = None, environ: Mapping[str, str] | None = None) -> Flask:
+    """Build the Flask app; ``environ`` (default: the process environment) configures what is not given."""
+    settings = Settings.from_env(environ)
     app = Flask("caseledger")
     app.config.update(
         API_TITLE="caseledger",
@@ -40,9 +42,10 @@ def create_app(ledger: CaseLedger | None = None, *, tokens: TokenBook | None = N
         MAX_CONTENT_LENGTH=16 * 1024 * 1024,
         JSON_SORT_KEYS=False,
     )
-    app.extensions["caseledger"] = ledger or build()
+    app.extensions["caseledger"] = ledger or build(environ)
     app.extensions["caseledger.tokens"] = tokens or TokenBook.load(settings.tokens_file)
     app.extensions["caseledger.clock"] = clock or (lambda: datetime.now(timezone.utc))
+    app.extensions["caseledger.log"] = transparency_log(app.extensions["caseledger"], environ)
 
     api = ProblemApi(app, spec_kwargs={"components": {"securitySchemes": {
         "bearer": {"type": "http", "scheme": "bearer"}}}, "security": [{"bearer": []}]})
@@ -67,5 +70,6 @@ def create_app(ledger: CaseLedger | None = None, *, tokens: TokenBook | None = N
         return {"status": "ok"}
 
     register_resources(api)
+    register_log(api)
     logging.getLogger("caseledger").setLevel(logging.INFO)
     return app

@@ -93,4 +93,4 @@ def transparency_log(ledger: CaseLedger, environ: Mapping[str, str] | None = Non
     from ledger.keys import LogKeys
     from ledger.transparency import TransparencyLog
 
-    return TransparencyLog(ledger.recorder, LogKeys.from_env(environ))
+    return TransparencyLog(ledger, LogKeys.from_env(environ))

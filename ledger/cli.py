@@ -6,12 +6,15 @@ import json
 import sys
 from typing import Any
 
+from datetime import datetime, timezone
+
 import click
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from ledger.bootstrap import Settings, build
+from ledger.bootstrap import Settings, build, transparency_log
+from ledger.keys import LogKeys
 from ledger.records import event_record
 from ledger.tokens import ROLES, Caller, TokenBook
 
@@ -40,8 +43,10 @@ def serve(host: str, port: int, demo: bool) -> None:
     ledger = build()
     if demo:
         _ensure_demo_tokens(settings)
+        LogKeys.from_env().ensure()
         if ledger.recorder.max_notification_id() in (None, 0):
             _load_demo(ledger)
+            transparency_log(ledger).publish_checkpoint(datetime.now(timezone.utc))
     app = create_app(ledger)
     base = f"http://{host}:{port}"
     console.print(f"[bold green]caseledger[/] on [bold]{base}[/]  ({settings.backend}: {settings.database_url})")
@@ -165,6 +170,13 @@ def policies() -> None:
         marker = " (default)" if policy.name == ledger.policy_name else ""
         table.add_row(ref + marker, policy.effective_from.isoformat(), policy.extends or "-", policy.title)
     Console().print(table)
+
+
+# Command groups that live beside their own subsystems plug in here.
+from ledger.cli_integrity import COMMANDS as _INTEGRITY_COMMANDS  # noqa: E402
+
+for _command in _INTEGRITY_COMMANDS:
+    main.add_command(_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -30,8 +30,11 @@ class LogError(Exception):
 
 
 class TransparencyLog:
-    def __init__(self, recorder: Any, keys: LogKeys):
-        self.recorder = recorder
+    def __init__(self, application: Any, keys: LogKeys):
+        # Hold the application, not just its recorder: an eventsourcing Application closes its
+        # connection pool when it is garbage-collected.
+        self.application = application
+        self.recorder = recorder = application.recorder
         self.keys = keys
         self.pg = isinstance(recorder, PostgresApplicationRecorder)
         if self.pg:

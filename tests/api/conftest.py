@@ -9,7 +9,7 @@ from ledger.tokens import Caller, TokenBook
 
 ROLES = {"agent": ("agent-li", "agent"), "agent2": ("agent-zhao", "agent"), "lead": ("lead-wang", "team_lead"),
          "cm": ("cm-zhou", "complaint_manager"), "records": ("records-chen", "records_manager"),
-         "auditor": ("auditor-he", "auditor")}
+         "auditor": ("auditor-he", "auditor"), "admin": ("admin-ma", "administrator")}
 
 
 class Api:
@@ -38,8 +38,8 @@ def tokens() -> tuple[TokenBook, dict[str, str]]:
 
 
 @pytest.fixture
-def app(ledger, tokens, clock):
-    return create_app(ledger, tokens=tokens[0], clock=clock)
+def app(ledger, tokens, clock, env):
+    return create_app(ledger, tokens=tokens[0], clock=clock, environ=env)
 
 
 @pytest.fixture
