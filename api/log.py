@@ -10,6 +10,7 @@ from marshmallow import Schema, fields, validate
 from werkzeug.exceptions import Forbidden, NotFound, ServiceUnavailable, UnprocessableEntity
 
 from api.auth import current_caller
+from api.schemas import Strict
 from ledger.integrity.merkle import leaf_hash
 from ledger.keys import KeyMissing
 from ledger.transparency import LogError, TransparencyLog
@@ -17,19 +18,13 @@ from ledger.transparency import LogError, TransparencyLog
 blp = Blueprint("log", __name__, url_prefix="/log", description="Transparency log (RFC 9162) and signed checkpoints")
 
 
-class InclusionQuery(Schema):
-    class Meta:
-        unknown = "raise"
-
+class InclusionQuery(Strict):
     aggregate_id = fields.UUID(required=True)
     version = fields.Integer(required=True, validate=validate.Range(min=1))
     tree_size = fields.Integer(load_default=None, validate=validate.Range(min=1))
 
 
-class ConsistencyQuery(Schema):
-    class Meta:
-        unknown = "raise"
-
+class ConsistencyQuery(Strict):
     old = fields.Integer(required=True, validate=validate.Range(min=0))
     new = fields.Integer(load_default=None, validate=validate.Range(min=0))
 

@@ -7,25 +7,13 @@ import platform
 import tempfile
 import time
 import uuid
-from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import psycopg
 
-from ledger.throwaway_pg import ThrowawayPostgres
-
-
-@contextmanager
-def postgres_dsn() -> Iterator[str]:
-    """CASELEDGER_TEST_PG_DSN if set, else a throwaway cluster for the run."""
-    dsn = os.environ.get("CASELEDGER_TEST_PG_DSN")
-    if dsn:
-        yield dsn
-        return
-    with ThrowawayPostgres() as pg:
-        yield pg.dsn
+from ledger.throwaway_pg import postgres_dsn  # noqa: F401 - re-exported for the benchmarks
 
 
 def fresh_database_url(backend: str, pg_dsn: str | None) -> str:

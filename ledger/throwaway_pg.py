@@ -13,7 +13,20 @@ import socket
 import subprocess
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
+
+
+@contextmanager
+def postgres_dsn() -> Iterator[str]:
+    """``CASELEDGER_TEST_PG_DSN`` when set, else a throwaway cluster that lives as long as the block."""
+    dsn = os.environ.get("CASELEDGER_TEST_PG_DSN")
+    if dsn:
+        yield dsn
+        return
+    with ThrowawayPostgres() as pg:
+        yield pg.dsn
 
 
 class PostgresUnavailable(RuntimeError):

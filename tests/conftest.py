@@ -7,7 +7,6 @@ started for the session. If neither works the PostgreSQL tests *fail* — they a
 
 from __future__ import annotations
 
-import os
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -20,7 +19,7 @@ from domain.context import Context
 from domain.policy import PolicyBook
 from ledger.application import CaseLedger
 from ledger.bootstrap import build
-from ledger.throwaway_pg import ThrowawayPostgres
+from ledger.throwaway_pg import postgres_dsn
 
 BACKENDS = ("sqlite", "postgres")
 T0 = datetime(2025, 9, 1, 9, 0, tzinfo=timezone(timedelta(hours=8)))
@@ -28,12 +27,8 @@ T0 = datetime(2025, 9, 1, 9, 0, tzinfo=timezone(timedelta(hours=8)))
 
 @pytest.fixture(scope="session")
 def pg_dsn() -> Iterator[str]:
-    dsn = os.environ.get("CASELEDGER_TEST_PG_DSN")
-    if dsn:
+    with postgres_dsn() as dsn:
         yield dsn
-        return
-    with ThrowawayPostgres() as pg:
-        yield pg.dsn
 
 
 @pytest.fixture(scope="session")
