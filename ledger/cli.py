@@ -91,6 +91,33 @@ def _ensure_demo_tokens(settings: Settings) -> None:
     console.print(table)
 
 
+@main.command("import-interactions")
+@click.argument("file", type=click.File("r", encoding="utf-8"))
+@click.option("--actor", default="import", show_default=True, help="Actor recorded on the imported events.")
+@click.option("--role", default="service", show_default=True, type=click.Choice(ROLES))
+@click.option("--batch-size", default=500, show_default=True)
+def import_interactions(file: Any, actor: str, role: str, batch_size: int) -> None:
+    """Import interactions from newline-delimited JSON (same fields as POST /interactions/import).
+
+    Every line is validated first; one bad line rejects the whole file and nothing is written."""
+    import uuid
+
+    from api.resources import parse_import_lines
+    from domain.context import Context
+
+    records, errors = parse_import_lines(file.read().splitlines())
+    if errors:
+        for where, problem in errors.items():
+            console.print(f"[red]{where}[/]: {problem}")
+        raise SystemExit(1)
+    now = datetime.now(timezone.utc)
+    request_id = f"cli-import-{uuid.uuid4().hex[:12]}"
+    batch = [(Context(actor, role, when or now, request_id), fields) for when, fields in records]
+    report = build().import_interactions(batch, batch_size=batch_size)
+    console.print(f"imported {report['imported']}, skipped {report['skipped']} already imported, "
+                  f"of {len(records)} lines")
+
+
 @main.group()
 def tokens() -> None:
     """API bearer tokens."""
@@ -174,8 +201,9 @@ def policies() -> None:
 
 # Command groups that live beside their own subsystems plug in here.
 from ledger.cli_integrity import COMMANDS as _INTEGRITY_COMMANDS  # noqa: E402
+from projections.cli import projections, replay  # noqa: E402
 
-for _command in _INTEGRITY_COMMANDS:
+for _command in (*_INTEGRITY_COMMANDS, projections, replay):
     main.add_command(_command)
 
 

@@ -1,0 +1,144 @@
+"""The read-model API contract: queries and responses of dashboards, case lists and auditor replay."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from api.schemas import Name, Strict
+
+Names = lambda **kw: fields.List(Name(), load_default=None, **kw)  # noqa: E731 - repeat the parameter for "any of"
+
+
+class ListQuery(Strict):
+    overdue = fields.Boolean(load_default=None, metadata={"description": "only cases whose main clock is late at as_of"
+                                                                         " (false: only those that are not)"})
+    as_of = fields.AwareDateTime(load_default=None, metadata={"description": "time for 'overdue' (default: now)"})
+    cursor = fields.String(load_default=None, validate=validate.Length(max=200),
+                           metadata={"description": "next_cursor of the previous page"})
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+    status = Names()
+    channel = Names()
+    owner = Names(metadata={"description": "tickets: first-contact owner (首问负责人); complaints: handler"})
+    handler = Names()
+    customer_id = fields.List(fields.UUID(), load_default=None)
+
+
+class TicketListQuery(ListQuery):
+    priority = Names()
+    complexity = Names()
+    team = Names()
+
+
+class ComplaintListQuery(ListQuery):
+    level = fields.List(fields.Integer(), load_default=None)
+    complaint_type = Names()
+    rung = Names()
+
+
+class TicketRow(Schema):
+    ticket_id, customer_id, interaction_id = fields.String(), fields.String(), fields.String(allow_none=True)
+    seq, version = fields.Integer(), fields.Integer()
+    channel, status, priority, complexity = fields.String(), fields.String(), fields.String(), fields.String()
+    high_risk, overdue = fields.Boolean(), fields.Boolean()
+    first_contact_owner, handler, team, policy_ref = fields.String(), fields.String(), fields.String(), fields.String()
+    received_at, clock_started_at, paused_since = fields.String(), fields.String(), fields.String()
+    resolution_deadline, resolved_at, closed_at, updated_at = (fields.String(), fields.String(), fields.String(),
+                                                               fields.String())
+    paused_seconds, reopen_count, rework_count = fields.Integer(), fields.Integer(), fields.Integer()
+
+
+class ComplaintRow(Schema):
+    complaint_id, customer_id, ticket_id = fields.String(), fields.String(), fields.String(allow_none=True)
+    seq, version, level = fields.Integer(), fields.Integer(), fields.Integer(allow_none=True)
+    channel, status, complaint_type, rung, handler = (fields.String(), fields.String(), fields.String(),
+                                                      fields.String(), fields.String())
+    escalations, evidence_count = fields.Integer(), fields.Integer()
+    remedy_kind, policy_ref = fields.String(), fields.String()
+    satisfied = fields.Boolean(allow_none=True)
+    root_cause_recorded, overdue = fields.Boolean(), fields.Boolean()
+    accepted_at, closed_loop_deadline, notified_at, archived_at, updated_at = (
+        fields.String(), fields.String(), fields.String(), fields.String(), fields.String())
+
+
+class _Page(Schema):
+    next_cursor = fields.String(allow_none=True, metadata={"description": "pass as ?cursor= for the next page"})
+    position = fields.Integer(metadata={"description": "log position the read model has processed"})
+    as_of = fields.String()
+
+
+class TicketPage(_Page):
+    items = fields.List(fields.Nested(TicketRow))
+
+
+class ComplaintPage(_Page):
+    items = fields.List(fields.Nested(ComplaintRow))
+
+
+class KpiQuery(Strict):
+    from_ = fields.Date(data_key="from", load_default=None, metadata={"description": "first business day (default: to − 29)"})
+    to = fields.Date(load_default=None, metadata={"description": "last business day, inclusive (default: today)"})
+    group_by = fields.String(load_default="day", validate=validate.OneOf(["day", "channel", "team"]))
+
+
+class KpiTarget(Schema):
+    op, clause = fields.String(allow_none=True), fields.String()
+    value = fields.Float(allow_none=True)
+    met = fields.Boolean(allow_none=True)
+
+
+class KpiValue(Schema):
+    key, unit, definition = fields.String(), fields.String(), fields.String()
+    value = fields.Float(allow_none=True)
+    numerator, denominator = fields.Integer(allow_none=True), fields.Integer(allow_none=True)
+    target = fields.Nested(KpiTarget, allow_none=True)
+
+
+class KpiGroup(Schema):
+    group = fields.String()
+    counters = fields.Dict(keys=fields.String(), values=fields.Integer())
+    kpis = fields.List(fields.Nested(KpiValue))
+
+
+class Dashboard(Schema):
+    from_ = fields.String(data_key="from")
+    to, group_by, policy = fields.String(), fields.String(), fields.String()
+    customers, position = fields.Integer(), fields.Integer()
+    groups = fields.List(fields.Nested(KpiGroup))
+
+
+class TimelineEntry(Schema):
+    position, version = fields.Integer(), fields.Integer()
+    kind, aggregate_id, type = fields.String(), fields.String(), fields.String()
+    occurred_at, recorded_at = fields.String(), fields.String()
+    actor_id, actor_role, policy, reason = fields.String(), fields.String(), fields.String(), fields.String(allow_none=True)
+    data = fields.Dict()
+    personal_fields = fields.List(fields.String(), metadata={"description": "personal data present (values not shown)"})
+
+
+class Timeline(Schema):
+    kind, id = fields.String(), fields.String()
+    items = fields.List(fields.Nested(TimelineEntry))
+
+
+class StateQuery(Strict):
+    as_of = fields.AwareDateTime(load_default=None, metadata={"description": "business time"})
+    position = fields.Integer(load_default=None, validate=validate.Range(min=0), metadata={"description": "log position"})
+
+
+class ReplayedState(Schema):
+    kind, id, point = fields.String(), fields.String(), fields.String()
+    state = fields.Dict()
+
+
+class DiffQuery(Strict):
+    from_ = fields.String(data_key="from", required=True, validate=validate.Length(min=1, max=64),
+                          metadata={"description": "log position (digits) or ISO time"})
+    to = fields.String(required=True, validate=validate.Length(min=1, max=64))
+
+
+class ReplayedDiff(Schema):
+    kind, id = fields.String(), fields.String()
+    from_ = fields.String(data_key="from")
+    to = fields.String()
+    from_version, to_version = fields.Integer(), fields.Integer()
+    changed = fields.Dict(metadata={"description": "attribute -> {from, to}"})

@@ -1,0 +1,189 @@
+"""Read-model endpoints: KPI dashboards, ticket/complaint lists, auditor replay.
+
+Freshness: the API process keeps the read models up to date itself. Before answering a
+dashboard or list request it catches up with the log (``ProjectionRunner.catch_up``) under a
+process-wide lock, in the request's thread, so what you read includes every event committed
+before your request — also under ``make run`` with no separate ``caseledger projections run``.
+Running that process as well is safe: both commit through the same tracking rows (locked per
+batch), so an event is never applied twice. Replay reads the event store directly and needs no
+catch-up.
+
+ETags: every response carries a strong ETag, the SHA-256 of its serialised body; send it back in
+``If-None-Match`` to get ``304 Not Modified`` when nothing you asked for changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from datetime import date
+from typing import Any
+
+from flask import Response, current_app, request
+from flask_smorest import Api, Blueprint
+from werkzeug.exceptions import BadRequest, ServiceUnavailable, UnprocessableEntity
+
+from api import read_model_schemas as rs
+from ledger.errors import InvalidRequest
+from projections.catalog import runner_for
+from projections.kpis import dashboard, parse_period
+from projections.queries import BadCursor, list_complaints, list_tickets
+from projections.replay import Point, Replay
+from projections.runtime import ProjectionFailed, ProjectionRunner
+
+_EXTENSION = "caseledger.read_models"
+_SETUP_LOCK = threading.Lock()
+
+
+class LiveReadModels:
+    """The app's read models, caught up on demand; one lock so only one thread projects at a time."""
+
+    def __init__(self, ledger: Any):
+        self.ledger = ledger
+        self.runner: ProjectionRunner = runner_for(ledger)
+        self.replay = Replay(ledger, self.runner.db)
+        self.lock = threading.Lock()
+
+    def fresh(self) -> int:
+        """Catch up with the log; returns the position every read model has reached."""
+        with self.lock:
+            try:
+                self.runner.catch_up()
+            except ProjectionFailed as e:
+                raise ServiceUnavailable(f"read models are stopped: {e}") from None
+            return min(self.runner.positions().values())
+
+
+def read_models() -> LiveReadModels:
+    with _SETUP_LOCK:
+        live = current_app.extensions.get(_EXTENSION)
+        if live is None:
+            try:
+                live = current_app.extensions[_EXTENSION] = LiveReadModels(current_app.extensions["caseledger"])
+            except RuntimeError as e:  # e.g. tables built by another projection version
+                raise ServiceUnavailable(str(e)) from None
+        return live
+
+
+def conditional(body: dict[str, Any], schema: type) -> Any:
+    """Answer 304 when the client already has this exact body, else the body with its ETag."""
+    serialised = json.dumps(schema().dump(body), sort_keys=True, ensure_ascii=False, default=str)
+    tag = hashlib.sha256(serialised.encode()).hexdigest()[:40]
+    headers = {"ETag": f'"{tag}"', "Cache-Control": "private, no-cache"}
+    if request.if_none_match and request.if_none_match.contains_weak(tag):
+        return Response(status=304, headers=headers)
+    return body, 200, headers
+
+
+def _now() -> Any:
+    return current_app.extensions["caseledger.clock"]()
+
+
+def _criteria(query: dict[str, Any], *names: str) -> dict[str, Any]:
+    out = {}
+    for name in names:
+        value = query.get(name)
+        if value:
+            out[name] = [str(v) if not isinstance(v, int) else v for v in value]
+    return out
+
+
+def _views(blp: Blueprint) -> None:
+    @blp.route("/tickets", endpoint="tickets")
+    @blp.arguments(rs.TicketListQuery, location="query")
+    @blp.response(200, rs.TicketPage)
+    @blp.doc(summary="Tickets, filtered, in creation order, keyset-paginated (ids and facts only)")
+    def tickets(query):  # noqa: ANN001, ANN202
+        live = read_models()
+        position = live.fresh()
+        as_of = query["as_of"] or _now()
+        criteria = _criteria(query, "status", "priority", "complexity", "channel", "owner", "handler", "team",
+                             "customer_id")
+        try:
+            page = list_tickets(live.runner.db, criteria, as_of=as_of, overdue=query["overdue"],
+                                cursor=query["cursor"], limit=query["limit"])
+        except BadCursor as e:
+            raise BadRequest(str(e)) from None
+        return conditional({**page, "position": position, "as_of": as_of.isoformat()}, rs.TicketPage)
+
+    @blp.route("/complaints", endpoint="complaints")
+    @blp.arguments(rs.ComplaintListQuery, location="query")
+    @blp.response(200, rs.ComplaintPage)
+    @blp.doc(summary="Complaints, filtered, in acceptance order, keyset-paginated (ids and facts only)")
+    def complaints(query):  # noqa: ANN001, ANN202
+        live = read_models()
+        position = live.fresh()
+        as_of = query["as_of"] or _now()
+        criteria = _criteria(query, "status", "channel", "level", "complaint_type", "rung", "handler", "owner",
+                             "customer_id")
+        try:
+            page = list_complaints(live.runner.db, criteria, as_of=as_of, overdue=query["overdue"],
+                                   cursor=query["cursor"], limit=query["limit"])
+        except BadCursor as e:
+            raise BadRequest(str(e)) from None
+        return conditional({**page, "position": position, "as_of": as_of.isoformat()}, rs.ComplaintPage)
+
+
+def _dashboards(blp: Blueprint) -> None:
+    @blp.route("/kpis", endpoint="kpis")
+    @blp.arguments(rs.KpiQuery, location="query")
+    @blp.response(200, rs.Dashboard)
+    @blp.doc(summary="KPIs per business day, channel or team, each with its definition and policy target",
+             description="Definitions: projections/README.md. Days are business days in the policy's time zone.")
+    def kpis(query):  # noqa: ANN001, ANN202
+        live = read_models()
+        position = live.fresh()
+        ledger = live.ledger
+        tz = ledger.policies.versions(ledger.policy_name)[-1].tz
+        today = _now().astimezone(tz).date()
+        first: date | None = query["from_"]
+        last: date | None = query["to"]
+        try:
+            start, end = parse_period(first.isoformat() if first else None, last.isoformat() if last else None, today)
+        except ValueError as e:
+            raise UnprocessableEntity(str(e)) from None
+        body = dashboard(live.runner.db, ledger, start, end, query["group_by"])
+        return conditional({**body, "from_": body.pop("from"), "position": position}, rs.Dashboard)
+
+
+def _replay(blp: Blueprint) -> None:
+    @blp.route("/<kind>/<aggregate_id>/timeline", endpoint="timeline")
+    @blp.response(200, rs.Timeline)
+    @blp.doc(summary="Every event of a case in log order (a customer: also their cases' events)")
+    def timeline(kind, aggregate_id):  # noqa: ANN001, ANN202
+        items = read_models().replay.timeline(kind, aggregate_id)
+        return conditional({"kind": kind, "id": aggregate_id, "items": items}, rs.Timeline)
+
+    @blp.route("/<kind>/<aggregate_id>/state", endpoint="state")
+    @blp.arguments(rs.StateQuery, location="query")
+    @blp.response(200, rs.ReplayedState)
+    @blp.doc(summary="A case's state AS OF a business time or a log position, replayed from its events")
+    def state(query, kind, aggregate_id):  # noqa: ANN001, ANN202
+        if (query["as_of"] is None) == (query["position"] is None):
+            raise InvalidRequest("give exactly one of as_of (business time) or position (log position)")
+        point = Point(as_of=query["as_of"], position=query["position"])
+        replayed = read_models().replay.state(kind, aggregate_id, point)
+        return conditional({"kind": kind, "id": aggregate_id, "point": point.describe(), "state": replayed},
+                           rs.ReplayedState)
+
+    @blp.route("/<kind>/<aggregate_id>/diff", endpoint="diff")
+    @blp.arguments(rs.DiffQuery, location="query")
+    @blp.response(200, rs.ReplayedDiff)
+    @blp.doc(summary="Attributes that changed between two points (each a log position or an ISO time)")
+    def diff(query, kind, aggregate_id):  # noqa: ANN001, ANN202
+        before, after = Point.parse(query["from_"]), Point.parse(query["to"])
+        changes = read_models().replay.diff(kind, aggregate_id, before, after)
+        return conditional({"kind": kind, "id": aggregate_id, "from_": before.describe(), "to": after.describe(),
+                            **changes}, rs.ReplayedDiff)
+
+
+def register_read_models(api: Api) -> None:
+    views = Blueprint("views", __name__, url_prefix="/views", description="Read models: case lists")
+    dashboards = Blueprint("dashboards", __name__, url_prefix="/dashboards", description="Read models: KPIs")
+    replay = Blueprint("replay", __name__, url_prefix="/replay", description="Auditor replay from the event store")
+    _views(views)
+    _dashboards(dashboards)
+    _replay(replay)
+    for blp in (views, dashboards, replay):
+        api.register_blueprint(blp)

@@ -1,0 +1,20 @@
+"""The read models caseledger maintains, and one place to build a runner for them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from projections.cases import ComplaintList, TicketList
+from projections.event_counts import EventCounts
+from projections.kpi_counters import KpiCounters
+from projections.runtime import Projection, ProjectionRunner
+from projections.store import ViewDatabase
+
+PROJECTIONS: tuple[type[Projection], ...] = (TicketList, ComplaintList, KpiCounters, EventCounts)
+NAMES = tuple(p.name for p in PROJECTIONS)
+
+
+def runner_for(ledger: Any, *, db: ViewDatabase | None = None, batch_size: int = 500) -> ProjectionRunner:
+    runner = ProjectionRunner(ledger, [cls(ledger) for cls in PROJECTIONS], db, batch_size=batch_size)
+    runner.ensure_tables()
+    return runner

@@ -1,0 +1,116 @@
+"""``caseledger projections run|rebuild|status`` and ``caseledger replay``."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from ledger.application import KINDS
+from ledger.bootstrap import build
+from ledger.errors import LedgerError
+from projections.catalog import NAMES, runner_for
+from projections.replay import Point, Replay
+from projections.runtime import ProjectionFailed
+
+console = Console(stderr=True)
+
+
+@click.group()
+def projections() -> None:
+    """Read models derived from the event log (ticket and complaint lists, KPI counters, event counts)."""
+
+
+@projections.command()
+@click.option("--batch-size", default=500, show_default=True, help="Notifications per transaction.")
+@click.option("--poll", "poll_seconds", default=1.0, show_default=True,
+              help="Seconds between polls on SQLite (PostgreSQL wakes on NOTIFY, at the latest after this).")
+@click.option("--pause-between-batches", default=0.0, hidden=True,
+              help="Fault drills only: slow the runner down so it can be killed mid-way.")
+def run(batch_size: int, poll_seconds: float, pause_between_batches: float) -> None:
+    """Follow the log and keep every read model up to date until interrupted (Ctrl-C / SIGTERM)."""
+    ledger = build()
+    runner = runner_for(ledger, batch_size=batch_size)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    console.print(f"following the log from positions {runner.positions()}")
+    try:
+        runner.follow(stop, poll_seconds=poll_seconds, pause_between_batches=pause_between_batches)
+    except ProjectionFailed as e:
+        raise click.ClickException(str(e)) from None
+    finally:
+        console.print("stopped at " + ", ".join(f"{s.name}={s.position}" for s in runner.status()))
+        runner.close()
+        ledger.close()
+
+
+@projections.command()
+@click.argument("name", required=False, type=click.Choice(NAMES))
+@click.option("--batch-size", default=1000, show_default=True)
+def rebuild(name: str | None, batch_size: int) -> None:
+    """Drop a read model (default: all) and rebuild it from position 0."""
+    ledger = build()
+    runner = runner_for(ledger, batch_size=batch_size)
+    head = ledger.recorder.max_notification_id() or 0
+    columns = (TextColumn("rebuilding {task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    try:
+        with Progress(*columns, console=console) as progress:
+            task = progress.add_task(name or "all read models", total=head)
+            runner.rebuild([name] if name else None, progress=lambda n: progress.advance(task, n))
+    except ProjectionFailed as e:
+        raise click.ClickException(str(e)) from None
+    _print_status(runner)
+    runner.close()
+
+
+@projections.command()
+def status() -> None:
+    """Each read model's tracking position and its lag behind the head of the log."""
+    runner = runner_for(build())
+    _print_status(runner)
+    runner.close()
+
+
+def _print_status(runner: Any) -> None:
+    table = Table("read model", "position", "head", "lag")
+    for s in runner.status():
+        table.add_row(s.name, str(s.position), str(s.head), str(s.lag))
+    Console().print(table)
+
+
+@click.command()
+@click.argument("kind", type=click.Choice(sorted(KINDS)))
+@click.argument("aggregate_id")
+@click.option("--as-of", help="Business time (ISO 8601 with zone): show the state as it was then.")
+@click.option("--position", type=int, help="Log position: show the state as the ledger knew it then.")
+@click.option("--diff-from", help="With --as-of/--position: also show what changed since this point.")
+def replay(kind: str, aggregate_id: str, as_of: str | None, position: int | None, diff_from: str | None) -> None:
+    """Replay a case from its events: the timeline, or its state AS OF a time or log position."""
+    ledger = build()
+    auditor = Replay(ledger)
+    try:
+        if as_of is None and position is None:
+            table = Table("pos", "occurred at", "kind", "type", "v", "actor", "role", "policy")
+            for item in auditor.timeline(kind, aggregate_id):
+                table.add_row(str(item["position"]), item["occurred_at"], item["kind"], item["type"],
+                              str(item["version"]), item["actor_id"], item["actor_role"], item["policy"])
+            Console().print(table)
+            return
+        point = Point(position=position) if position is not None else Point.parse(as_of or "")
+        if diff_from:
+            result: dict[str, Any] = auditor.diff(kind, aggregate_id, Point.parse(diff_from), point)
+        else:
+            result = auditor.state(kind, aggregate_id, point)
+        click.echo(json.dumps(result, ensure_ascii=False, indent=2))
+    except LedgerError as e:
+        raise click.ClickException(e.message) from None
+    finally:
+        auditor.db.close()
+        ledger.close()

@@ -1,0 +1,202 @@
+"""Every dashboard KPI, defined once: its docstring is its definition, its target comes from policy.
+
+A KPI is a function of the summed counters of one group (see :mod:`projections.kpi_counters`
+for what is counted and how events are bucketed). It returns ``(value, numerator, denominator)``
+or ``None`` when the denominator is zero (no data is not 0 %). Its target and the target's
+clause are looked up in the policy in force at the end of the period (``policy.target(key)``);
+SLA compliance shows the clock's own clause instead, since the policy states limits, not a
+target share.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any, Callable, Mapping
+
+from domain.errors import PolicyError
+from projections.kpi_counters import COUNTER_TABLE
+from projections.store import ViewDatabase
+
+Counters = Mapping[str, int]
+Result = tuple[float, int, int] | None
+
+
+@dataclass(frozen=True)
+class Kpi:
+    key: str
+    unit: str
+    target: str | None
+    compute: Callable[[Counters, Mapping[str, int]], Result]
+
+    @property
+    def definition(self) -> str:
+        return " ".join((self.compute.__doc__ or "").split())
+
+
+KPIS: dict[str, Kpi] = {}
+
+
+def kpi(key: str, *, unit: str = "ratio", target: str | None = None) -> Callable[[Callable[..., Result]], Callable[..., Result]]:
+    def register(fn: Callable[..., Result]) -> Callable[..., Result]:
+        KPIS[key] = Kpi(key, unit, target, fn)
+        return fn
+    return register
+
+
+def _ratio(numerator: int, denominator: int, scale: float = 1.0) -> Result:
+    return None if not denominator else (numerator * scale / denominator, numerator, denominator)
+
+
+@kpi("first_contact_resolution")
+def first_contact_resolution(c: Counters, totals: Mapping[str, int]) -> Result:
+    """Interactions closed as resolved on first contact ÷ interactions closed; bucket: day the
+    interaction was closed, its channel, its routing queue as team."""
+    return _ratio(c.get("fcr.resolved", 0), c.get("fcr.closed", 0))
+
+
+@kpi("csat", target="csat")
+def csat(c: Counters, totals: Mapping[str, int]) -> Result:
+    """Survey answers with CSAT ≥ survey_scales.csat_satisfied_min ÷ survey answers with a CSAT
+    score; bucket: day answered, the surveyed ticket's channel and team."""
+    return _ratio(c.get("csat.satisfied", 0), c.get("csat.answered", 0))
+
+
+@kpi("nps", unit="points")
+def nps(c: Counters, totals: Mapping[str, int]) -> Result:
+    """% of NPS answers ≥ nps_promoter_min minus % ≤ nps_detractor_max (−100…100); bucket: day
+    answered, the surveyed ticket's channel and team. Numerator reported = promoters − detractors."""
+    answered = c.get("nps.answered", 0)
+    net = c.get("nps.promoters", 0) - c.get("nps.detractors", 0)
+    return _ratio(net, answered, 100.0)
+
+
+@kpi("average_handling_time", unit="seconds")
+def average_handling_time(c: Counters, totals: Mapping[str, int]) -> Result:
+    """Mean elapsed business time (event occurred_at) from a ticket's receipt to its first
+    resolution (after second review when one is required); bucket: day resolved, channel, team at
+    resolution. Numerator = total seconds, denominator = tickets resolved."""
+    return _ratio(c.get("aht.seconds", 0), c.get("aht.resolved", 0))
+
+
+@kpi("reopen_rate")
+def reopen_rate(c: Counters, totals: Mapping[str, int]) -> Result:
+    """Ticket reopenings ÷ ticket closings in the period; bucket: day of the reopen / close event,
+    channel, team at that time."""
+    return _ratio(c.get("tickets.reopened", 0), c.get("tickets.closed", 0))
+
+
+@kpi("escalation_rate")
+def escalation_rate(c: Counters, totals: Mapping[str, int]) -> Result:
+    """Complaints escalated at least once ÷ complaints accepted; cohort bucket: both counted on
+    the complaint's acceptance day and channel (team '-')."""
+    return _ratio(c.get("complaints.escalated", 0), c.get("complaints.accepted", 0))
+
+
+@kpi("complaint_rate_per_1000_customers", unit="per_1000", target="complaint_rate")
+def complaint_rate(c: Counters, totals: Mapping[str, int]) -> Result:
+    """Complaints accepted in the group ÷ all customers registered up to the end of the period,
+    × 1,000; bucket: acceptance day and channel. The policy target (a fraction) is shown × 1,000."""
+    return _ratio(c.get("complaints.accepted", 0), totals.get("customers", 0), 1000.0)
+
+
+@kpi("closure_rate")
+def closure_rate(c: Counters, totals: Mapping[str, int]) -> Result:
+    """Ticket closings ÷ tickets received in the period; bucket: day of the close / receipt event,
+    channel, team at that time (receipt: '-', since no team is assigned yet)."""
+    return _ratio(c.get("tickets.closed", 0), c.get("tickets.received", 0))
+
+
+@kpi("intake_completeness", target="intake_completeness")
+def intake_completeness(c: Counters, totals: Mapping[str, int]) -> Result:
+    """Interactions routed ÷ interactions received (routing requires registration, so routed ≤
+    registered ≤ received; received = registered = routed gives 1.0); cohort bucket: the
+    interaction's receipt day and channel (team '-'). The three counts are reported too."""
+    return _ratio(c.get("intake.routed", 0), c.get("intake.received", 0))
+
+
+def sla_compliance(c: Counters, clock_key: str) -> Result:
+    """Clocks stopped at or before their deadline ÷ clocks stopped, per policy clock (deadline from
+    the case's own policy, priority and complexity; pausable clocks extended by the time paused);
+    each clock is scored once, at the first time its stop milestone is reached; bucket: day the clock
+    stopped, channel, team at that time."""
+    return _ratio(c.get(f"sla.{clock_key}.met", 0), c.get(f"sla.{clock_key}.stopped", 0))
+
+
+GROUPINGS = ("day", "channel", "team")
+SCALE = {"complaint_rate": 1000.0}
+
+
+def dashboard(db: ViewDatabase, ledger: Any, first: date, last: date, group_by: str) -> dict[str, Any]:
+    """KPIs for business days ``first``..``last`` (inclusive), one entry per day, channel or team."""
+    if group_by not in GROUPINGS:
+        raise ValueError(f"group_by must be one of {', '.join(GROUPINGS)}")
+    with db.reading() as cur:
+        rows = cur.execute(
+            f"SELECT {group_by}, measure, SUM(value) FROM {COUNTER_TABLE.name} WHERE day >= ? AND day <= ? "
+            "AND measure <> 'customers.registered' GROUP BY " + group_by + ", measure",
+            (first.isoformat(), last.isoformat())).fetchall()
+        customers = cur.execute(f"SELECT SUM(value) FROM {COUNTER_TABLE.name} WHERE measure = "
+                                "'customers.registered' AND day <= ?", (last.isoformat(),)).fetchone()
+    groups: dict[str, dict[str, int]] = {}
+    for group, measure, value in rows:
+        groups.setdefault(str(group), {})[measure] = int(value)
+    totals = {"customers": int((customers or [0])[0] or 0)}
+    policy = _policy_at(ledger, last)
+    clocks = sorted(policy.clocks)
+    return {"from": first.isoformat(), "to": last.isoformat(), "group_by": group_by, "policy": policy.ref,
+            "customers": totals["customers"],
+            "groups": [{"group": g, "counters": dict(sorted(c.items())), "kpis": _kpis(c, totals, policy, clocks)}
+                       for g, c in sorted(groups.items())]}
+
+
+def _kpis(c: Counters, totals: Mapping[str, int], policy: Any, clocks: list[str]) -> list[dict[str, Any]]:
+    out = []
+    for item in KPIS.values():
+        out.append(_entry(item.key, item.unit, item.definition, item.compute(c, totals), _target(policy, item.target)))
+    definition = " ".join((sla_compliance.__doc__ or "").split())
+    for key in clocks:
+        clock = policy.clock(key)
+        out.append(_entry(f"sla_compliance.{key}", "ratio", definition, sla_compliance(c, key),
+                          {"op": None, "value": None, "clause": clock.source, "met": None}))
+    return out
+
+
+def _entry(key: str, unit: str, definition: str, result: Result, target: dict[str, Any] | None) -> dict[str, Any]:
+    value, numerator, denominator = result if result else (None, None, None)
+    if target is not None and target.get("op") and value is not None:
+        target["met"] = _met(target["op"], value, target["value"])
+    return {"key": key, "unit": unit, "value": value, "numerator": numerator, "denominator": denominator,
+            "definition": definition, "target": target}
+
+
+def _met(op: str, value: float, goal: float) -> bool:
+    return {">=": value >= goal, "<=": value <= goal, ">": value > goal, "<": value < goal}[op]
+
+
+def _target(policy: Any, key: str | None) -> dict[str, Any] | None:
+    if key is None:
+        return None
+    try:
+        target = policy.target(key)
+    except PolicyError:
+        return None
+    return {"op": target.op, "value": target.value * SCALE.get(key, 1.0), "clause": target.source, "met": None}
+
+
+def _policy_at(ledger: Any, day: date) -> Any:
+    policy = ledger.policies.versions(ledger.policy_name)[0]
+    moment = datetime.combine(day, time(23, 59), tzinfo=policy.tz)
+    try:
+        return ledger.policies.in_force(moment, ledger.policy_name)
+    except PolicyError:
+        return policy
+
+
+def parse_period(first: str | None, last: str | None, today: date) -> tuple[date, date]:
+    """Default period: the 30 business days up to today."""
+    end = date.fromisoformat(last) if last else today
+    start = date.fromisoformat(first) if first else end - timedelta(days=29)
+    if start > end:
+        raise ValueError("from must not be after to")
+    return start, end

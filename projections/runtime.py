@@ -1,0 +1,261 @@
+"""The projection runtime: follow the ledger's notification log, exactly once, resumable after a crash.
+
+Why our own runtime and not eventsourcing's ``ProjectionRunner``: eventsourcing 9.5's
+``Projection``/``TrackingRecorder`` record one tracking position per *event* in the view's own
+recorder, and ``ProjectionRunner`` constructs the application itself from a class and an
+environment (``CaseLedger`` needs its policy book and calendar). We want several read models in
+the ledger's own database, written a *batch* at a time. So we keep eventsourcing's idea —
+the view change and the tracking position are committed atomically — and implement it as:
+
+1. read up to ``batch_size`` notifications after the lowest tracked position
+   (``recorder.select_notifications``; ids may have gaps on PostgreSQL, so we track the *last
+   processed notification id*, never a count), decode each once with ``mapper.to_domain_event``;
+2. per projection, in ONE transaction: lock its tracking row (``SELECT … FOR UPDATE`` on
+   PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), skip events at or below the *locked* position (so a
+   second runner — e.g. the API process catching up while ``projections run`` is running — can
+   never apply an event twice), apply the rest, upsert the changed rows, set the position to the
+   batch's last id, commit.
+
+A crash before the commit loses the whole batch's work *and* its position, so it is redone;
+after the commit both are there. That is exactly-once. A handler error rolls the batch back and
+raises :class:`ProjectionFailed` naming the event's position and topic; nothing is skipped.
+
+Following new events: on PostgreSQL we ``LISTEN`` on the channel the ledger's recorder
+``NOTIFY``s on every insert (falling back to a timeout so a missed notify costs at most one
+poll interval); on SQLite we poll.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Sequence
+
+from projections.store import TRACKING_TABLE, Cursor, RowCache, Table, ViewDatabase
+
+
+class ProjectionFailed(RuntimeError):
+    """A projection could not apply an event; its batch was rolled back and its position kept."""
+
+    def __init__(self, projection: str, position: int, topic: str, cause: BaseException):
+        self.projection, self.position, self.topic, self.cause = projection, position, topic, cause
+        super().__init__(f"projection {projection!r} failed on the event at log position {position} "
+                         f"({topic}): {type(cause).__name__}: {cause}")
+
+
+class Projection:
+    """A read model: tables, and handlers named ``on_<EventQualname with dots as underscores>``.
+
+    ``version`` names the handler logic; a runner refuses to extend tables built by another
+    version (rebuild them instead), so a read model is always the output of one definition.
+    """
+
+    name: str = ""
+    version: int = 1
+    tables: tuple[Table, ...] = ()
+
+    def __init__(self, ledger: Any):
+        self.ledger = ledger
+        self._handlers: dict[type, Callable[..., None] | None] = {}
+
+    def handler(self, event: Any) -> Callable[..., None] | None:
+        cls = type(event)
+        if cls not in self._handlers:
+            self._handlers[cls] = getattr(self, "on_" + cls.__qualname__.replace(".", "_"), None)
+        return self._handlers[cls]
+
+    def apply(self, event: Any, position: int, rows: RowCache) -> None:
+        handle = self.handler(event)
+        if handle is not None:
+            handle(event, position, rows)
+
+    # -- digest ----------------------------------------------------------------------------------
+    def digest(self, db: ViewDatabase) -> str:
+        """SHA-256 over every row of every table, in a canonical order (see projections/README.md).
+
+        Tables in name order; rows sorted in Python by their primary-key values (so no database
+        collation is involved); each row is one line ``<table>\\t<JSON array of the values in
+        declared column order>\\n`` (compact JSON, UTF-8, no ASCII escaping). The tracking
+        position is not part of it: same events in, same digest out.
+        """
+        sha = hashlib.sha256()
+        with db.reading() as cur:
+            for table in sorted(self.tables, key=lambda t: t.name):
+                rows = cur.execute(f"SELECT {', '.join(table.column_names)} FROM {table.name}").fetchall()
+                key_at = [table.column_names.index(k) for k in table.key]
+                rows.sort(key=lambda r: tuple(_order(r[i]) for i in key_at))
+                for row in rows:
+                    line = json.dumps(list(row), ensure_ascii=False, separators=(",", ":"))
+                    sha.update(f"{table.name}\t{line}\n".encode())
+        return sha.hexdigest()
+
+
+def _order(value: Any) -> tuple[int, Any]:
+    return (0, value) if isinstance(value, int) else (1, "" if value is None else str(value))
+
+
+@dataclass(frozen=True)
+class Status:
+    name: str
+    position: int
+    head: int
+
+    @property
+    def lag(self) -> int:
+        """Notification ids between the head of the log and the projection (an upper bound on events)."""
+        return max(self.head - self.position, 0)
+
+
+class ProjectionRunner:
+    def __init__(self, ledger: Any, projections: Sequence[Projection], db: ViewDatabase | None = None, *,
+                 batch_size: int = 500):
+        self.ledger = ledger
+        self.projections = list(projections)
+        self.db = db or ViewDatabase.for_ledger(ledger)
+        self.batch_size = batch_size
+        self._ready = False
+
+    # -- setup ---------------------------------------------------------------------------------
+    def ensure_tables(self) -> None:
+        if self._ready:
+            return
+        self.db.create_tables([t for p in self.projections for t in p.tables])
+        with self.db.transaction() as cur:
+            for p in self.projections:
+                # ON CONFLICT: another process (the API, a second runner) may register it at the same time.
+                cur.execute(f"INSERT INTO {TRACKING_TABLE} (name, position, version) VALUES (?, 0, ?) "
+                            "ON CONFLICT (name) DO NOTHING", (p.name, p.version))
+                found = cur.execute(f"SELECT version FROM {TRACKING_TABLE} WHERE name = ?", (p.name,)).fetchone()
+                if found[0] != p.version:
+                    raise RuntimeError(f"read model {p.name!r} was built by version {found[0]} of its projection, "
+                                       f"this is version {p.version}: run 'caseledger projections rebuild {p.name}'")
+        self._ready = True
+
+    def positions(self) -> dict[str, int]:
+        self.ensure_tables()
+        with self.db.reading() as cur:
+            rows = dict(cur.execute(f"SELECT name, position FROM {TRACKING_TABLE}").fetchall())
+        return {p.name: int(rows.get(p.name, 0)) for p in self.projections}
+
+    def status(self) -> list[Status]:
+        head = self.ledger.recorder.max_notification_id() or 0
+        return [Status(name, pos, head) for name, pos in self.positions().items()]
+
+    # -- processing ----------------------------------------------------------------------------
+    def run_batch(self) -> int:
+        """Process one batch; returns the number of notifications read (0 when caught up)."""
+        positions = self.positions()
+        start = min(positions.values(), default=0)
+        notifications = self.ledger.recorder.select_notifications(start=start + 1, limit=self.batch_size)
+        if not notifications:
+            return 0
+        decoded = [(n.id, n.topic, self.ledger.mapper.to_domain_event(n)) for n in notifications]
+        last = notifications[-1].id
+        for projection in self.projections:
+            if positions[projection.name] < last:
+                self._apply(projection, decoded, last)
+        return len(notifications)
+
+    def _apply(self, projection: Projection, decoded: list[tuple[int, str, Any]], last: int) -> None:
+        with self.db.transaction() as cur:
+            position = self._locked_position(cur, projection.name)
+            rows = RowCache(cur, projection.tables)
+            for notification_id, topic, event in decoded:
+                if notification_id <= position:
+                    continue  # already applied (by us earlier, or by another runner)
+                try:
+                    projection.apply(event, notification_id, rows)
+                except Exception as e:  # noqa: BLE001 - any handler error stops the projection
+                    raise ProjectionFailed(projection.name, notification_id, topic, e) from e
+            rows.flush()
+            if last > position:
+                cur.execute(f"UPDATE {TRACKING_TABLE} SET position = ? WHERE name = ?", (last, projection.name))
+
+    def _locked_position(self, cur: Cursor, name: str) -> int:
+        lock = " FOR UPDATE" if self.db.postgres else ""
+        found = cur.execute(f"SELECT position FROM {TRACKING_TABLE} WHERE name = ?{lock}", (name,)).fetchone()
+        return int(found[0]) if found else 0
+
+    def catch_up(self, progress: Callable[[int], None] | None = None) -> int:
+        """Process until every projection has seen the head of the log as it was when we started."""
+        head = self.ledger.recorder.max_notification_id() or 0
+        processed = 0
+        while min(self.positions().values(), default=head) < head:
+            count = self.run_batch()
+            if count == 0:
+                break
+            processed += count
+            if progress:
+                progress(count)
+        return processed
+
+    def follow(self, stop: threading.Event, *, poll_seconds: float = 1.0, pause_between_batches: float = 0.0,
+               on_batch: Callable[[int], None] | None = None) -> None:
+        """Keep up with the log until ``stop`` is set."""
+        waiter = _Waiter(self.ledger, poll_seconds)
+        try:
+            while not stop.is_set():
+                count = self.run_batch()
+                if count:
+                    if on_batch:
+                        on_batch(count)
+                    if pause_between_batches:
+                        stop.wait(pause_between_batches)
+                    continue
+                waiter.wait(stop)
+        finally:
+            waiter.close()
+
+    def rebuild(self, names: Iterable[str] | None = None, progress: Callable[[int], None] | None = None) -> int:
+        """Drop the named read models (default: all) and build them again from position 0."""
+        wanted = set(names) if names else {p.name for p in self.projections}
+        unknown = wanted - {p.name for p in self.projections}
+        if unknown:
+            raise KeyError(f"unknown read model(s): {', '.join(sorted(unknown))}")
+        chosen = [p for p in self.projections if p.name in wanted]
+        with self.db.transaction() as cur:
+            self.db.drop_tables(cur, [t for p in chosen for t in p.tables])
+            for p in chosen:
+                cur.execute(f"DELETE FROM {TRACKING_TABLE} WHERE name = ?", (p.name,))
+        self._ready = False
+        self.ensure_tables()
+        return self.catch_up(progress)
+
+    def digests(self) -> dict[str, str]:
+        self.ensure_tables()
+        return {p.name: p.digest(self.db) for p in self.projections}
+
+    def close(self) -> None:
+        self.db.close()
+
+
+class _Waiter:
+    """Blocks until the log may have grown: LISTEN/NOTIFY on PostgreSQL, a sleep on SQLite."""
+
+    def __init__(self, ledger: Any, poll_seconds: float):
+        self.poll_seconds = poll_seconds
+        self.conn: Any = None
+        channel = getattr(ledger.recorder, "channel_name", None)
+        if channel:
+            db = ViewDatabase.for_ledger(ledger)
+            self.conn = db.connection
+            from psycopg.sql import SQL, Identifier
+
+            self.conn.execute(SQL("LISTEN {0}").format(Identifier(channel)))
+
+    def wait(self, stop: threading.Event) -> None:
+        if self.conn is None:
+            stop.wait(self.poll_seconds)
+            return
+        deadline = time.monotonic() + self.poll_seconds
+        while not stop.is_set() and time.monotonic() < deadline:
+            # Short slices so that a stop request is noticed quickly.
+            for _ in self.conn.notifies(timeout=0.2, stop_after=1):
+                return
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()

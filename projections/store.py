@@ -1,0 +1,222 @@
+"""Where read models live: tables in the ledger's own database, written one batch per transaction.
+
+Read models sit next to the events — the same SQLite file, or the same PostgreSQL schema (the
+``POSTGRES_SCHEMA`` the ledger uses) — so that a batch of view changes and the projection's
+tracking position commit in ONE transaction. The connection details come from the ledger's
+eventsourcing environment (built from ``ledger.bootstrap.Settings``), so there is no second
+configuration to get wrong.
+
+We open our own connection instead of borrowing the ledger's pool: on SQLite a batch needs
+``BEGIN IMMEDIATE`` (take the write lock up front, so a read-then-write batch never fails on a
+lock upgrade), and on PostgreSQL a long rebuild should not hold one of the API's pooled
+connections.
+
+SQL is written once with ``?`` placeholders and the SQLite/PostgreSQL ``ON CONFLICT`` upsert
+that both dialects share; :class:`ViewDatabase` converts placeholders for psycopg.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping, Sequence
+
+TRACKING_TABLE = "projection_tracking"
+
+
+@dataclass(frozen=True)
+class Table:
+    """A read-model table: its columns (``name SQLTYPE``), primary key and secondary indexes.
+
+    Types are limited to TEXT and BIGINT (booleans as 0/1, times as fixed-width UTC ISO text) so
+    both databases hold exactly the same values and the digest is portable.
+    """
+
+    name: str
+    columns: tuple[tuple[str, str], ...]
+    key: tuple[str, ...]
+    indexes: tuple[tuple[str, ...], ...] = ()
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.columns)
+
+    def create_statements(self) -> list[str]:
+        cols = ", ".join(f"{name} {kind}" for name, kind in self.columns)
+        statements = [f"CREATE TABLE IF NOT EXISTS {self.name} ({cols}, PRIMARY KEY ({', '.join(self.key)}))"]
+        for index in self.indexes:
+            statements.append(f"CREATE INDEX IF NOT EXISTS ix_{self.name}_{'_'.join(index)} "
+                              f"ON {self.name} ({', '.join(index)})")
+        return statements
+
+    def upsert_statement(self) -> str:
+        names = self.column_names
+        others = [n for n in names if n not in self.key]
+        update = ", ".join(f"{n} = excluded.{n}" for n in others) or f"{self.key[0]} = excluded.{self.key[0]}"
+        return (f"INSERT INTO {self.name} ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)}) "
+                f"ON CONFLICT ({', '.join(self.key)}) DO UPDATE SET {update}")
+
+    def select_by_key_statement(self) -> str:
+        where = " AND ".join(f"{k} = ?" for k in self.key)
+        return f"SELECT {', '.join(self.column_names)} FROM {self.name} WHERE {where}"
+
+
+class Cursor:
+    """A thin cursor that accepts ``?`` placeholders on both databases and returns plain tuples."""
+
+    def __init__(self, raw: Any, postgres: bool):
+        self.raw, self.postgres = raw, postgres
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", "%s") if self.postgres else sql
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        self.raw.execute(self._sql(sql), tuple(params))
+        return self
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self.raw.executemany(self._sql(sql), [tuple(r) for r in rows])
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in self.raw.fetchall()]
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        row = self.raw.fetchone()
+        return None if row is None else tuple(row)
+
+
+class ViewDatabase:
+    """One connection to the ledger's database for read models, guarded by a lock (thread-safe)."""
+
+    def __init__(self, env: Mapping[str, str]):
+        self.env = dict(env)
+        self.postgres = self.env.get("PERSISTENCE_MODULE", "") == "eventsourcing.postgres"
+        self.schema = (self.env.get("POSTGRES_SCHEMA") or "public") if self.postgres else ""
+        self.lock = threading.RLock()
+        self._conn: Any = None
+
+    @classmethod
+    def for_ledger(cls, ledger: Any) -> ViewDatabase:
+        return cls({key: ledger.env.get(key) or "" for key in _ENV_KEYS})
+
+    # -- connections -------------------------------------------------------------------------
+    def _connect(self) -> Any:
+        if self.postgres:
+            import psycopg
+
+            conn = psycopg.connect(
+                host=self.env.get("POSTGRES_HOST") or "127.0.0.1", port=int(self.env.get("POSTGRES_PORT") or 5432),
+                dbname=self.env.get("POSTGRES_DBNAME") or "postgres", user=self.env.get("POSTGRES_USER") or "postgres",
+                password=self.env.get("POSTGRES_PASSWORD") or None,
+                connect_timeout=int(float(self.env.get("POSTGRES_CONNECT_TIMEOUT") or 10)), autocommit=True)
+            # Unqualified table names resolve to the ledger's schema, next to its events.
+            conn.execute("SELECT set_config('search_path', %s, false)", (f'"{self.schema}"',))
+            return conn
+        conn = sqlite3.connect(self.env["SQLITE_DBNAME"], isolation_level=None, check_same_thread=False,
+                               timeout=float(self.env.get("SQLITE_LOCK_TIMEOUT") or 10))
+        conn.execute("PRAGMA journal_mode=WAL")
+        return conn
+
+    @property
+    def connection(self) -> Any:
+        if self._conn is None:
+            self._conn = self._connect()
+        return self._conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[Cursor]:
+        """A write transaction: everything in it commits together, or nothing does."""
+        with self.lock:
+            conn = self.connection
+            if self.postgres:
+                with conn.transaction():
+                    yield Cursor(conn.cursor(), True)
+                return
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield Cursor(conn.cursor(), False)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    @contextmanager
+    def reading(self) -> Iterator[Cursor]:
+        """A read-only snapshot (one transaction, so multi-statement reads agree)."""
+        with self.lock:
+            conn = self.connection
+            if self.postgres:
+                with conn.transaction(force_rollback=True):
+                    yield Cursor(conn.cursor(), True)
+                return
+            conn.execute("BEGIN")
+            try:
+                yield Cursor(conn.cursor(), False)
+            finally:
+                conn.execute("ROLLBACK")
+
+    def close(self) -> None:
+        with self.lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    # -- schema ----------------------------------------------------------------------------------
+    def create_tables(self, tables: Sequence[Table]) -> None:
+        with self.transaction() as cur:
+            cur.execute(f"CREATE TABLE IF NOT EXISTS {TRACKING_TABLE} (name TEXT PRIMARY KEY, "
+                        "position BIGINT NOT NULL, version BIGINT NOT NULL)")
+            for table in tables:
+                for statement in table.create_statements():
+                    cur.execute(statement)
+
+    def drop_tables(self, cur: Cursor, tables: Sequence[Table]) -> None:
+        for table in tables:
+            cur.execute(f"DROP TABLE IF EXISTS {table.name}")
+
+
+_ENV_KEYS = ("PERSISTENCE_MODULE", "SQLITE_DBNAME", "SQLITE_LOCK_TIMEOUT", "POSTGRES_HOST", "POSTGRES_PORT",
+             "POSTGRES_DBNAME", "POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_SCHEMA", "POSTGRES_CONNECT_TIMEOUT")
+
+
+class RowCache:
+    """The rows one batch touches: read once, changed in memory, written back in one go.
+
+    Handlers get and put plain dicts; :meth:`flush` upserts every changed row with one
+    ``executemany`` per table, inside the batch's transaction.
+    """
+
+    def __init__(self, cur: Cursor, tables: Sequence[Table]):
+        self.cur = cur
+        self.tables = {t.name: t for t in tables}
+        self._rows: dict[str, dict[tuple[Any, ...], dict[str, Any] | None]] = {t.name: {} for t in tables}
+        self._dirty: dict[str, set[tuple[Any, ...]]] = {t.name: set() for t in tables}
+
+    def get(self, table: str, *key: Any) -> dict[str, Any] | None:
+        rows = self._rows[table]
+        if key not in rows:
+            spec = self.tables[table]
+            found = self.cur.execute(spec.select_by_key_statement(), key).fetchone()
+            rows[key] = None if found is None else dict(zip(spec.column_names, found))
+        return rows[key]
+
+    def put(self, table: str, row: dict[str, Any]) -> None:
+        spec = self.tables[table]
+        key = tuple(row[k] for k in spec.key)
+        self._rows[table][key] = row
+        self._dirty[table].add(key)
+
+    def flush(self) -> None:
+        for name, keys in self._dirty.items():
+            spec = self.tables[name]
+            rows = [self._rows[name][k] for k in sorted(keys, key=_sortable)]
+            self.cur.executemany(spec.upsert_statement(), [[r.get(c) for c in spec.column_names] for r in rows])
+            keys.clear()
+
+
+def _sortable(key: tuple[Any, ...]) -> tuple[Any, ...]:
+    # Writing rows in key order keeps PostgreSQL lock order stable across concurrent batches.
+    return tuple((v is None, "" if v is None else str(v)) for v in key)

@@ -1,0 +1,82 @@
+"""Exactly-once processing, determinism (incremental == rebuild), and failures that stop, never skip."""
+
+from __future__ import annotations
+
+import pytest
+
+from projections.cases import TicketList
+from projections.catalog import runner_for
+from projections.event_counts import COUNT_TABLE
+from projections.runtime import ProjectionFailed, ProjectionRunner
+
+pytestmark = pytest.mark.integration
+
+
+def event_total(runner) -> int:
+    with runner.db.reading() as cur:
+        return int(cur.execute(f"SELECT COALESCE(SUM(events), 0) FROM {COUNT_TABLE.name}").fetchone()[0])
+
+
+def test_incremental_processing_and_rebuild_from_zero_give_the_same_digests(ledger, at, scenario, runner):
+    # Incrementally: catch up, add more events, catch up again (batches of 7 cut through cases).
+    runner.catch_up()
+    ledger.act("complaint", scenario["k2"], "classify", at(4000, "cm-zhou", "complaint_manager"),
+               {"complaint_type": "process", "level": 2})
+    ledger.act("ticket", scenario["t2"], "pause_clock", at(4001, "agent-zhao", reason="waiting for the customer"), {})
+    runner.catch_up()
+    head = ledger.recorder.max_notification_id()
+    assert set(runner.positions().values()) == {head}
+    incremental = runner.digests()
+    assert event_total(runner) == head
+
+    rebuilt = runner_for(ledger, batch_size=1000)
+    rebuilt.rebuild()
+    assert rebuilt.digests() == incremental
+    assert event_total(rebuilt) == head
+    rebuilt.close()
+
+
+def test_digest_changes_when_content_changes(ledger, at, scenario, runner):
+    runner.catch_up()
+    before = runner.digests()
+    ledger.act("ticket", scenario["t2"], "pause_clock", at(4001, "agent-zhao", reason="waiting"), {})
+    runner.catch_up()
+    after = runner.digests()
+    assert after["ticket_list"] != before["ticket_list"]
+    assert after["complaint_list"] == before["complaint_list"]
+
+
+def test_two_runners_on_one_database_never_apply_an_event_twice(ledger, scenario):
+    first, second = runner_for(ledger, batch_size=5), runner_for(ledger, batch_size=3)
+    # Interleave batches; each locks the tracking row and skips what the other already applied.
+    while first.run_batch() + second.run_batch():
+        pass
+    assert event_total(first) == ledger.recorder.max_notification_id()
+    first.close(), second.close()
+
+
+class BrokenTicketList(TicketList):
+    """Fails on classification, as a projection with a bug would."""
+
+    name = "broken_ticket_list"
+
+    def on_Ticket_Classified(self, e, position, rows):
+        raise ValueError("bug in handler")
+
+
+def test_a_failing_projection_names_position_and_topic_and_keeps_its_position(ledger, scenario):
+    broken = ProjectionRunner(ledger, [BrokenTicketList(ledger)], batch_size=4)
+    broken.ensure_tables()
+    classified = [pos for pos, e in ledger.log(limit=1000) if type(e).__qualname__ == "Ticket.Classified"]
+    with pytest.raises(ProjectionFailed) as failure:
+        broken.catch_up()
+    error = failure.value
+    assert error.position == classified[0]
+    assert error.topic == "domain.ticket:Ticket.Classified"
+    assert f"position {classified[0]}" in str(error) and "Ticket.Classified" in str(error)
+    stuck_at = broken.positions()["broken_ticket_list"]
+    assert stuck_at < classified[0]  # the failed batch was rolled back, nothing after it is marked done
+    with pytest.raises(ProjectionFailed) as again:  # and it stops there again: never skips the event
+        broken.catch_up()
+    assert again.value.position == classified[0] and broken.positions()["broken_ticket_list"] == stuck_at
+    broken.close()
