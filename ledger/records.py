@@ -20,7 +20,7 @@ def event_record(event: Any, position: int | None = None) -> dict[str, Any]:
         "topic": get_topic(type(event)),
         "recorded_at": event.timestamp.isoformat(),
         "meta": dict(attrs.get("meta") or {}),
-        "data": {k: _plain(v) for k, v in attrs.items() if k not in _ENVELOPE},
+        "data": {k: plain(v) for k, v in attrs.items() if k not in _ENVELOPE},
         "personal": attrs.get("personal"),
     }
     if position is not None:
@@ -28,11 +28,12 @@ def event_record(event: Any, position: int | None = None) -> dict[str, Any]:
     return record
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """A JSON-ready copy of a stored value (dicts, lists and scalars; anything else as text)."""
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return str(value)

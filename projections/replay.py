@@ -28,7 +28,7 @@ from domain.interaction import Interaction
 from domain.ticket import Ticket
 from ledger.application import KINDS
 from ledger.errors import InvalidRequest, NotFound
-from ledger.records import event_record
+from ledger.records import event_record, plain
 from projections.store import ViewDatabase
 from projections.timeutil import parse
 
@@ -145,20 +145,10 @@ def entry(position: int, event: Any) -> dict[str, Any]:
 
 
 def plain_state(aggregate: Any) -> dict[str, Any]:
-    data = {k: _plain(v) for k, v in vars(aggregate).items() if not k.startswith("_")}
+    data = {k: plain(v) for k, v in vars(aggregate).items() if not k.startswith("_")}
     data.update(id=str(aggregate.id), version=aggregate.version, created_on=aggregate.created_on.isoformat(),
                 modified_on=aggregate.modified_on.isoformat())
     return data
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return str(value)
 
 
 def _kind(event: Any) -> str:
