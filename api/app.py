@@ -13,6 +13,7 @@ from flask_smorest import Api
 from api import problems
 from api.auth import authenticate
 from api.log import register_log
+from api.read_models import register_read_models
 from api.resources import register_resources
 from ledger.application import CaseLedger
 from ledger.bootstrap import Settings, build, transparency_log
@@ -71,5 +72,6 @@ def create_app(ledger: CaseLedger | None = None, *, tokens: TokenBook | None = N
 
     register_resources(api)
     register_log(api)
+    register_read_models(api)
     logging.getLogger("caseledger").setLevel(logging.INFO)
     return app

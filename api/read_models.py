@@ -89,40 +89,35 @@ def _criteria(query: dict[str, Any], *names: str) -> dict[str, Any]:
     return out
 
 
+def _case_page(query: dict, lister, filters: tuple[str, ...], schema: type):  # noqa: ANN001, ANN202
+    """One page of a case list: catch up, filter, paginate, and answer with an ETag."""
+    live = read_models()
+    position = live.fresh()
+    as_of = query["as_of"] or _now()
+    try:
+        page = lister(live.runner.db, _criteria(query, *filters), as_of=as_of, overdue=query["overdue"],
+                      cursor=query["cursor"], limit=query["limit"])
+    except BadCursor as e:
+        raise BadRequest(str(e)) from None
+    return conditional({**page, "position": position, "as_of": as_of.isoformat()}, schema)
+
+
 def _views(blp: Blueprint) -> None:
     @blp.route("/tickets", endpoint="tickets")
     @blp.arguments(rs.TicketListQuery, location="query")
     @blp.response(200, rs.TicketPage)
     @blp.doc(summary="Tickets, filtered, in creation order, keyset-paginated (ids and facts only)")
     def tickets(query):  # noqa: ANN001, ANN202
-        live = read_models()
-        position = live.fresh()
-        as_of = query["as_of"] or _now()
-        criteria = _criteria(query, "status", "priority", "complexity", "channel", "owner", "handler", "team",
-                             "customer_id")
-        try:
-            page = list_tickets(live.runner.db, criteria, as_of=as_of, overdue=query["overdue"],
-                                cursor=query["cursor"], limit=query["limit"])
-        except BadCursor as e:
-            raise BadRequest(str(e)) from None
-        return conditional({**page, "position": position, "as_of": as_of.isoformat()}, rs.TicketPage)
+        return _case_page(query, list_tickets, ("status", "priority", "complexity", "channel", "owner", "handler",
+                                                "team", "customer_id"), rs.TicketPage)
 
     @blp.route("/complaints", endpoint="complaints")
     @blp.arguments(rs.ComplaintListQuery, location="query")
     @blp.response(200, rs.ComplaintPage)
     @blp.doc(summary="Complaints, filtered, in acceptance order, keyset-paginated (ids and facts only)")
     def complaints(query):  # noqa: ANN001, ANN202
-        live = read_models()
-        position = live.fresh()
-        as_of = query["as_of"] or _now()
-        criteria = _criteria(query, "status", "channel", "level", "complaint_type", "rung", "handler", "owner",
-                             "customer_id")
-        try:
-            page = list_complaints(live.runner.db, criteria, as_of=as_of, overdue=query["overdue"],
-                                   cursor=query["cursor"], limit=query["limit"])
-        except BadCursor as e:
-            raise BadRequest(str(e)) from None
-        return conditional({**page, "position": position, "as_of": as_of.isoformat()}, rs.ComplaintPage)
+        return _case_page(query, list_complaints, ("status", "channel", "level", "complaint_type", "rung", "handler",
+                                                   "owner", "customer_id"), rs.ComplaintPage)
 
 
 def _dashboards(blp: Blueprint) -> None:

@@ -126,7 +126,6 @@ def register_resources(api: Api) -> None:
     _interaction_import(blueprints["interaction"])
     for blp in blueprints.values():
         api.register_blueprint(blp)
-    from api.read_models import register_read_models; register_read_models(api)  # noqa: E402,E702,I001
 
 
 def _log(blp: Blueprint) -> None:
