@@ -33,7 +33,7 @@ def recorder_for(url: str, merkle: bool):
     from eventsourcing.persistence import InfrastructureFactory
     from eventsourcing.utils import Environment
 
-    env = Settings(home=None, database_url=url, policy_name=None, policy_dir=None, tokens_file=None).persistence_env()  # type: ignore[arg-type]
+    env = Settings.from_env({"CASELEDGER_DATABASE_URL": url}).persistence_env()
     if not merkle:
         env.pop("APPLICATION_RECORDER_TOPIC")
     factory = InfrastructureFactory.construct(Environment("CaseLedger", env))
@@ -69,7 +69,6 @@ def bench_append(backend: str, dsn: str | None, quick: bool) -> list[list[object
 
 
 def bench_verify_and_proofs(backend: str, dsn: str | None, sizes: list[int]) -> tuple[list, list]:
-    from ledger.application import CaseLedger  # noqa: F401  (build below)
     from ledger.bootstrap import build
 
     verify_rows, proof_rows = [], []

@@ -31,8 +31,10 @@ class LogKeys:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> LogKeys:
+        from ledger.bootstrap import Settings  # the one place that knows where local state lives
+
         env = os.environ if environ is None else environ
-        home = Path(env.get("CASELEDGER_HOME") or "var")
+        home = Settings.from_env(env).home
         return cls(origin=env.get("CASELEDGER_LOG_ORIGIN") or "caseledger.local/log",
                    signing_file=Path(env.get("CASELEDGER_SIGNING_KEY_FILE") or home / "keys" / "log-signing.pem"),
                    verifier_file=Path(env.get("CASELEDGER_VERIFIER_KEY_FILE") or home / "keys" / "log-verifier.txt"))
