@@ -57,18 +57,26 @@ class Clock:
         return add_duration(started, self.limit_for(attrs), self.unit, calendar, tz)
 
 
+_DUE_ON = {"calendar_day", "next_working_day"}
+
+
 @dataclass(frozen=True)
 class RecordClass:
-    """A class of records with its retention rule (trigger milestone + period + action at end)."""
+    """A class of records with its retention rule (trigger milestone + period + action at end).
+
+    ``triggers`` are milestones ``<kind>.<event>`` (e.g. ``ticket.archived``) that start the period;
+    ``due_on`` says whether a due date that is not a working day moves to the next working day.
+    """
 
     key: str
     title: str
-    trigger: str
+    triggers: tuple[str, ...]
     period_years: int
     minimum: bool
     action: str
     source: str
     note: str = ""
+    due_on: str = "calendar_day"
 
 
 @dataclass(frozen=True)
@@ -228,11 +236,13 @@ def _build(data: Mapping[str, Any]) -> Policy:
         limits = tuple(Limit(when=dict(lim.get("when", {})), limit=lim["limit"]) for lim in c["limits"])
         clocks[key] = Clock(key, c["subject"], c["start"], c["stop"], c["unit"], bool(c.get("pausable", False)),
                             c["source"], limits, c.get("note", ""))
-    record_classes = {
-        key: RecordClass(key, r["title"], r["trigger"], int(r["period_years"]), bool(r.get("minimum", True)),
-                         r["action"], r["source"], r.get("note", ""))
-        for key, r in data.get("record_classes", {}).items()
-    }
+    record_classes = {}
+    for key, r in data.get("record_classes", {}).items():
+        triggers = (r["trigger"],) if isinstance(r["trigger"], str) else tuple(r["trigger"])
+        if r.get("due_on", "calendar_day") not in _DUE_ON:
+            raise PolicyError(f"{ref}: record class {key} has unknown due_on {r['due_on']!r}", rule="policy.file")
+        record_classes[key] = RecordClass(key, r["title"], triggers, int(r["period_years"]), bool(r.get("minimum", True)),
+                                          r["action"], r["source"], r.get("note", ""), r.get("due_on", "calendar_day"))
     targets = {}
     for key, t in data.get("targets", {}).items():
         if t["op"] not in _OPS:

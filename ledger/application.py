@@ -17,11 +17,14 @@ from domain.calendar import BusinessCalendar
 from domain.complaint import Complaint
 from domain.context import Context
 from domain.customer import Customer
+from domain.disposition import Disposition
 from domain.errors import PolicyError, TransitionForbidden
 from domain.feedback import Feedback, SurveyResponse
+from domain.holds import LegalHold
 from domain.interaction import Interaction
 from domain.policy import Policy, PolicyBook
 from domain.ticket import Ticket
+from ledger.crypto import KeyEncryptionKey, SealingMapper, SubjectErased, SubjectKeys
 from ledger.errors import AlreadyExists, ConcurrentUpdate, InvalidRequest, NotFound, StaleVersion
 
 #: Namespace of deterministic ids (imports with an external reference, one survey per ticket).
@@ -34,6 +37,8 @@ KINDS: dict[str, type[Aggregate]] = {
     "complaint": Complaint,
     "feedback": Feedback,
     "survey": SurveyResponse,
+    "hold": LegalHold,
+    "disposition": Disposition,
 }
 
 #: Commands that act on one existing aggregate: kind -> the domain methods callers may invoke.
@@ -47,6 +52,8 @@ ACTIONS: dict[str, frozenset[str]] = {
                             "notify_customer", "record_evaluation", "archive", "record_root_cause"}),
     "feedback": frozenset({"respond", "reply"}),
     "survey": frozenset(),
+    "hold": frozenset(),  # holds and dispositions change through ledger.retention only
+    "disposition": frozenset(),
 }
 
 
@@ -54,13 +61,33 @@ class CaseLedger(Application):
     name = "CaseLedger"
 
     def __init__(self, env: dict[str, str] | None = None, *, policies: PolicyBook,
-                 calendar: BusinessCalendar, policy_name: str | None = None):
+                 calendar: BusinessCalendar, policy_name: str | None = None, kek: KeyEncryptionKey | None = None,
+                 key_cache_seconds: float = 5.0):
+        """``kek``: the key-encryption key for per-subject data keys. Without it personal data is
+        stored unencrypted (only benchmarks do that, as the baseline)."""
+        self._kek = kek
         super().__init__(env)
+        self.subject_keys: SubjectKeys | None = None
+        if kek is not None:
+            self.subject_keys = SubjectKeys(self.recorder, kek, cache_seconds=key_cache_seconds)
+            self.mapper.keys = self.subject_keys
         self.policies = policies
         self.calendar = calendar
         self.policy_name = policy_name or policies.default_name
         if not policies.versions(self.policy_name):
             raise PolicyError(f"unknown policy {self.policy_name!r}", rule="policy.unknown")
+
+    def construct_mapper(self):  # noqa: ANN201 - eventsourcing's hook
+        if self._kek is None:
+            return super().construct_mapper()
+        return self.factory.mapper(transcoder=self.construct_transcoder(), mapper_class=SealingMapper)
+
+    def facts_mapper(self) -> Any:
+        """A mapper that leaves personal parts sealed: for read models, which never need them."""
+        if not isinstance(self.mapper, SealingMapper):
+            return self.mapper
+        return SealingMapper(self.mapper.transcoder, keys=None, unseal=False, cipher=self.mapper.cipher,
+                             compressor=self.mapper.compressor)
 
     # -- reading --------------------------------------------------------------------------
     def get(self, kind: str, aggregate_id: UUID | str, version: int | None = None) -> Any:
@@ -256,6 +283,8 @@ class CaseLedger(Application):
             self.save(*aggregates)
         except IntegrityError:
             raise ConcurrentUpdate("another change to the same record was saved first; reload and retry") from None
+        except SubjectErased as erased:
+            raise TransitionForbidden(str(erased), rule=erased.rule) from None
 
 
 def _kind(kind: str) -> type[Aggregate]:

@@ -8,6 +8,9 @@ Environment (all optional):
 - ``CASELEDGER_POLICY``: name of the policy new cases are governed by (default: ``index.toml``'s).
 - ``CASELEDGER_POLICY_DIR``: folder of policy files (default: the packaged ``domain/policies``).
 - ``CASELEDGER_TOKENS_FILE``: bearer-token file for the API (default ``<home>/tokens.toml``).
+- ``CASELEDGER_KEK`` (base64) or ``CASELEDGER_KEK_FILE`` (default ``<home>/data-kek.key``, created on
+  first use): the key-encryption key that wraps every data subject's key (``ledger.crypto``).
+- ``CASELEDGER_KEY_CACHE_SECONDS``: how long a process caches unwrapped data keys (default 5).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 from domain.policy import POLICY_DIR, PolicyBook
 from ledger.application import CaseLedger
 from ledger.calendar import ChineseBusinessCalendar
+from ledger.crypto import KeyEncryptionKey
 
 
 @dataclass(frozen=True)
@@ -80,11 +84,14 @@ class Settings:
 def build(environ: Mapping[str, str] | None = None) -> CaseLedger:
     """Build the application from the environment (or the given mapping)."""
     settings = Settings.from_env(environ)
+    env = os.environ if environ is None else environ
     return CaseLedger(
         settings.persistence_env(),
         policies=PolicyBook.load(settings.policy_dir),
         calendar=ChineseBusinessCalendar(),
         policy_name=settings.policy_name,
+        kek=KeyEncryptionKey.from_env(env, settings.home),
+        key_cache_seconds=float(env.get("CASELEDGER_KEY_CACHE_SECONDS") or 5),
     )
 
 
@@ -94,3 +101,10 @@ def transparency_log(ledger: CaseLedger, environ: Mapping[str, str] | None = Non
     from ledger.transparency import TransparencyLog
 
     return TransparencyLog(ledger, LogKeys.from_env(environ))
+
+
+def retention(ledger: CaseLedger, environ: Mapping[str, str] | None = None):  # noqa: ANN201
+    """Retention, holds and disposition for the ledger; certificates carry the transparency log's size."""
+    from ledger.retention import Retention
+
+    return Retention(ledger, tree_size=transparency_log(ledger, environ).size)

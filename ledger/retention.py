@@ -1,0 +1,197 @@
+"""Retention use cases: legal holds, the retention report, and disposition by crypto-shredding.
+
+Reading goes through the retention read model (``projections.retention``), caught up to the head
+of the log first, so an assessment sees every record and hold written before it. Every
+decision — may this be held, proposed, approved, executed — is the domain's
+(``domain.holds``, ``domain.disposition``); this module gathers the facts and saves the result.
+
+Execution order, and why: the destruction certificate is saved first, then the subject's data
+key is destroyed. A crash in between leaves a certificate whose key still exists;
+:meth:`Retention.complete_pending` (run by ``caseledger retention execute`` and the retention
+sweep) finishes it. The reverse order could destroy data without a certificate.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID, uuid4, uuid5
+
+from domain.context import Context
+from domain.disposition import Disposition
+from domain.holds import LegalHold
+from domain.retention import Assessment, RecordDue, assess
+from ledger.application import ID_NAMESPACE, CaseLedger
+from ledger.errors import NotFound
+from projections.retention import DESTROYED_TABLE, HOLD_TABLE, RECORD_TABLE, RetentionRecords
+from projections.runtime import ProjectionRunner
+from projections.timeutil import parse, stamp
+
+
+class Retention:
+    def __init__(self, ledger: CaseLedger, tree_size: Any = None):
+        """``tree_size``: a callable giving the transparency log's size (for certificates)."""
+        self.ledger = ledger
+        self.runner = ProjectionRunner(ledger, [RetentionRecords(ledger)])
+        self.runner.ensure_tables()
+        self.tree_size = tree_size or (lambda: ledger.recorder.max_notification_id() or 0)
+
+    def close(self) -> None:
+        self.runner.close()
+
+    # -- reading ---------------------------------------------------------------------------
+    def catch_up(self) -> None:
+        self.runner.catch_up()
+
+    def records(self, *, subject: str | None = None, due_before: datetime | None = None,
+                limit: int = 1000) -> list[dict[str, Any]]:
+        """Records with their class, trigger, due date and hold status (read model rows)."""
+        self.catch_up()
+        where, params = [], []
+        if subject is not None:
+            where.append("r.subject = ?")
+            params.append(subject)
+        if due_before is not None:
+            where.append("r.due_at IS NOT NULL AND r.due_at <= ?")
+            params.append(stamp(due_before))
+        sql = (f"SELECT r.{', r.'.join(RECORD_TABLE.column_names)}, d.destroyed_at FROM {RECORD_TABLE.name} r "
+               f"LEFT JOIN {DESTROYED_TABLE.name} d ON d.subject = r.subject"
+               + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY r.seq LIMIT ?")
+        holds = self._active_holds()
+        with self.runner.db.reading() as cur:
+            rows = cur.execute(sql, (*params, limit)).fetchall()
+        out = []
+        for values in rows:
+            row = dict(zip((*RECORD_TABLE.column_names, "destroyed_at"), values))
+            row["held_by"] = sorted(h["hold_id"] for h in holds if _covers(h, row))
+            out.append(row)
+        return out
+
+    def holds(self, *, subject: str | None = None, active_only: bool = False) -> list[dict[str, Any]]:
+        self.catch_up()
+        sql = f"SELECT {', '.join(HOLD_TABLE.column_names)} FROM {HOLD_TABLE.name}"
+        clauses, params = [], []
+        if subject is not None:
+            clauses.append("subject = ?")
+            params.append(subject)
+        if active_only:
+            clauses.append("status = 'active'")
+        sql += (" WHERE " + " AND ".join(clauses) if clauses else "") + " ORDER BY placed_at, hold_id"
+        with self.runner.db.reading() as cur:
+            return [dict(zip(HOLD_TABLE.column_names, r)) for r in cur.execute(sql, params).fetchall()]
+
+    def destroyed(self) -> list[dict[str, Any]]:
+        self.catch_up()
+        with self.runner.db.reading() as cur:
+            rows = cur.execute(f"SELECT {', '.join(DESTROYED_TABLE.column_names)} FROM {DESTROYED_TABLE.name} "
+                               "ORDER BY destroyed_at, subject").fetchall()
+        return [dict(zip(DESTROYED_TABLE.column_names, r)) for r in rows]
+
+    def assess(self, subject: str, as_of: datetime) -> Assessment:
+        rows = self.records(subject=subject, limit=100_000)
+        subject_holds = {h["hold_id"] for h in self._active_holds()
+                         if h["target_kind"] == "customer" and h["subject"] == subject}
+        records = [RecordDue(kind=r["kind"], record_id=r["record_id"], record_class=r["record_class"],
+                             clause=r["clause"] or "", due_at=parse(r["due_at"]) if r["due_at"] else None,
+                             held_by=tuple(h for h in r["held_by"] if h not in subject_holds))
+                   for r in rows if r["record_class"] is not None]
+        return assess(subject, records, subject_holds, as_of)
+
+    def report(self, as_of: datetime) -> list[dict[str, Any]]:
+        """Dry run: every subject not yet destroyed with at least one due record, and whether (and why not)
+        their personal data would be destroyed at ``as_of``."""
+        self.catch_up()
+        with self.runner.db.reading() as cur:
+            subjects = [r[0] for r in cur.execute(
+                f"SELECT DISTINCT r.subject FROM {RECORD_TABLE.name} r LEFT JOIN {DESTROYED_TABLE.name} d "
+                "ON d.subject = r.subject WHERE d.subject IS NULL AND r.due_at IS NOT NULL AND r.due_at <= ? "
+                "ORDER BY r.subject", (stamp(as_of),)).fetchall()]
+        report = []
+        for subject in subjects:
+            a = self.assess(subject, as_of)
+            report.append({"subject": subject, "disposable": a.disposable, "blockers": list(a.blockers),
+                           "records": [r.describe() for r in a.records]})
+        return report
+
+    # -- legal holds -------------------------------------------------------------------------
+    def place_hold(self, ctx: Context, *, target_kind: str, target_id: str, authority: str) -> LegalHold:
+        if target_kind == "customer":
+            subject = str(self.ledger.get("customer", target_id).id)
+        elif target_kind in ("ticket", "complaint"):
+            subject = self.ledger.get(target_kind, target_id).customer_id
+        else:
+            subject = str(target_id)  # the domain refuses it with its rule
+        hold = LegalHold.place(id=uuid4(), target_kind=target_kind, target_id=str(target_id), subject=subject,
+                               authority=authority, policy=self.ledger.policy_for_new_case(ctx), ctx=ctx)
+        self.ledger._save(hold)
+        return hold
+
+    def release_hold(self, ctx: Context, hold_id: str) -> LegalHold:
+        hold = self.ledger.get("hold", hold_id)
+        hold.release(policy=self.ledger.policy_of(hold), ctx=ctx)
+        self.ledger._save(hold)
+        return hold
+
+    # -- disposition ---------------------------------------------------------------------------
+    def propose(self, ctx: Context, subject: str, *, disposition_id: UUID | None = None) -> Disposition:
+        disposition = Disposition.propose(id=disposition_id or uuid4(), assessment=self.assess(str(subject), ctx.occurred_at),
+                                          policy=self.ledger.policy_for_new_case(ctx), ctx=ctx)
+        self.ledger._save(disposition)
+        return disposition
+
+    def approve(self, ctx: Context, disposition_id: str) -> Disposition:
+        disposition = self.ledger.get("disposition", disposition_id)
+        disposition.approve(assessment=self.assess(disposition.subject, ctx.occurred_at),
+                            policy=self.ledger.policy_of(disposition), ctx=ctx)
+        self.ledger._save(disposition)
+        return disposition
+
+    def reject(self, ctx: Context, disposition_id: str) -> Disposition:
+        disposition = self.ledger.get("disposition", disposition_id)
+        disposition.reject(policy=self.ledger.policy_of(disposition), ctx=ctx)
+        self.ledger._save(disposition)
+        return disposition
+
+    def execute(self, ctx: Context, disposition_id: str) -> Disposition:
+        """Certify, then destroy the subject's data key (see the module docstring for the order)."""
+        disposition = self.ledger.get("disposition", disposition_id)
+        keys = self.ledger.subject_keys
+        fingerprint = keys.fingerprint(disposition.subject) if keys is not None else None
+        disposition.certify_destruction(assessment=self.assess(disposition.subject, ctx.occurred_at),
+                                        key_fingerprint=fingerprint or "none", tree_size=int(self.tree_size()),
+                                        policy=self.ledger.policy_of(disposition), ctx=ctx)
+        self.ledger._save(disposition)
+        self._destroy(disposition)
+        return disposition
+
+    def complete_pending(self) -> int:
+        """Destroy keys of certified dispositions whose key survived a crash; returns how many."""
+        done = 0
+        for row in self.destroyed():
+            keys = self.ledger.subject_keys
+            if keys is not None and not keys.is_destroyed(row["subject"]):
+                self._destroy(self.ledger.get("disposition", row["disposition_id"]))
+                done += 1
+        return done
+
+    def _destroy(self, disposition: Disposition) -> None:
+        if self.ledger.subject_keys is not None:
+            self.ledger.subject_keys.destroy(disposition.subject, disposition_id=str(disposition.id),
+                                             destroyed_at=disposition.certificate["destroyed_at"])
+
+    def _active_holds(self) -> list[dict[str, Any]]:
+        return self.holds(active_only=True)
+
+
+def _covers(hold: dict[str, Any], record: dict[str, Any]) -> bool:
+    if hold["target_kind"] == "customer":
+        return hold["subject"] == record["subject"]
+    return hold["target_kind"] == record["kind"] and hold["target_id"] == record["record_id"]
+
+
+def disposition_id_for(subject: str, as_of: datetime) -> UUID:
+    """Deterministic id for sweep-made proposals: one proposal per subject and day, however often it runs."""
+    return uuid5(ID_NAMESPACE, f"disposition:{subject}:{as_of.date().isoformat()}")
+
+
+__all__ = ["Retention", "disposition_id_for", "NotFound"]

@@ -1,0 +1,60 @@
+"""Plain SQL on the ledger's own database, on either backend, through eventsourcing's datastore.
+
+Small tables that live beside the event store (data keys, tombstones) are read and written with
+this, so they share the recorder's connection settings, schema and pool. Statements use ``?``
+placeholders and ``{name}`` table placeholders; table names are qualified with the PostgreSQL
+schema when there is one.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from eventsourcing.postgres import PostgresApplicationRecorder
+
+
+class SqlAccess:
+    def __init__(self, recorder: Any, tables: dict[str, str]):
+        self.recorder = recorder
+        self.pg = isinstance(recorder, PostgresApplicationRecorder)
+        if self.pg:
+            schema = recorder.datastore.schema
+            prefix = f'"{schema}".' if schema else ""
+            self.tables = {key: f"{prefix}{name}" for key, name in tables.items()}
+        else:
+            self.tables = dict(tables)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """A cursor whose statements commit together (or not at all)."""
+        if self.pg:
+            with self.recorder.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as cursor:
+                yield _Cursor(cursor, self)
+        else:
+            with self.recorder.datastore.transaction(commit=True) as cursor:
+                yield _Cursor(cursor, self)
+
+    def rows(self, sql: str, params: tuple = ()) -> list[tuple]:
+        with self.transaction() as cursor:
+            return cursor.rows(sql, params)
+
+    def execute(self, sql: str, params: tuple = ()) -> None:
+        with self.transaction() as cursor:
+            cursor.execute(sql, params)
+
+    def render(self, sql: str) -> str:
+        sql = sql.format(**self.tables)
+        return sql.replace("?", "%s") if self.pg else sql
+
+
+class _Cursor:
+    def __init__(self, cursor: Any, access: SqlAccess):
+        self._cursor, self._access = cursor, access
+
+    def execute(self, sql: str, params: tuple = ()) -> None:
+        self._cursor.execute(self._access.render(sql), params)
+
+    def rows(self, sql: str, params: tuple = ()) -> list[tuple]:
+        self.execute(sql, params)
+        return [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in self._cursor.fetchall()]

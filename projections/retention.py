@@ -1,0 +1,108 @@
+"""Retention read model: every record with its class, trigger, due date; legal holds; destructions.
+
+One row per case (customer profile, interaction, ticket, complaint, feedback, survey answer) with
+the record class its policy gives that kind, when its retention trigger happened and when it is
+due (``domain.retention.due_at``). Holds and destroyed subjects are tables of their own, joined
+when queried (``ledger.retention``), so placing a hold never rewrites record rows.
+
+Like every read model it holds ids and facts only, never personal data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from domain.retention import due_at, milestone, record_class_for
+from projections.runtime import Projection
+from projections.store import RowCache, Table
+from projections.timeutil import occurred, parse, stamp
+
+RECORD_TABLE = Table(
+    "rm_retention_records",
+    columns=(("kind", "TEXT"), ("record_id", "TEXT"), ("subject", "TEXT"), ("record_class", "TEXT"),
+             ("clause", "TEXT"), ("policy_ref", "TEXT"), ("created_at", "TEXT"), ("trigger_milestone", "TEXT"),
+             ("trigger_at", "TEXT"), ("due_at", "TEXT"), ("seq", "BIGINT")),
+    key=("kind", "record_id"),
+    indexes=(("subject",), ("due_at",)),
+)
+HOLD_TABLE = Table(
+    "rm_legal_holds",
+    columns=(("hold_id", "TEXT"), ("target_kind", "TEXT"), ("target_id", "TEXT"), ("subject", "TEXT"),
+             ("authority", "TEXT"), ("reason", "TEXT"), ("placed_by", "TEXT"), ("placed_at", "TEXT"),
+             ("released_by", "TEXT"), ("released_at", "TEXT"), ("status", "TEXT")),
+    key=("hold_id",),
+    indexes=(("subject",),),
+)
+DESTROYED_TABLE = Table(
+    "rm_destroyed_subjects",
+    columns=(("subject", "TEXT"), ("disposition_id", "TEXT"), ("destroyed_at", "TEXT"), ("key_fingerprint", "TEXT"),
+             ("tree_size", "BIGINT"), ("proposer", "TEXT"), ("approver", "TEXT"), ("executor", "TEXT")),
+    key=("subject",),
+)
+
+#: Aggregate class name → the kind name used in policy milestones and the API.
+KIND_OF_CLASS = {"Customer": "customer", "Interaction": "interaction", "Ticket": "ticket", "Complaint": "complaint",
+                 "Feedback": "feedback", "SurveyResponse": "survey"}
+
+
+class RetentionRecords(Projection):
+    name = "retention"
+    tables = (RECORD_TABLE, HOLD_TABLE, DESTROYED_TABLE)
+
+    def apply(self, event: Any, position: int, rows: RowCache) -> None:
+        owner, _, event_name = type(event).__qualname__.partition(".")
+        kind = KIND_OF_CLASS.get(owner)
+        if kind is not None:
+            self._record_event(kind, event_name, event, position, rows)
+        else:
+            super().apply(event, position, rows)
+
+    def _record_event(self, kind: str, event_name: str, e: Any, position: int, rows: RowCache) -> None:
+        record_id = str(e.originator_id)
+        row = rows.get(RECORD_TABLE.name, kind, record_id)
+        if row is None:
+            if e.originator_version != 1:
+                raise LookupError(f"{kind} {record_id} has no retention row; its creation event was not seen")
+            policy = self.ledger.policies.get(e.policy_ref)
+            record_class = record_class_for(policy, kind)
+            row = {"kind": kind, "record_id": record_id, "subject": _subject(kind, e),
+                   "record_class": record_class.key if record_class else None,
+                   "clause": record_class.source if record_class else None, "policy_ref": e.policy_ref,
+                   "created_at": stamp(occurred(e)), "trigger_milestone": None, "trigger_at": None, "due_at": None,
+                   "seq": position}
+        if row["record_class"] is not None:
+            reached = milestone(kind, event_name)
+            policy = self.ledger.policies.get(row["policy_ref"])
+            record_class = policy.record_class(row["record_class"])
+            if reached in record_class.triggers:
+                at = occurred(e)
+                row.update(trigger_milestone=reached, trigger_at=stamp(at),
+                           due_at=stamp(due_at(record_class, at, self.ledger.calendar, policy.tz)))
+        rows.put(RECORD_TABLE.name, row)
+
+    def on_LegalHold_Placed(self, e: Any, position: int, rows: RowCache) -> None:
+        rows.put(HOLD_TABLE.name, {
+            "hold_id": str(e.originator_id), "target_kind": e.target_kind, "target_id": e.target_id,
+            "subject": e.subject, "authority": e.authority, "reason": e.reason, "placed_by": e.meta["actor_id"],
+            "placed_at": stamp(occurred(e)), "released_by": None, "released_at": None, "status": "active"})
+
+    def on_LegalHold_Released(self, e: Any, position: int, rows: RowCache) -> None:
+        row = rows.get(HOLD_TABLE.name, str(e.originator_id))
+        if row is None:
+            raise LookupError(f"legal hold {e.originator_id} was released but never placed")
+        row.update(status="released", released_by=e.meta["actor_id"], released_at=stamp(occurred(e)))
+        rows.put(HOLD_TABLE.name, row)
+
+    def on_Disposition_DestructionCertified(self, e: Any, position: int, rows: RowCache) -> None:
+        c = e.certificate
+        rows.put(DESTROYED_TABLE.name, {
+            "subject": c["subject"], "disposition_id": str(e.originator_id), "destroyed_at": stamp(parse(c["destroyed_at"])),
+            "key_fingerprint": c["key_fingerprint"], "tree_size": c["tree_size"], "proposer": c["proposer"],
+            "approver": c["approver"], "executor": c["executor"]})
+
+
+def _subject(kind: str, e: Any) -> str:
+    """The data subject of a case: its customer, or (an anonymous contact, a customer) itself."""
+    if kind != "customer" and getattr(e, "customer_id", None):
+        return str(e.customer_id)
+    return str(e.originator_id)
