@@ -201,9 +201,10 @@ def policies() -> None:
 
 # Command groups that live beside their own subsystems plug in here.
 from ledger.cli_integrity import COMMANDS as _INTEGRITY_COMMANDS  # noqa: E402
+from ledger.cli_retention import COMMANDS as _RETENTION_COMMANDS  # noqa: E402
 from projections.cli import projections, replay  # noqa: E402
 
-for _command in (*_INTEGRITY_COMMANDS, projections, replay):
+for _command in (*_INTEGRITY_COMMANDS, *_RETENTION_COMMANDS, projections, replay):
     main.add_command(_command)
 
 

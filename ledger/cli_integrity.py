@@ -133,7 +133,7 @@ def export(scope: str, scope_id: str | None, from_position: int, to_position: in
 
 def _in_scope(ledger: Any, scope: str, scope_id: str | None, start: int, stop: int | None) -> Iterator[tuple[int, Any]]:
     """(position, event) pairs in scope, in log order. A customer's scope is their own events and
-    every event of any case that names them."""
+    every event of any case, legal hold or disposition (destruction certificate) that names them."""
     members = {scope_id} if scope in ("ticket", "complaint") else set()
     after = start - 1 if scope == "range" else 0
     chosen: list[tuple[int, Any]] = []
@@ -148,7 +148,8 @@ def _in_scope(ledger: Any, scope: str, scope_id: str | None, start: int, stop: i
                 chosen.append((position, event))
                 continue
             oid = str(event.originator_id)
-            if scope == "customer" and (oid == scope_id or getattr(event, "customer_id", None) == scope_id):
+            names = (getattr(event, "customer_id", None), getattr(event, "subject", None))
+            if scope == "customer" and (oid == scope_id or scope_id in names):
                 members.add(oid)
             if oid in members:
                 chosen.append((position, event))

@@ -7,10 +7,11 @@ from typing import Any
 from projections.cases import ComplaintList, TicketList
 from projections.event_counts import EventCounts
 from projections.kpi_counters import KpiCounters
+from projections.retention import RetentionRecords
 from projections.runtime import Projection, ProjectionRunner
 from projections.store import ViewDatabase
 
-PROJECTIONS: tuple[type[Projection], ...] = (TicketList, ComplaintList, KpiCounters, EventCounts)
+PROJECTIONS: tuple[type[Projection], ...] = (TicketList, ComplaintList, KpiCounters, EventCounts, RetentionRecords)
 NAMES = tuple(p.name for p in PROJECTIONS)
 
 

@@ -1,0 +1,165 @@
+"""``caseledger retention`` and ``caseledger holds``: the records manager's and compliance officer's tools.
+
+Commands that change something record who did it: ``--actor`` and ``--role`` are required, and
+``--at`` (business time, default now) is when it happened.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from domain.context import Context
+from domain.errors import DomainError
+from ledger.bootstrap import build, retention as build_retention
+from ledger.errors import NotFound
+from ledger.retention import Retention
+
+console = Console(stderr=True)
+
+
+def _moment(value: str | None) -> datetime:
+    if not value:
+        return datetime.now(timezone.utc)
+    moment = datetime.fromisoformat(value)
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _run(action: Callable[[Retention], Any]) -> Any:
+    service = build_retention(build())
+    try:
+        return action(service)
+    except (DomainError, NotFound) as e:
+        console.print(f"[bold red]refused:[/] {e}" + (f"  [dim]rule {e.rule}[/]" if hasattr(e, "rule") else ""))
+        raise SystemExit(1) from None
+    finally:
+        service.close()
+
+
+def _actor_options(command: Callable) -> Callable:
+    command = click.option("--reason", help="Why (required for holds and rejections).")(command)
+    command = click.option("--at", "at", help="Business time, ISO 8601 (default: now).")(command)
+    command = click.option("--role", required=True, help="Your role, e.g. records_manager or compliance_officer.")(command)
+    return click.option("--actor", required=True, help="Your user id (recorded on the event).")(command)
+
+
+def _ctx(actor: str, role: str, at: str | None, reason: str | None) -> Context:
+    return Context(actor_id=actor, actor_role=role, occurred_at=_moment(at), request_id=f"cli-{uuid.uuid4().hex}",
+                   reason=reason)
+
+
+@click.group()
+def retention() -> None:
+    """Retention schedule, dry-run report and disposition (propose → approve → execute)."""
+
+
+@retention.command("report")
+@click.option("--as-of", "as_of", help="Date or time to assess at (default: now).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def report(as_of: str | None, as_json: bool) -> None:
+    """Dry run: whose personal data would be destroyed at AS_OF, and why not for the others."""
+    rows = _run(lambda r: r.report(_moment(as_of)))
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    table = Table("subject", "would be destroyed", "records", "why not")
+    for row in rows:
+        table.add_row(row["subject"], "yes" if row["disposable"] else "no", str(len(row["records"])),
+                      "\n".join(row["blockers"]) or "-")
+    Console().print(table)
+    console.print(f"{sum(r['disposable'] for r in rows)} of {len(rows)} subjects with due records are disposable")
+
+
+@retention.command("records")
+@click.option("--subject", help="Only this data subject (customer id).")
+def records(subject: str | None) -> None:
+    """Every record with its class, trigger, due date and holds."""
+    rows = _run(lambda r: r.records(subject=subject))
+    table = Table("kind", "id", "class", "trigger", "due", "held by", "destroyed")
+    for row in rows:
+        table.add_row(row["kind"], row["record_id"], row["record_class"] or "-", row["trigger_milestone"] or "-",
+                      row["due_at"] or "-", ", ".join(row["held_by"]) or "-", row["destroyed_at"] or "-")
+    Console().print(table)
+
+
+@retention.command("propose")
+@click.argument("subject")
+@_actor_options
+def propose(subject: str, actor: str, role: str, at: str | None, reason: str | None) -> None:
+    """Propose destroying SUBJECT's personal data (records manager)."""
+    d = _run(lambda r: r.propose(_ctx(actor, role, at, reason), subject))
+    click.echo(str(d.id))
+
+
+@retention.command("approve")
+@click.argument("disposition_id")
+@_actor_options
+def approve(disposition_id: str, actor: str, role: str, at: str | None, reason: str | None) -> None:
+    """Approve a proposed disposition (compliance officer; not the proposer)."""
+    d = _run(lambda r: r.approve(_ctx(actor, role, at, reason), disposition_id))
+    click.echo(f"{d.id} {d.status}")
+
+
+@retention.command("reject")
+@click.argument("disposition_id")
+@_actor_options
+def reject(disposition_id: str, actor: str, role: str, at: str | None, reason: str | None) -> None:
+    """Reject a disposition, with a reason."""
+    d = _run(lambda r: r.reject(_ctx(actor, role, at, reason), disposition_id))
+    click.echo(f"{d.id} {d.status}")
+
+
+@retention.command("execute")
+@click.argument("disposition_id")
+@_actor_options
+def execute(disposition_id: str, actor: str, role: str, at: str | None, reason: str | None) -> None:
+    """Execute an approved disposition: certify, then destroy the subject's data key."""
+    d = _run(lambda r: r.execute(_ctx(actor, role, at, reason), disposition_id))
+    click.echo(json.dumps(d.certificate, ensure_ascii=False, indent=2))
+
+
+@click.group()
+def holds() -> None:
+    """Legal holds: while one is active, nothing it covers can be destroyed."""
+
+
+@holds.command("place")
+@click.argument("target_kind", type=click.Choice(["customer", "ticket", "complaint"]))
+@click.argument("target_id")
+@click.option("--authority", required=True, help="Who ordered the hold (court, regulator, counsel).")
+@_actor_options
+def place(target_kind: str, target_id: str, authority: str, actor: str, role: str, at: str | None,
+          reason: str | None) -> None:
+    """Place a legal hold on a customer, ticket or complaint."""
+    hold = _run(lambda r: r.place_hold(_ctx(actor, role, at, reason), target_kind=target_kind, target_id=target_id,
+                                       authority=authority))
+    click.echo(str(hold.id))
+
+
+@holds.command("release")
+@click.argument("hold_id")
+@_actor_options
+def release(hold_id: str, actor: str, role: str, at: str | None, reason: str | None) -> None:
+    """Release a legal hold, with a reason."""
+    hold = _run(lambda r: r.release_hold(_ctx(actor, role, at, reason), hold_id))
+    click.echo(f"{hold.id} {hold.status}")
+
+
+@holds.command("list")
+@click.option("--active", is_flag=True, help="Only active holds.")
+def list_holds(active: bool) -> None:
+    rows = _run(lambda r: r.holds(active_only=active))
+    table = Table("hold", "target", "subject", "authority", "status", "placed", "released")
+    for h in rows:
+        table.add_row(h["hold_id"], f"{h['target_kind']} {h['target_id']}", h["subject"], h["authority"], h["status"],
+                      f"{h['placed_at']} by {h['placed_by']}", h["released_at"] or "-")
+    Console().print(table)
+
+
+COMMANDS = [retention, holds]
