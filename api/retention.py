@@ -1,0 +1,223 @@
+"""Retention, legal holds and disposition over HTTP. Handlers parse, call ``ledger.retention``, return."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from flask_smorest import Api, Blueprint
+from marshmallow import Schema, fields, validate
+
+from api.resources import context
+from api.schemas import Strict
+from ledger.bootstrap import retention as build_retention
+from ledger.retention import Retention
+
+
+def service() -> Retention:
+    extensions = current_app.extensions
+    if "caseledger.retention" not in extensions:
+        extensions["caseledger.retention"] = build_retention(extensions["caseledger"],
+                                                             extensions.get("caseledger.environ"))
+    return extensions["caseledger.retention"]
+
+
+# -- contract --------------------------------------------------------------------------------------
+class RecordQuery(Strict):
+    subject = fields.UUID(load_default=None)
+    due_before = fields.AwareDateTime(load_default=None)
+    limit = fields.Integer(load_default=200, validate=validate.Range(1, 1000))
+
+
+class RecordRow(Schema):
+    kind = fields.String()
+    record_id = fields.String()
+    subject = fields.String()
+    record_class = fields.String(allow_none=True)
+    clause = fields.String(allow_none=True)
+    policy_ref = fields.String()
+    trigger_milestone = fields.String(allow_none=True)
+    trigger_at = fields.String(allow_none=True)
+    due_at = fields.String(allow_none=True)
+    held_by = fields.List(fields.String())
+    destroyed_at = fields.String(allow_none=True)
+
+
+class RecordPage(Schema):
+    items = fields.List(fields.Nested(RecordRow))
+
+
+class ReportQuery(Strict):
+    as_of = fields.AwareDateTime(required=True, metadata={"description": "assess as of this time"})
+
+
+class ReportRecord(Schema):
+    kind = fields.String()
+    id = fields.String()
+    record_class = fields.String()
+    clause = fields.String()
+    due_at = fields.String(allow_none=True)
+
+
+class ReportRow(Schema):
+    subject = fields.String()
+    disposable = fields.Boolean()
+    blockers = fields.List(fields.String())
+    records = fields.List(fields.Nested(ReportRecord))
+
+
+class Report(Schema):
+    as_of = fields.String()
+    items = fields.List(fields.Nested(ReportRow))
+
+
+class HoldCreate(Strict):
+    target_kind = fields.String(required=True, validate=validate.OneOf(["customer", "ticket", "complaint"]))
+    target_id = fields.UUID(required=True)
+    authority = fields.String(required=True, validate=validate.Length(1, 200))
+    reason = fields.String(required=True, validate=validate.Length(1, 500))
+
+
+class Reason(Strict):
+    reason = fields.String(load_default=None, validate=validate.Length(1, 500))
+
+
+class HoldQuery(Strict):
+    subject = fields.UUID(load_default=None)
+    active = fields.Boolean(load_default=False)
+
+
+class HoldRow(Schema):
+    hold_id = fields.String()
+    target_kind = fields.String()
+    target_id = fields.String()
+    subject = fields.String()
+    authority = fields.String()
+    reason = fields.String()
+    placed_by = fields.String()
+    placed_at = fields.String()
+    released_by = fields.String(allow_none=True)
+    released_at = fields.String(allow_none=True)
+    status = fields.String()
+
+
+class HoldPage(Schema):
+    items = fields.List(fields.Nested(HoldRow))
+
+
+class HoldState(Schema):
+    id = fields.String()
+    version = fields.Integer()
+    target_kind = fields.String()
+    target_id = fields.String()
+    subject = fields.String()
+    authority = fields.String()
+    reason = fields.String()
+    status = fields.String()
+
+
+class DispositionCreate(Strict):
+    subject = fields.UUID(required=True, metadata={"description": "the data subject (customer id)"})
+    reason = fields.String(load_default=None, validate=validate.Length(1, 500))
+
+
+class DispositionState(Schema):
+    id = fields.String()
+    version = fields.Integer()
+    subject = fields.String()
+    status = fields.String()
+    as_of = fields.String()
+    proposer = fields.String()
+    approver = fields.String(allow_none=True)
+    records = fields.List(fields.Nested(ReportRecord))
+    certificate = fields.Dict(allow_none=True, metadata={"description": "the destruction certificate, once executed"})
+
+
+def _hold(h: Any) -> tuple[dict[str, Any], int, dict[str, str]]:
+    return ({"id": str(h.id), "version": h.version, "target_kind": h.target_kind, "target_id": h.target_id,
+             "subject": h.subject, "authority": h.authority, "reason": h.reason, "status": h.status}, 200,
+            {"ETag": f'"{h.version}"'})
+
+
+def _disposition(d: Any) -> tuple[dict[str, Any], int, dict[str, str]]:
+    return ({"id": str(d.id), "version": d.version, "subject": d.subject, "status": d.status, "as_of": d.as_of,
+             "proposer": d.proposer, "approver": d.approver, "records": d.records, "certificate": d.certificate},
+            200, {"ETag": f'"{d.version}"'})
+
+
+# -- routes ---------------------------------------------------------------------------------------
+def register_retention(api: Api) -> None:
+    retention = Blueprint("retention", __name__, url_prefix="/retention", description="Retention schedule")
+    holds = Blueprint("holds", __name__, url_prefix="/holds", description="Legal holds")
+    dispositions = Blueprint("dispositions", __name__, url_prefix="/dispositions",
+                             description="Authorised destruction of a data subject's personal data")
+
+    @retention.route("/records", endpoint="records")
+    @retention.arguments(RecordQuery, location="query")
+    @retention.response(200, RecordPage)
+    @retention.doc(summary="Records with class, retention trigger, due date, holds and destruction")
+    def records(query):  # noqa: ANN001, ANN202
+        subject = str(query["subject"]) if query["subject"] else None
+        return {"items": service().records(subject=subject, due_before=query["due_before"], limit=query["limit"])}
+
+    @retention.route("/report", endpoint="report")
+    @retention.arguments(ReportQuery, location="query")
+    @retention.response(200, Report)
+    @retention.doc(summary="Dry run: whose personal data would be destroyed at as_of, and why not for others")
+    def report(query):  # noqa: ANN001, ANN202
+        return {"as_of": query["as_of"].isoformat(), "items": service().report(query["as_of"])}
+
+    @holds.route("", methods=["GET"], endpoint="list")
+    @holds.arguments(HoldQuery, location="query")
+    @holds.response(200, HoldPage)
+    def list_holds(query):  # noqa: ANN001, ANN202
+        subject = str(query["subject"]) if query["subject"] else None
+        return {"items": service().holds(subject=subject, active_only=query["active"])}
+
+    @holds.route("", methods=["POST"], endpoint="place")
+    @holds.arguments(HoldCreate)
+    @holds.response(201, HoldState)
+    def place(args):  # noqa: ANN001, ANN202
+        hold = service().place_hold(context(reason=args["reason"]), target_kind=args["target_kind"],
+                                    target_id=str(args["target_id"]), authority=args["authority"])
+        body, _, headers = _hold(hold)
+        return body, 201, {**headers, "Location": f"/holds/{hold.id}"}
+
+    @holds.route("/<uuid:hold_id>", endpoint="get")
+    @holds.response(200, HoldState)
+    def get_hold(hold_id):  # noqa: ANN001, ANN202
+        return _hold(service().ledger.get("hold", hold_id))
+
+    @holds.route("/<uuid:hold_id>/release", methods=["POST"], endpoint="release")
+    @holds.arguments(Reason)
+    @holds.response(200, HoldState)
+    def release(args, hold_id):  # noqa: ANN001, ANN202
+        return _hold(service().release_hold(context(reason=args["reason"]), str(hold_id)))
+
+    @dispositions.route("", methods=["POST"], endpoint="propose")
+    @dispositions.arguments(DispositionCreate)
+    @dispositions.response(201, DispositionState)
+    def propose(args):  # noqa: ANN001, ANN202
+        d = service().propose(context(reason=args["reason"]), str(args["subject"]))
+        body, _, headers = _disposition(d)
+        return body, 201, {**headers, "Location": f"/dispositions/{d.id}"}
+
+    @dispositions.route("/<uuid:disposition_id>", endpoint="get")
+    @dispositions.response(200, DispositionState)
+    def get_disposition(disposition_id):  # noqa: ANN001, ANN202
+        return _disposition(service().ledger.get("disposition", disposition_id))
+
+    for step in ("approve", "reject", "execute"):
+        _step(dispositions, step)
+
+    for blp in (retention, holds, dispositions):
+        api.register_blueprint(blp)
+
+
+def _step(blp: Blueprint, step: str) -> None:
+    @blp.route(f"/<uuid:disposition_id>/{step}", methods=["POST"], endpoint=step)
+    @blp.arguments(Reason)
+    @blp.response(200, DispositionState)
+    @blp.doc(summary=f"{step.capitalize()} a disposition")
+    def act(args, disposition_id):  # noqa: ANN001, ANN202
+        return _disposition(getattr(service(), step)(context(reason=args["reason"]), str(disposition_id)))
