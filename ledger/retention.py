@@ -22,8 +22,8 @@ from domain.disposition import Disposition
 from domain.holds import LegalHold
 from domain.retention import Assessment, RecordDue, assess
 from ledger.application import ID_NAMESPACE, CaseLedger
-from ledger.errors import NotFound
-from projections.retention import DESTROYED_TABLE, HOLD_TABLE, RECORD_TABLE, RetentionRecords
+from ledger.errors import ConcurrentUpdate, NotFound
+from projections.retention import DESTROYED_TABLE, DISPOSITION_TABLE, HOLD_TABLE, RECORD_TABLE, RetentionRecords
 from projections.runtime import ProjectionRunner
 from projections.timeutil import parse, stamp
 
@@ -76,7 +76,7 @@ class Retention:
             params.append(subject)
         if active_only:
             clauses.append("status = 'active'")
-        sql += (" WHERE " + " AND ".join(clauses) if clauses else "") + " ORDER BY placed_at, hold_id"
+        sql += (" WHERE " + " AND ".join(clauses) if clauses else "") + " ORDER BY seq"
         with self.runner.db.reading() as cur:
             return [dict(zip(HOLD_TABLE.column_names, r)) for r in cur.execute(sql, params).fetchall()]
 
@@ -163,6 +163,31 @@ class Retention:
         self.ledger._save(disposition)
         self._destroy(disposition)
         return disposition
+
+    def sweep(self, ctx: Context) -> dict[str, int]:
+        """The scheduled retention sweep: propose (never execute) a disposition for every subject that is
+        disposable at ``ctx.occurred_at``, at most one per subject and day however often it runs; and
+        finish destructions a crash interrupted."""
+        proposed = existing = 0
+        for row in self.report(ctx.occurred_at):
+            if not row["disposable"]:
+                continue
+            disposition_id = disposition_id_for(row["subject"], ctx.occurred_at)
+            if self.ledger.exists("disposition", disposition_id) or self._pending_for(row["subject"]):
+                existing += 1
+                continue
+            try:
+                self.propose(ctx, row["subject"], disposition_id=disposition_id)
+                proposed += 1
+            except ConcurrentUpdate:  # another sweep proposed it at the same moment
+                existing += 1
+        return {"proposed": proposed, "already_proposed": existing, "completed": self.complete_pending()}
+
+    def _pending_for(self, subject: str) -> bool:
+        """Is a disposition of this subject already waiting for approval or execution?"""
+        with self.runner.db.reading() as cur:
+            rows = cur.execute(f"SELECT status FROM {DISPOSITION_TABLE.name} WHERE subject = ?", (subject,)).fetchall()
+        return any(status in ("proposed", "approved") for (status,) in rows)
 
     def complete_pending(self) -> int:
         """Destroy keys of certified dispositions whose key survived a crash; returns how many."""

@@ -29,7 +29,7 @@ HOLD_TABLE = Table(
     "rm_legal_holds",
     columns=(("hold_id", "TEXT"), ("target_kind", "TEXT"), ("target_id", "TEXT"), ("subject", "TEXT"),
              ("authority", "TEXT"), ("reason", "TEXT"), ("placed_by", "TEXT"), ("placed_at", "TEXT"),
-             ("released_by", "TEXT"), ("released_at", "TEXT"), ("status", "TEXT")),
+             ("released_by", "TEXT"), ("released_at", "TEXT"), ("status", "TEXT"), ("seq", "BIGINT")),
     key=("hold_id",),
     indexes=(("subject",),),
 )
@@ -40,6 +40,14 @@ DESTROYED_TABLE = Table(
     key=("subject",),
 )
 
+DISPOSITION_TABLE = Table(
+    "rm_dispositions",
+    columns=(("disposition_id", "TEXT"), ("subject", "TEXT"), ("status", "TEXT"), ("proposer", "TEXT"),
+             ("approver", "TEXT"), ("proposed_at", "TEXT"), ("updated_at", "TEXT")),
+    key=("disposition_id",),
+    indexes=(("subject",),),
+)
+
 #: Aggregate class name → the kind name used in policy milestones and the API.
 KIND_OF_CLASS = {"Customer": "customer", "Interaction": "interaction", "Ticket": "ticket", "Complaint": "complaint",
                  "Feedback": "feedback", "SurveyResponse": "survey"}
@@ -47,7 +55,7 @@ KIND_OF_CLASS = {"Customer": "customer", "Interaction": "interaction", "Ticket":
 
 class RetentionRecords(Projection):
     name = "retention"
-    tables = (RECORD_TABLE, HOLD_TABLE, DESTROYED_TABLE)
+    tables = (RECORD_TABLE, HOLD_TABLE, DESTROYED_TABLE, DISPOSITION_TABLE)
 
     def apply(self, event: Any, position: int, rows: RowCache) -> None:
         owner, _, event_name = type(event).__qualname__.partition(".")
@@ -84,7 +92,8 @@ class RetentionRecords(Projection):
         rows.put(HOLD_TABLE.name, {
             "hold_id": str(e.originator_id), "target_kind": e.target_kind, "target_id": e.target_id,
             "subject": e.subject, "authority": e.authority, "reason": e.reason, "placed_by": e.meta["actor_id"],
-            "placed_at": stamp(occurred(e)), "released_by": None, "released_at": None, "status": "active"})
+            "placed_at": stamp(occurred(e)), "released_by": None, "released_at": None, "status": "active",
+            "seq": position})
 
     def on_LegalHold_Released(self, e: Any, position: int, rows: RowCache) -> None:
         row = rows.get(HOLD_TABLE.name, str(e.originator_id))
@@ -93,7 +102,28 @@ class RetentionRecords(Projection):
         row.update(status="released", released_by=e.meta["actor_id"], released_at=stamp(occurred(e)))
         rows.put(HOLD_TABLE.name, row)
 
+    def on_Disposition_Proposed(self, e: Any, position: int, rows: RowCache) -> None:
+        at = stamp(occurred(e))
+        rows.put(DISPOSITION_TABLE.name, {"disposition_id": str(e.originator_id), "subject": e.subject,
+                                          "status": "proposed", "proposer": e.proposer, "approver": None,
+                                          "proposed_at": at, "updated_at": at})
+
+    def _disposition_step(self, e: Any, rows: RowCache, status: str) -> dict[str, Any]:
+        row = rows.get(DISPOSITION_TABLE.name, str(e.originator_id))
+        if row is None:
+            raise LookupError(f"disposition {e.originator_id} has no row; its proposal was not seen")
+        row.update(status=status, updated_at=stamp(occurred(e)))
+        rows.put(DISPOSITION_TABLE.name, row)
+        return row
+
+    def on_Disposition_Approved(self, e: Any, position: int, rows: RowCache) -> None:
+        self._disposition_step(e, rows, "approved")["approver"] = e.meta["actor_id"]
+
+    def on_Disposition_Rejected(self, e: Any, position: int, rows: RowCache) -> None:
+        self._disposition_step(e, rows, "rejected")
+
     def on_Disposition_DestructionCertified(self, e: Any, position: int, rows: RowCache) -> None:
+        self._disposition_step(e, rows, "executed")
         c = e.certificate
         rows.put(DESTROYED_TABLE.name, {
             "subject": c["subject"], "disposition_id": str(e.originator_id), "destroyed_at": stamp(parse(c["destroyed_at"])),

@@ -224,3 +224,13 @@ def storage_bytes(ledger, database_url: str) -> bytes:
     table_bytes = b"".join(Path(data_dir, f).read_bytes() for f in files if os.path.exists(Path(data_dir, f)))
     assert table_bytes, "the PostgreSQL table files could not be read"
     return dump + table_bytes
+
+
+def test_sweep_proposes_once_and_never_executes(ledger, service, subject):
+    sweep_ctx = lambda: at(LONG_AFTER, "scheduler", "service")  # noqa: E731
+    assert service.sweep(sweep_ctx()) == {"proposed": 1, "already_proposed": 0, "completed": 0}
+    assert service.sweep(sweep_ctx()) == {"proposed": 0, "already_proposed": 1, "completed": 0}
+    assert ledger.contact_details(subject["customer"])["name"] == subject["name"]  # proposed, not executed
+    # The next day a pending proposal still counts: no second one.
+    later = at(LONG_AFTER + timedelta(days=1), "scheduler", "service")
+    assert service.sweep(later)["proposed"] == 0
