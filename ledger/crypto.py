@@ -143,20 +143,20 @@ class SubjectKeys:
         cached = self._cache.get(subject)
         if cached is not None and cached[0] is not None and cached[1] > time.monotonic():
             return cached[0]
-        key = self.key_for_reading(subject) if self._stored(subject) else None
-        if key is not None:
-            return key
-        if self.is_destroyed(subject):
-            raise SubjectErased(subject)
-        fresh = AESGCM.generate_key(bit_length=256)
-        with self.sql.transaction() as c:
-            if c.rows("SELECT 1 FROM {tombstones} WHERE subject = ?", (subject,)):
-                raise SubjectErased(subject)
-            c.execute("INSERT INTO {keys} (subject, kek_id, wrapped, created_at) VALUES (?, ?, ?, ?) "
-                      "ON CONFLICT (subject) DO NOTHING",
-                      (subject, self.kek.key_id, self.kek.wrap(subject, fresh), _utc_now()))
-        self._cache.pop(subject, None)
-        return self.key_for_reading(subject)  # whoever inserted first, everyone uses that key
+        select = "SELECT kek_id, wrapped FROM {keys} WHERE subject = ?"
+        with self.sql.transaction() as c:  # one round of statements, whether the key exists or not
+            rows = c.rows(select, (subject,))
+            if not rows:
+                if c.rows("SELECT 1 FROM {tombstones} WHERE subject = ?", (subject,)):
+                    raise SubjectErased(subject)
+                fresh = AESGCM.generate_key(bit_length=256)
+                c.execute("INSERT INTO {keys} (subject, kek_id, wrapped, created_at) VALUES (?, ?, ?, ?) "
+                          "ON CONFLICT (subject) DO NOTHING",
+                          (subject, self.kek.key_id, self.kek.wrap(subject, fresh), _utc_now()))
+                rows = c.rows(select, (subject,))  # whoever inserted first, everyone uses that key
+        key = self._unwrap(subject, rows[0][0], bytes(rows[0][1]))
+        self._cache[subject] = (key, time.monotonic() + self.cache_seconds)
+        return key
 
     def destroy(self, subject: str, *, disposition_id: str, destroyed_at: str) -> str:
         """Destroy the subject's data key; returns its fingerprint. Idempotent once destroyed."""
@@ -183,9 +183,6 @@ class SubjectKeys:
             return
         with self.sql.recorder.datastore.transaction(commit=False) as cursor:
             cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-
-    def _stored(self, subject: str) -> bool:
-        return bool(self.sql.rows("SELECT 1 FROM {keys} WHERE subject = ?", (subject,)))
 
     def _unwrap(self, subject: str, kek_id: str, wrapped: bytes) -> bytes:
         if kek_id != self.kek.key_id:
