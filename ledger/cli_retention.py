@@ -97,31 +97,18 @@ def propose(subject: str, actor: str, role: str, at: str | None, reason: str | N
     click.echo(str(d.id))
 
 
-@retention.command("approve")
-@click.argument("disposition_id")
-@_actor_options
-def approve(disposition_id: str, actor: str, role: str, at: str | None, reason: str | None) -> None:
-    """Approve a proposed disposition (compliance officer; not the proposer)."""
-    d = _run(lambda r: r.approve(_ctx(actor, role, at, reason), disposition_id))
-    click.echo(f"{d.id} {d.status}")
+def _disposition_step(step: str, help_text: str) -> None:
+    @retention.command(step, help=help_text)
+    @click.argument("disposition_id")
+    @_actor_options
+    def command(disposition_id: str, actor: str, role: str, at: str | None, reason: str | None) -> None:
+        d = _run(lambda r: getattr(r, step)(_ctx(actor, role, at, reason), disposition_id))
+        click.echo(json.dumps(d.certificate, ensure_ascii=False, indent=2) if step == "execute" else f"{d.id} {d.status}")
 
 
-@retention.command("reject")
-@click.argument("disposition_id")
-@_actor_options
-def reject(disposition_id: str, actor: str, role: str, at: str | None, reason: str | None) -> None:
-    """Reject a disposition, with a reason."""
-    d = _run(lambda r: r.reject(_ctx(actor, role, at, reason), disposition_id))
-    click.echo(f"{d.id} {d.status}")
-
-
-@retention.command("execute")
-@click.argument("disposition_id")
-@_actor_options
-def execute(disposition_id: str, actor: str, role: str, at: str | None, reason: str | None) -> None:
-    """Execute an approved disposition: certify, then destroy the subject's data key."""
-    d = _run(lambda r: r.execute(_ctx(actor, role, at, reason), disposition_id))
-    click.echo(json.dumps(d.certificate, ensure_ascii=False, indent=2))
+_disposition_step("approve", "Approve a proposed disposition (compliance officer; not the proposer).")
+_disposition_step("reject", "Reject a disposition, with a reason.")
+_disposition_step("execute", "Execute an approved disposition: certify, then destroy the subject's data key.")
 
 
 @click.group()

@@ -175,14 +175,33 @@ class SubjectKeys:
         self.compact()
         return fingerprint
 
-    def compact(self) -> None:
-        """Rewrite storage so deleted key bytes do not linger in free pages or the write-ahead log."""
-        if self.sql.pg:
-            with self.sql.recorder.datastore.get_connection() as conn:
-                conn.execute(self.sql.render("VACUUM FULL {keys}"))
-            return
-        with self.sql.recorder.datastore.transaction(commit=False) as cursor:
-            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    def compact(self, *, wait_seconds: float = 10.0) -> bool:
+        """Rewrite storage so deleted key bytes do not linger in free pages or the write-ahead log.
+
+        On PostgreSQL a deleted row version survives ``VACUUM FULL`` while any transaction that
+        started before the delete is still open (it might still see the row), so we wait for those
+        first — at most ``wait_seconds``. Returns False if one outlasted the wait; the retention sweep
+        compacts again on its next run.
+        """
+        if not self.sql.pg:
+            with self.sql.recorder.datastore.transaction(commit=False) as cursor:
+                cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            return True
+        with self.sql.recorder.datastore.get_connection() as conn:
+            since = conn.execute("SELECT now()").fetchone()
+            since = since["now"] if isinstance(since, dict) else since[0]
+            deadline = time.monotonic() + wait_seconds
+            while True:
+                older = conn.execute(
+                    "SELECT count(*) AS n FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+                    "AND datname = current_database() AND backend_xmin IS NOT NULL AND xact_start < %s",
+                    (since,)).fetchone()
+                clear = (older["n"] if isinstance(older, dict) else older[0]) == 0
+                if clear or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            conn.execute(self.sql.render("VACUUM FULL {keys}"))
+        return clear
 
     def _unwrap(self, subject: str, kek_id: str, wrapped: bytes) -> bytes:
         if kek_id != self.kek.key_id:

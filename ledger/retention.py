@@ -127,10 +127,7 @@ class Retention:
         return hold
 
     def release_hold(self, ctx: Context, hold_id: str) -> LegalHold:
-        hold = self.ledger.get("hold", hold_id)
-        hold.release(policy=self.ledger.policy_of(hold), ctx=ctx)
-        self.ledger._save(hold)
-        return hold
+        return self._change("hold", hold_id, lambda hold, policy: hold.release(policy=policy, ctx=ctx))
 
     # -- disposition ---------------------------------------------------------------------------
     def propose(self, ctx: Context, subject: str, *, disposition_id: UUID | None = None) -> Disposition:
@@ -140,17 +137,18 @@ class Retention:
         return disposition
 
     def approve(self, ctx: Context, disposition_id: str) -> Disposition:
-        disposition = self.ledger.get("disposition", disposition_id)
-        disposition.approve(assessment=self.assess(disposition.subject, ctx.occurred_at),
-                            policy=self.ledger.policy_of(disposition), ctx=ctx)
-        self.ledger._save(disposition)
-        return disposition
+        return self._change("disposition", disposition_id, lambda d, policy: d.approve(
+            assessment=self.assess(d.subject, ctx.occurred_at), policy=policy, ctx=ctx))
 
     def reject(self, ctx: Context, disposition_id: str) -> Disposition:
-        disposition = self.ledger.get("disposition", disposition_id)
-        disposition.reject(policy=self.ledger.policy_of(disposition), ctx=ctx)
-        self.ledger._save(disposition)
-        return disposition
+        return self._change("disposition", disposition_id, lambda d, policy: d.reject(policy=policy, ctx=ctx))
+
+    def _change(self, kind: str, aggregate_id: str, command: Any) -> Any:
+        """Load, let the domain decide (``command(aggregate, policy)``), save."""
+        aggregate = self.ledger.get(kind, aggregate_id)
+        command(aggregate, self.ledger.policy_of(aggregate))
+        self.ledger._save(aggregate)
+        return aggregate
 
     def execute(self, ctx: Context, disposition_id: str) -> Disposition:
         """Certify, then destroy the subject's data key (see the module docstring for the order)."""
@@ -181,7 +179,10 @@ class Retention:
                 proposed += 1
             except ConcurrentUpdate:  # another sweep proposed it at the same moment
                 existing += 1
-        return {"proposed": proposed, "already_proposed": existing, "completed": self.complete_pending()}
+        completed = self.complete_pending()
+        if self.ledger.subject_keys is not None and self.destroyed():
+            self.ledger.subject_keys.compact()  # again: an open transaction may have delayed the last one
+        return {"proposed": proposed, "already_proposed": existing, "completed": completed}
 
     def _pending_for(self, subject: str) -> bool:
         """Is a disposition of this subject already waiting for approval or execution?"""
