@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test demo clean
+.PHONY: install run test demo clean prod bench bench-quick
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,19 @@ run: $(STAMP)
 ## Run the whole test suite: unit, integration and API tests on SQLite and PostgreSQL.
 test: $(STAMP)
 	$(PY) -m pytest
+
+## Production-style: gunicorn API + projection runner + scheduler from the Procfile, stopped
+## together by Ctrl-C. Without CASELEDGER_DATABASE_URL it starts a throwaway PostgreSQL (deleted on exit).
+prod: $(STAMP)
+	$(PY) -m ledger.serving
+
+## Every benchmark, tables printed and saved under var/bench/ (BENCH_QUICK=1 or bench-quick: CI-sized).
+## Starts a throwaway PostgreSQL unless CASELEDGER_BENCH_PG_DSN or CASELEDGER_TEST_PG_DSN is set.
+bench: $(STAMP)
+	$(PY) -m bench
+
+bench-quick: $(STAMP)
+	$(PY) -m bench --quick
 
 clean:
 	rm -rf var .pytest_cache .hypothesis

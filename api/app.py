@@ -1,39 +1,96 @@
-"""Application factory: wires the ledger, authentication and the resources into a Flask app."""
+"""Application factory: wires the ledger, authentication and the resources into a Flask app.
+
+Every request passes, in order: request id → authentication (:mod:`api.auth`, 401) →
+authorization and the masking decision (:mod:`api.permissions`, 403) → idempotency
+(:mod:`api.idempotency`) → the handler. On the way out: disclosures are recorded
+(:mod:`api.masking`), security headers added, an idempotent response kept, one JSON log line
+written (:mod:`api.requestlog`).
+"""
 
 from __future__ import annotations
 
+import http
 import logging
 import uuid
 from datetime import datetime, timezone
 from typing import Callable, Mapping
 
+from apispec import BasePlugin
 from flask import Flask, g, request
 from flask_smorest import Api
+from flask_smorest.utils import prepare_response
 
-from api import problems
+from api import idempotency, problems
+from api.access import register_access
 from api.auth import authenticate
+from api.compliance import register_compliance
 from api.log import register_log
+from api.masking import REASON_HEADER, grade_responses, record_disclosures
+from api.observability import register_observability
+from api.permissions import authorize
 from api.read_models import register_read_models
+from api.requestlog import register_request_log
 from api.resources import register_resources
+from api.retention import register_retention
+from ledger.access import AccessPolicy
+from ledger.access_log import AccessLog
 from ledger.application import CaseLedger
-from ledger.bootstrap import Settings, build, transparency_log
-from ledger.tokens import TokenBook
+from ledger.bootstrap import build, transparency_log
+from ledger.idempotency import IdempotencyStore
+from ledger.tokens import TokenService
 
 Clock = Callable[[], datetime]
 
+#: Sent with every response: no sniffing, no framing, no referrer, no caching (read models that
+#: support If-None-Match set their own ``Cache-Control: private, no-cache``).
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "Referrer-Policy": "no-referrer",
+}
+
 
 class ProblemApi(Api):
-    """flask-smorest's Api, with every HTTP error rendered as RFC 9457 problem+json."""
+    """flask-smorest's Api, with every HTTP error rendered (and documented) as RFC 9457 problem+json."""
+
+    ERROR_SCHEMA = problems.ProblemSchema
 
     def handle_http_exception(self, error):  # noqa: ANN001 - flask-smorest's signature
         return problems.http_problem(error)
 
+    def _register_responses(self) -> None:
+        """flask-smorest's per-status and default error responses, as problem+json."""
+        for status in http.HTTPStatus:
+            response: dict = {"description": status.phrase}
+            if status >= 400:
+                response["schema"] = self.ERROR_SCHEMA
+            prepare_response(response, self.spec, problems.PROBLEM_JSON)
+            self.spec.components.response(status.name, response, lazy=True)
+        response = {"description": "Error (RFC 9457 problem details)", "schema": self.ERROR_SCHEMA}
+        prepare_response(response, self.spec, problems.PROBLEM_JSON)
+        self.spec.components.response(self.DEFAULT_ERROR_RESPONSE_NAME, response, lazy=True)
 
-def create_app(ledger: CaseLedger | None = None, *, tokens: TokenBook | None = None,
+
+class RequestHeadersDoc(BasePlugin):
+    """Documents the headers every operation accepts: Idempotency-Key (POST) and X-Access-Reason."""
+
+    def operation_helper(self, path=None, operations=None, **kwargs):  # noqa: ANN001, ANN003, ANN201
+        for method, operation in (operations or {}).items():
+            parameters = operation.setdefault("parameters", [])
+            if method == "post":
+                parameters.append({"in": "header", "name": idempotency.HEADER, "required": False,
+                                   "description": "a retry with the same key and body returns the first response",
+                                   "schema": {"type": "string", "pattern": "^[!-~]{1,255}$"}})
+            parameters.append({"in": "header", "name": REASON_HEADER, "required": False,
+                               "description": "why you need personal data unmasked (needs personal.unmask; recorded)",
+                               "schema": {"type": "string", "minLength": 1, "maxLength": 500}})
+
+
+def create_app(ledger: CaseLedger | None = None, *, tokens: TokenService | None = None,
                clock: Clock | None = None, environ: Mapping[str, str] | None = None) -> Flask:
     """Build the Flask app; ``environ`` (default: the process environment) configures what is not given."""
-    settings = Settings.from_env(environ)
-    app = Flask("caseledger")
+    app = Flask("caseledger", static_folder=None)  # an API: no static files, no unauthenticated route
     app.config.update(
         API_TITLE="caseledger",
         API_VERSION="v1",
@@ -43,13 +100,19 @@ def create_app(ledger: CaseLedger | None = None, *, tokens: TokenBook | None = N
         MAX_CONTENT_LENGTH=16 * 1024 * 1024,
         JSON_SORT_KEYS=False,
     )
-    app.extensions["caseledger"] = ledger or build(environ)
-    app.extensions["caseledger.tokens"] = tokens or TokenBook.load(settings.tokens_file)
+    ledger = app.extensions["caseledger"] = ledger or build(environ)
+    access = tokens.access if tokens else AccessPolicy.load(grade_vocabulary=_data_grades(ledger))
+    app.extensions["caseledger.access"] = access
+    app.extensions["caseledger.tokens"] = tokens or TokenService(ledger, access)
+    app.extensions["caseledger.access_log"] = AccessLog(ledger, access)
+    app.extensions["caseledger.idempotency"] = IdempotencyStore(ledger)
     app.extensions["caseledger.clock"] = clock or (lambda: datetime.now(timezone.utc))
-    app.extensions["caseledger.log"] = transparency_log(app.extensions["caseledger"], environ)
+    app.extensions["caseledger.log"] = transparency_log(ledger, environ)
+    app.extensions["caseledger.environ"] = environ
 
     api = ProblemApi(app, spec_kwargs={"components": {"securitySchemes": {
-        "bearer": {"type": "http", "scheme": "bearer"}}}, "security": [{"bearer": []}]})
+        "bearer": {"type": "http", "scheme": "bearer"}}}, "security": [{"bearer": []}],
+        "extra_plugins": [RequestHeadersDoc()]})
     problems.register(app)
 
     @app.before_request
@@ -58,20 +121,35 @@ def create_app(ledger: CaseLedger | None = None, *, tokens: TokenBook | None = N
         g.request_id = supplied if 0 < len(supplied) <= 100 and supplied.isprintable() else str(uuid.uuid4())
 
     app.before_request(authenticate)
+    app.before_request(authorize)
+    app.before_request(idempotency.begin)
+
+    # after_request functions run in reverse order of registration: the log line last.
+    register_request_log(app)
+    app.after_request(idempotency.finish)
 
     @app.after_request
     def _headers(response):  # noqa: ANN001, ANN202
         response.headers["X-Request-Id"] = getattr(g, "request_id", "")
+        response.headers.update(SECURITY_HEADERS)
         response.headers.setdefault("Cache-Control", "no-store")
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
         return response
 
-    @app.get("/healthz")
-    def healthz():  # noqa: ANN202
-        return {"status": "ok"}
+    app.after_request(record_disclosures)
 
     register_resources(api)
     register_log(api)
     register_read_models(api)
+    register_retention(api)
+    register_access(api)
+    register_compliance(api)  # only once the access policy knows its endpoints (see api/compliance.py)
+    grade_responses(api.spec, access)
+    register_observability(app)
     logging.getLogger("caseledger").setLevel(logging.INFO)
     return app
+
+
+def _data_grades(ledger: CaseLedger) -> tuple[str, ...]:
+    """The ``data_grade`` vocabulary of the ledger's service policy (003 §6.3)."""
+    policy = ledger.policies.versions(ledger.policy_name)[-1]
+    return tuple(policy.vocabulary("data_grade").values)

@@ -1,29 +1,31 @@
-"""Bearer-token authentication: the caller's identity becomes the actor on every event."""
+"""Bearer-token authentication: the caller's identity becomes the actor on every event.
+
+Everything but the public paths needs a valid token: unknown, expired or revoked → 401.
+What the caller may then do is decided by :mod:`api.permissions`.
+"""
 
 from __future__ import annotations
 
 from flask import current_app, g, request
-from werkzeug.exceptions import Forbidden, Unauthorized
+from werkzeug.exceptions import Unauthorized
 
-from ledger.tokens import Caller, TokenBook
+from ledger.tokens import Caller, TokenService
 
-#: Paths anyone may read: liveness and the API's own description.
-PUBLIC_PATHS = frozenset({"/healthz", "/openapi.json"})
+#: Paths anyone may read: liveness, readiness, metrics and the API's own description.
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
 
 
 def authenticate() -> None:
-    if request.path in PUBLIC_PATHS or request.method == "OPTIONS":
+    if request.path in PUBLIC_PATHS and request.method in ("GET", "HEAD"):
         return
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise _unauthorized("send 'Authorization: Bearer <token>'")
-    tokens: TokenBook = current_app.extensions["caseledger.tokens"]
+    tokens: TokenService = current_app.extensions["caseledger.tokens"]
     caller = tokens.caller(token.strip())
     if caller is None:
-        raise _unauthorized("the token is not known")
-    if caller.read_only and request.method not in {"GET", "HEAD"}:
-        raise Forbidden(f"the {caller.role} role may read but not change anything")
+        raise _unauthorized("the token is not known, has expired or was revoked")
     g.caller = caller
 
 

@@ -10,7 +10,7 @@ from marshmallow import Schema, fields, validate
 from werkzeug.exceptions import Forbidden, NotFound, ServiceUnavailable, UnprocessableEntity
 
 from api.auth import current_caller
-from api.schemas import Strict
+from api.schemas import BIGINT, Strict
 from ledger.integrity.merkle import leaf_hash
 from ledger.keys import KeyMissing
 from ledger.transparency import LogError, TransparencyLog
@@ -20,13 +20,13 @@ blp = Blueprint("log", __name__, url_prefix="/log", description="Transparency lo
 
 class InclusionQuery(Strict):
     aggregate_id = fields.UUID(required=True)
-    version = fields.Integer(required=True, validate=validate.Range(min=1))
-    tree_size = fields.Integer(load_default=None, validate=validate.Range(min=1))
+    version = fields.Integer(required=True, validate=validate.Range(min=1, max=BIGINT))
+    tree_size = fields.Integer(load_default=None, validate=validate.Range(min=1, max=BIGINT))
 
 
 class ConsistencyQuery(Strict):
-    old = fields.Integer(required=True, validate=validate.Range(min=0))
-    new = fields.Integer(load_default=None, validate=validate.Range(min=0))
+    old = fields.Integer(required=True, validate=validate.Range(min=0, max=BIGINT))
+    new = fields.Integer(load_default=None, validate=validate.Range(min=0, max=BIGINT))
 
 
 class InclusionProof(Schema):

@@ -6,12 +6,14 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, g, json, request
+from marshmallow import Schema, fields
 from werkzeug.exceptions import HTTPException
 
 from domain.errors import DomainError, InvalidValue, PolicyError, TransitionForbidden
 from ledger.errors import AlreadyExists, ConcurrentUpdate, InvalidRequest, NotFound, StaleVersion
 
 PROBLEM_BASE = "https://caseledger.dev/problems/"
+PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("caseledger.api")
 
 
@@ -25,10 +27,25 @@ def problem(status: int, title: str, detail: str | None = None, *, type_: str | 
     if request_id:
         body["request_id"] = request_id
     body.update({k: v for k, v in extra.items() if v is not None})
-    response = Response(json.dumps(body, ensure_ascii=False), status=status, mimetype="application/problem+json")
+    response = Response(json.dumps(body, ensure_ascii=False), status=status, mimetype=PROBLEM_JSON)
     for key, value in (headers or {}).items():
         response.headers[key] = value
     return response
+
+
+class ProblemSchema(Schema):
+    """The body of every error response (documented as the API's default response)."""
+
+    type = fields.String(metadata={"description": "URI of the problem type; rule/<rule> for refused commands"})
+    title = fields.String()
+    status = fields.Integer()
+    detail = fields.String()
+    instance = fields.String(metadata={"description": "the request path"})
+    request_id = fields.String()
+    errors = fields.Raw(metadata={"description": "schema errors per field (422), per line for imports"})
+    rule = fields.String(metadata={"description": "the rule that refused the command"})
+    clause = fields.String(allow_none=True, metadata={"description": "where the rule comes from in the sources"})
+    current_version = fields.Integer(metadata={"description": "412: the record's version now"})
 
 
 def http_problem(error: HTTPException) -> Response:

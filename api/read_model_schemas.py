@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from api.schemas import Name, Strict
+from api.schemas import BIGINT, PRINTABLE, Name, Strict
 
 Names = lambda **kw: fields.List(Name(), load_default=None, **kw)  # noqa: E731 - repeat the parameter for "any of"
 
@@ -13,7 +13,7 @@ class ListQuery(Strict):
     overdue = fields.Boolean(load_default=None, metadata={"description": "only cases whose main clock is late at as_of"
                                                                          " (false: only those that are not)"})
     as_of = fields.AwareDateTime(load_default=None, metadata={"description": "time for 'overdue' (default: now)"})
-    cursor = fields.String(load_default=None, validate=validate.Length(max=200),
+    cursor = fields.String(load_default=None, validate=[validate.Length(max=200), PRINTABLE],
                            metadata={"description": "next_cursor of the previous page"})
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
     status = Names()
@@ -30,34 +30,42 @@ class TicketListQuery(ListQuery):
 
 
 class ComplaintListQuery(ListQuery):
-    level = fields.List(fields.Integer(), load_default=None)
+    level = fields.List(fields.Integer(validate=validate.Range(min=0, max=BIGINT)), load_default=None)
     complaint_type = Names()
     rung = Names()
 
 
+class Flag(fields.Boolean):
+    """A boolean stored as 0/1 in a read model (marshmallow 4 dumps booleans as they are)."""
+
+    def _serialize(self, value, attr, obj, **kwargs):  # noqa: ANN001, ANN003, ANN202
+        return None if value is None else bool(value)
+
+
+Opt = lambda: fields.String(allow_none=True)  # noqa: E731 - a column that is empty until its milestone
+Count = lambda: fields.Integer(allow_none=True)  # noqa: E731
+
+
 class TicketRow(Schema):
-    ticket_id, customer_id, interaction_id = fields.String(), fields.String(), fields.String(allow_none=True)
+    ticket_id, customer_id, interaction_id = fields.String(), fields.String(), Opt()
     seq, version = fields.Integer(), fields.Integer()
-    channel, status, priority, complexity = fields.String(), fields.String(), fields.String(), fields.String()
-    high_risk, overdue = fields.Boolean(), fields.Boolean()
-    first_contact_owner, handler, team, policy_ref = fields.String(), fields.String(), fields.String(), fields.String()
-    received_at, clock_started_at, paused_since = fields.String(), fields.String(), fields.String()
-    resolution_deadline, resolved_at, closed_at, updated_at = (fields.String(), fields.String(), fields.String(),
-                                                               fields.String())
-    paused_seconds, reopen_count, rework_count = fields.Integer(), fields.Integer(), fields.Integer()
+    channel, status, priority, complexity = fields.String(), fields.String(), Opt(), Opt()
+    high_risk, overdue = Flag(allow_none=True), Flag(allow_none=True)
+    first_contact_owner, handler, team, policy_ref = Opt(), Opt(), Opt(), fields.String()
+    received_at, clock_started_at, paused_since = Opt(), Opt(), Opt()
+    resolution_deadline, resolved_at, closed_at, updated_at = Opt(), Opt(), Opt(), Opt()
+    paused_seconds, reopen_count, rework_count = Count(), Count(), Count()
 
 
 class ComplaintRow(Schema):
-    complaint_id, customer_id, ticket_id = fields.String(), fields.String(), fields.String(allow_none=True)
-    seq, version, level = fields.Integer(), fields.Integer(), fields.Integer(allow_none=True)
-    channel, status, complaint_type, rung, handler = (fields.String(), fields.String(), fields.String(),
-                                                      fields.String(), fields.String())
-    escalations, evidence_count = fields.Integer(), fields.Integer()
-    remedy_kind, policy_ref = fields.String(), fields.String()
-    satisfied = fields.Boolean(allow_none=True)
-    root_cause_recorded, overdue = fields.Boolean(), fields.Boolean()
-    accepted_at, closed_loop_deadline, notified_at, archived_at, updated_at = (
-        fields.String(), fields.String(), fields.String(), fields.String(), fields.String())
+    complaint_id, customer_id, ticket_id = fields.String(), fields.String(), Opt()
+    seq, version, level = fields.Integer(), fields.Integer(), Count()
+    channel, status, complaint_type, rung, handler = fields.String(), fields.String(), Opt(), Opt(), Opt()
+    escalations, evidence_count = Count(), Count()
+    remedy_kind, policy_ref = Opt(), fields.String()
+    satisfied = Flag(allow_none=True)
+    root_cause_recorded, overdue = Flag(allow_none=True), Flag(allow_none=True)
+    accepted_at, closed_loop_deadline, notified_at, archived_at, updated_at = Opt(), Opt(), Opt(), Opt(), Opt()
 
 
 class _Page(Schema):
@@ -120,9 +128,14 @@ class Timeline(Schema):
     items = fields.List(fields.Nested(TimelineEntry))
 
 
+class NoQuery(Strict):
+    """An endpoint that takes no query parameters (so that any given is refused, not ignored)."""
+
+
 class StateQuery(Strict):
     as_of = fields.AwareDateTime(load_default=None, metadata={"description": "business time"})
-    position = fields.Integer(load_default=None, validate=validate.Range(min=0), metadata={"description": "log position"})
+    position = fields.Integer(load_default=None, validate=validate.Range(min=0, max=BIGINT),
+                              metadata={"description": "log position"})
 
 
 class ReplayedState(Schema):

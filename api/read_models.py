@@ -8,6 +8,9 @@ Running that process as well is safe: both commit through the same tracking rows
 batch), so an event is never applied twice. Replay reads the event store directly and needs no
 catch-up.
 
+Query parameters: unknown ones are refused (422 problem+json, ``unknown=RAISE``: webargs would
+otherwise drop them silently for the query string), so a misspelt filter never widens a result.
+
 ETags: every response carries a strong ETag, the SHA-256 of its serialised body; send it back in
 ``If-None-Match`` to get ``304 Not Modified`` when nothing you asked for changed.
 """
@@ -22,6 +25,7 @@ from typing import Any
 
 from flask import Response, current_app, request
 from flask_smorest import Api, Blueprint
+from marshmallow import RAISE
 from werkzeug.exceptions import BadRequest, ServiceUnavailable, UnprocessableEntity
 
 from api import read_model_schemas as rs
@@ -33,6 +37,8 @@ from projections.replay import Point, Replay
 from projections.runtime import ProjectionFailed, ProjectionRunner
 
 _EXTENSION = "caseledger.read_models"
+#: Longest dashboard period: bounds the work (and the response) of one request.
+MAX_PERIOD_DAYS = 366
 _SETUP_LOCK = threading.Lock()
 
 
@@ -104,7 +110,7 @@ def _case_page(query: dict, lister, filters: tuple[str, ...], schema: type):  # 
 
 def _views(blp: Blueprint) -> None:
     @blp.route("/tickets", endpoint="tickets")
-    @blp.arguments(rs.TicketListQuery, location="query")
+    @blp.arguments(rs.TicketListQuery, location="query", unknown=RAISE)
     @blp.response(200, rs.TicketPage)
     @blp.doc(summary="Tickets, filtered, in creation order, keyset-paginated (ids and facts only)")
     def tickets(query):  # noqa: ANN001, ANN202
@@ -112,7 +118,7 @@ def _views(blp: Blueprint) -> None:
                                                 "team", "customer_id"), rs.TicketPage)
 
     @blp.route("/complaints", endpoint="complaints")
-    @blp.arguments(rs.ComplaintListQuery, location="query")
+    @blp.arguments(rs.ComplaintListQuery, location="query", unknown=RAISE)
     @blp.response(200, rs.ComplaintPage)
     @blp.doc(summary="Complaints, filtered, in acceptance order, keyset-paginated (ids and facts only)")
     def complaints(query):  # noqa: ANN001, ANN202
@@ -122,7 +128,7 @@ def _views(blp: Blueprint) -> None:
 
 def _dashboards(blp: Blueprint) -> None:
     @blp.route("/kpis", endpoint="kpis")
-    @blp.arguments(rs.KpiQuery, location="query")
+    @blp.arguments(rs.KpiQuery, location="query", unknown=RAISE)
     @blp.response(200, rs.Dashboard)
     @blp.doc(summary="KPIs per business day, channel or team, each with its definition and policy target",
              description="Definitions: projections/README.md. Days are business days in the policy's time zone.")
@@ -136,22 +142,25 @@ def _dashboards(blp: Blueprint) -> None:
         last: date | None = query["to"]
         try:
             start, end = parse_period(first.isoformat() if first else None, last.isoformat() if last else None, today)
-        except ValueError as e:
+        except (ValueError, OverflowError) as e:  # from after to; a default start before year 1
             raise UnprocessableEntity(str(e)) from None
+        if (end - start).days >= MAX_PERIOD_DAYS:
+            raise UnprocessableEntity(f"a dashboard covers at most {MAX_PERIOD_DAYS} days")
         body = dashboard(live.runner.db, ledger, start, end, query["group_by"])
         return conditional({**body, "from_": body.pop("from"), "position": position}, rs.Dashboard)
 
 
 def _replay(blp: Blueprint) -> None:
     @blp.route("/<kind>/<aggregate_id>/timeline", endpoint="timeline")
+    @blp.arguments(rs.NoQuery, location="query", unknown=RAISE)
     @blp.response(200, rs.Timeline)
     @blp.doc(summary="Every event of a case in log order (a customer: also their cases' events)")
-    def timeline(kind, aggregate_id):  # noqa: ANN001, ANN202
+    def timeline(_query, kind, aggregate_id):  # noqa: ANN001, ANN202
         items = read_models().replay.timeline(kind, aggregate_id)
         return conditional({"kind": kind, "id": aggregate_id, "items": items}, rs.Timeline)
 
     @blp.route("/<kind>/<aggregate_id>/state", endpoint="state")
-    @blp.arguments(rs.StateQuery, location="query")
+    @blp.arguments(rs.StateQuery, location="query", unknown=RAISE)
     @blp.response(200, rs.ReplayedState)
     @blp.doc(summary="A case's state AS OF a business time or a log position, replayed from its events")
     def state(query, kind, aggregate_id):  # noqa: ANN001, ANN202
@@ -163,7 +172,7 @@ def _replay(blp: Blueprint) -> None:
                            rs.ReplayedState)
 
     @blp.route("/<kind>/<aggregate_id>/diff", endpoint="diff")
-    @blp.arguments(rs.DiffQuery, location="query")
+    @blp.arguments(rs.DiffQuery, location="query", unknown=RAISE)
     @blp.response(200, rs.ReplayedDiff)
     @blp.doc(summary="Attributes that changed between two points (each a log position or an ISO time)")
     def diff(query, kind, aggregate_id):  # noqa: ANN001, ANN202

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 from flask import current_app
@@ -23,9 +24,13 @@ def service() -> Retention:
 
 
 # -- contract --------------------------------------------------------------------------------------
+#: Times the ledger can compute with (a due date is up to a few years after a record's trigger).
+SANE_TIMES = validate.Range(min=datetime(1970, 1, 1, tzinfo=timezone.utc), max=datetime(9000, 1, 1, tzinfo=timezone.utc))
+
+
 class RecordQuery(Strict):
     subject = fields.UUID(load_default=None)
-    due_before = fields.AwareDateTime(load_default=None)
+    due_before = fields.AwareDateTime(load_default=None, validate=SANE_TIMES)
     limit = fields.Integer(load_default=200, validate=validate.Range(1, 1000))
 
 
@@ -48,7 +53,7 @@ class RecordPage(Schema):
 
 
 class ReportQuery(Strict):
-    as_of = fields.AwareDateTime(required=True, metadata={"description": "assess as of this time"})
+    as_of = fields.AwareDateTime(required=True, validate=SANE_TIMES, metadata={"description": "assess as of this time"})
 
 
 class ReportRecord(Schema):

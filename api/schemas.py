@@ -5,8 +5,17 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-Text = lambda n=2000, **kw: fields.String(validate=validate.Length(min=1, max=n), **kw)  # noqa: E731
-Name = lambda **kw: fields.String(validate=validate.Length(min=1, max=64), **kw)  # noqa: E731
+from api.masking import PersonalData
+
+#: Largest value a position or version can have (the databases' BIGINT); larger ones are 422, not 500.
+BIGINT = 2**63 - 1
+#: Free text may hold newlines and tabs but never NUL (PostgreSQL text cannot store it).
+NO_NUL = validate.Regexp(r"^[^\x00]*$", error="must not contain NUL characters")
+#: Names (channels, actors, tiers…) are printable: no control characters at all.
+PRINTABLE = validate.Regexp(r"^[^\x00-\x1f\x7f]*$", error="must not contain control characters")
+
+Text = lambda n=2000, **kw: fields.String(validate=[validate.Length(min=1, max=n), NO_NUL], **kw)  # noqa: E731
+Name = lambda **kw: fields.String(validate=[validate.Length(min=1, max=64), PRINTABLE], **kw)  # noqa: E731
 
 
 class Strict(Schema):
@@ -153,7 +162,8 @@ class CustomerState(StateSchema):
     kind = fields.String()
     tier = fields.String()
     consents = fields.Dict(keys=fields.String(), values=fields.Boolean())
-    contact = fields.Dict(metadata={"description": "current contact details (personal data)"})
+    contact = PersonalData(subject_attr="id", metadata={"description": "current contact details (personal data: "
+                                                                       "masked unless X-Access-Reason)"})
 
 
 class InteractionState(StateSchema):
@@ -231,7 +241,7 @@ class EventSchema(Schema):
     recorded_at = fields.String()
     meta = fields.Dict()
     data = fields.Dict()
-    personal = fields.Dict(allow_none=True)
+    personal = PersonalData(metadata={"description": "{subject, fields}: personal data, masked unless X-Access-Reason"})
 
 
 class EventPage(Schema):
@@ -249,7 +259,7 @@ class LogPage(Schema):
 
 
 class EventQuery(Strict):
-    after = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    after = fields.Integer(load_default=0, validate=validate.Range(min=0, max=BIGINT - 1))
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
 
 

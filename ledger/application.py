@@ -13,6 +13,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
+from domain.access import ApiToken, DataAccess
 from domain.calendar import BusinessCalendar
 from domain.complaint import Complaint
 from domain.context import Context
@@ -20,9 +21,12 @@ from domain.customer import Customer
 from domain.disposition import Disposition
 from domain.errors import PolicyError, TransitionForbidden
 from domain.feedback import Feedback, SurveyResponse
+from domain.findings import Finding
 from domain.holds import LegalHold
 from domain.interaction import Interaction
+from domain.jobs import JobRun
 from domain.policy import Policy, PolicyBook
+from domain.sla import SLABreach
 from domain.ticket import Ticket
 from ledger.crypto import KeyEncryptionKey, SealingMapper, SubjectErased, SubjectKeys
 from ledger.errors import AlreadyExists, ConcurrentUpdate, InvalidRequest, NotFound, StaleVersion
@@ -39,6 +43,13 @@ KINDS: dict[str, type[Aggregate]] = {
     "survey": SurveyResponse,
     "hold": LegalHold,
     "disposition": Disposition,
+    # Access control (ledger/tokens.py, ledger/access_log.py): API credentials and disclosures.
+    "api_token": ApiToken,
+    "data_access": DataAccess,
+    # Scheduled compliance jobs (scheduler/, ledger/sla.py, ledger/compliance.py).
+    "sla_breach": SLABreach,
+    "finding": Finding,
+    "job_run": JobRun,
 }
 
 #: Commands that act on one existing aggregate: kind -> the domain methods callers may invoke.
@@ -54,6 +65,11 @@ ACTIONS: dict[str, frozenset[str]] = {
     "survey": frozenset(),
     "hold": frozenset(),  # holds and dispositions change through ledger.retention only
     "disposition": frozenset(),
+    "api_token": frozenset(),  # issued and revoked through ledger.tokens only
+    "data_access": frozenset(),
+    "sla_breach": frozenset(),  # recorded and escalated by the SLA job only
+    "finding": frozenset({"acknowledge"}),
+    "job_run": frozenset(),
 }
 
 

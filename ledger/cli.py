@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from typing import Any
 
@@ -16,14 +17,11 @@ from rich.table import Table
 from ledger.bootstrap import Settings, build, transparency_log
 from ledger.keys import LogKeys
 from ledger.records import event_record
-from ledger.tokens import ROLES, Caller, TokenBook
+from ledger.access import AccessPolicy
+from ledger.access_cli import issue_demo_tokens
 
 console = Console(stderr=True)
 
-#: Demo callers created by ``serve --demo`` when there is no token file yet.
-DEMO_CALLERS = [Caller("agent-li", "agent", "hotline"), Caller("lead-wang", "team_lead", "hotline"),
-                Caller("cm-zhou", "complaint_manager"), Caller("records-chen", "records_manager"),
-                Caller("auditor-he", "auditor"), Caller("admin", "administrator")]
 
 
 @click.group()
@@ -35,23 +33,35 @@ def main() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--demo", is_flag=True, help="Load demo data into an empty ledger and create demo tokens.")
-def serve(host: str, port: int, demo: bool) -> None:
-    """Serve the HTTP API (development server; see the README for production)."""
+@click.option("--prod", is_flag=True, help="Production server: gunicorn with several worker processes.")
+@click.option("--workers", type=int, help="With --prod: worker processes (default 2 × cores + 1; 1 on SQLite).")
+@click.option("--threads", default=4, show_default=True, help="With --prod: threads per worker.")
+@click.option("--bind", help="With --prod: HOST:PORT to listen on (default --host:--port).")
+def serve(host: str, port: int, demo: bool, prod: bool, workers: int | None, threads: int, bind: str | None) -> None:
+    """Serve the HTTP API (development server, or gunicorn with --prod; see the README)."""
+    if prod:  # before the API is imported: prometheus_client reads this folder at import
+        from ledger.serving import default_workers, prepare_metrics_dir, serve_production
+
+        prepare_metrics_dir()
     from api import create_app
 
     settings = Settings.from_env()
     ledger = build()
     if demo:
-        _ensure_demo_tokens(settings)
         LogKeys.from_env().ensure()
         if ledger.recorder.max_notification_id() in (None, 0):
             _load_demo(ledger)
             transparency_log(ledger).publish_checkpoint(datetime.now(timezone.utc))
+        issue_demo_tokens(ledger)  # after the emptiness check: tokens are events too
+    if prod:  # the tables exist now; each worker builds its own ledger after the fork
+        ledger.close()
+        return serve_production(bind or f"{host}:{port}", workers=workers or default_workers(), threads=threads)
     app = create_app(ledger)
     base = f"http://{host}:{port}"
     console.print(f"[bold green]caseledger[/] on [bold]{base}[/]  ({settings.backend}: {settings.database_url})")
-    console.print(f"  OpenAPI: {base}/openapi.json   latest events: curl -H 'Authorization: Bearer <token>' "
+    console.print(f"  OpenAPI: {base}/openapi.json   latest events: curl -H 'Authorization: Bearer <auditor token>' "
                   f"'{base}/events?limit=5'")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the API logs one JSON line per request itself
     app.run(host=host, port=port, threaded=True, debug=False, use_reloader=False)
 
 
@@ -75,26 +85,10 @@ def _load_demo(ledger: Any, **kwargs: Any) -> None:
                   + f"; {ledger.recorder.max_notification_id()} events")
 
 
-def _ensure_demo_tokens(settings: Settings) -> None:
-    path = settings.tokens_file
-    book = TokenBook.load(path)
-    if path.exists():
-        console.print(f"API tokens: existing file {path} (tokens are stored hashed; create more with "
-                      "'caseledger tokens create')")
-        return
-    table = Table(title="Demo API tokens (shown once; only their hashes are stored)")
-    for column in ("actor", "role", "token"):
-        table.add_column(column)
-    for caller in DEMO_CALLERS:
-        table.add_row(caller.actor_id, caller.role, book.issue(caller))
-    book.save(path)
-    console.print(table)
-
-
 @main.command("import-interactions")
 @click.argument("file", type=click.File("r", encoding="utf-8"))
 @click.option("--actor", default="import", show_default=True, help="Actor recorded on the imported events.")
-@click.option("--role", default="service", show_default=True, type=click.Choice(ROLES))
+@click.option("--role", default="service", show_default=True, type=click.Choice(sorted(AccessPolicy.load().roles)))
 @click.option("--batch-size", default=500, show_default=True)
 def import_interactions(file: Any, actor: str, role: str, batch_size: int) -> None:
     """Import interactions from newline-delimited JSON (same fields as POST /interactions/import).
@@ -116,27 +110,6 @@ def import_interactions(file: Any, actor: str, role: str, batch_size: int) -> No
     report = build().import_interactions(batch, batch_size=batch_size)
     console.print(f"imported {report['imported']}, skipped {report['skipped']} already imported, "
                   f"of {len(records)} lines")
-
-
-@main.group()
-def tokens() -> None:
-    """API bearer tokens."""
-
-
-@tokens.command("create")
-@click.option("--actor", required=True)
-@click.option("--role", required=True, type=click.Choice(ROLES))
-@click.option("--team", default=None)
-def tokens_create(actor: str, role: str, team: str | None) -> None:
-    """Create a token for an actor; prints it once (only its hash is stored)."""
-    settings = Settings.from_env()
-    book = TokenBook.load(settings.tokens_file)
-    try:
-        token = book.issue(Caller(actor, role, team))
-    except ValueError as e:
-        raise click.UsageError(str(e)) from None
-    book.save(settings.tokens_file)
-    click.echo(token)
 
 
 @main.command()
@@ -202,9 +175,19 @@ def policies() -> None:
 # Command groups that live beside their own subsystems plug in here.
 from ledger.cli_integrity import COMMANDS as _INTEGRITY_COMMANDS  # noqa: E402
 from ledger.cli_retention import COMMANDS as _RETENTION_COMMANDS  # noqa: E402
+from ledger.access_cli import COMMANDS as _ACCESS_COMMANDS  # noqa: E402
 from projections.cli import projections, replay  # noqa: E402
 
-for _command in (*_INTEGRITY_COMMANDS, *_RETENTION_COMMANDS, projections, replay):
+for _command in (*_INTEGRITY_COMMANDS, *_RETENTION_COMMANDS, *_ACCESS_COMMANDS, projections, replay):
+    main.add_command(_command)
+
+from ledger.hardening import db as _db  # noqa: E402 - `caseledger db harden`: append-only by privileges
+
+main.add_command(_db)
+
+from scheduler.cli import COMMANDS as _SCHEDULER_COMMANDS  # noqa: E402 - scheduler, jobs, findings
+
+for _command in _SCHEDULER_COMMANDS:
     main.add_command(_command)
 
 

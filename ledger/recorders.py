@@ -1,49 +1,88 @@
 """Application recorders that keep the transparency log in the same transaction as the events.
 
-Every stored event becomes one leaf of an RFC 9162 Merkle tree, in log order, with a gapless leaf
-index — written by the very transaction that writes the event, so there is never an event
-without its leaf or a leaf without its event. Only perfect subtrees are stored
-(``merkle_nodes``: level ≥ 1; level 0 is ``merkle_leaves``), so appending costs O(log n) and any
-proof O(log n) node reads.
+Every stored event becomes one leaf of an RFC 9162 Merkle tree, in log order, with a gapless
+leaf index — written by the very transaction that writes the event, so there is never an event
+without its leaf or a leaf without its event. Interior nodes are stored from level
+``merkle.STORED_LEVEL`` up (``merkle_nodes``; the leaves are ``merkle_leaves``): one node row per
+16 leaves, appending stays O(log n), and a proof rebuilds the lower levels from at most 16 leaf
+hashes per node it needs.
+
+The write path is lean: leaf hashes are computed before the write lock is taken
+(``fastpath.leaf_hashes``); the log's right edge (one hash per set bit of its size) is kept in
+memory from this process's last commit and used only if the log still has that size under the
+write lock (else it is read back: at most log2(n) node rows and 15 leaf hashes); leaves and nodes
+go in with one statement each. On PostgreSQL the size query travels in the same round trip as
+the event insert, so the log adds no round trip to a transaction.
 
 Both backends also refuse UPDATE, DELETE (and on PostgreSQL TRUNCATE) of events, leaves, nodes
 and checkpoints with triggers: the application never changes history, and the database will not
-let anyone else do it by accident. (Deliberate tampering by a superuser who disables the
-triggers is what ``caseledger verify`` detects.)
+let anyone else do it by accident. On PostgreSQL, ``ledger.hardening`` adds role privileges on
+top (the application role gets SELECT and INSERT only). Deliberate tampering by a superuser who
+disables the triggers is what ``caseledger verify`` detects.
 
 Selected with eventsourcing's ``APPLICATION_RECORDER_TOPIC`` in the composition root.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+import threading
+from typing import Any, Sequence
+from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+from eventsourcing.utils import retry
 from psycopg.sql import SQL, Identifier
 
-from ledger.integrity.leaf import encode_leaf
-from ledger.integrity.merkle import Frontier, frontier_addresses, leaf_hash
+from ledger.integrity.fastpath import extend, leaf_hashes, load_frontier
+from ledger.integrity.merkle import STORED_LEVEL, frontier_addresses
 
 LOG_TABLES = ("merkle_leaves", "merkle_nodes", "merkle_checkpoints")
 APPEND_ONLY_MESSAGE = "caseledger: the ledger is append-only"
+LOCK_FUNCTION = "caseledger_lock_events"
 
 
-def new_log_rows(size: int, known: dict[tuple[int, int], bytes], stored_events: Sequence[StoredEvent],
-                 notification_ids: Sequence[int]) -> tuple[list[tuple[int, int, bytes]], list[tuple[int, int, bytes]]]:
-    """Leaves (leaf_index, notification_id, hash) and perfect nodes (level, index, hash) to insert."""
-    frontier = Frontier.load(size, lambda level, index: known[(level, index)])
-    leaves: list[tuple[int, int, bytes]] = []
-    nodes: list[tuple[int, int, bytes]] = []
-    for stored, notification_id in zip(stored_events, notification_ids, strict=True):
-        digest = leaf_hash(encode_leaf(stored.originator_id, stored.originator_version, stored.topic, stored.state))
-        leaves.append((frontier.size, notification_id, digest))
-        nodes.extend(node for node in frontier.append(digest) if node[0] > 0)
-    return leaves, nodes
+def event_leaf_hashes(stored_events: Sequence[StoredEvent]) -> list[bytes]:
+    """``leaf_hash(encode_leaf(...))`` of each stored event (see ``ledger.integrity.leaf``)."""
+    return leaf_hashes((_id_bytes(s.originator_id), s.originator_version, s.topic, s.state) for s in stored_events)
+
+
+def _id_bytes(originator_id: UUID | str) -> bytes:
+    return originator_id.bytes if isinstance(originator_id, UUID) else UUID(str(originator_id)).bytes
+
+
+class _LogHead:
+    """The log's size and right edge as of this process's last commit (a cache, never trusted
+    without checking the size under the write lock: the log is append-only, so same size means
+    same tree)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._size, self._frontier = -1, []
+
+    def frontier_at(self, size: int) -> list[bytes] | None:
+        with self._lock:
+            return list(self._frontier) if self._size == size else None
+
+    def committed(self, size: int, frontier: list[bytes]) -> None:
+        with self._lock:
+            self._size, self._frontier = size, frontier
+
+
+def _tail_start(size: int) -> int:
+    return size - size % (1 << STORED_LEVEL)
+
+
+def _stored_addresses(size: int) -> list[tuple[int, int]]:
+    return frontier_addresses(_tail_start(size))
 
 
 class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._head = _LogHead()
+
     def construct_create_table_statements(self) -> list[str]:
         statements = super().construct_create_table_statements()
         statements += [
@@ -61,36 +100,57 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
                     f"BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY_MESSAGE}: {op} on {table}'); END")
         return statements
 
-    def _insert_events(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        hashes = event_leaf_hashes(stored_events)  # before the write lock is taken
+        head: list[tuple[int, list[bytes]]] = []
+        with self.datastore.transaction(commit=True) as c:
+            notification_ids = self._insert_events(c, stored_events, leaf_hashes=hashes, new_head=head, **kwargs)
+        if head:
+            self._head.committed(*head[0])
+        return notification_ids
+
+    def _insert_events(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], *,
+                       leaf_hashes: list[bytes] | None = None, new_head: list | None = None,
+                       **kwargs: Any) -> Sequence[int] | None:
         notification_ids = super()._insert_events(c, stored_events, **kwargs)
         if stored_events:
             # The insert above took SQLite's write lock: the log's size cannot move under us.
             c.execute("SELECT MAX(leaf_index) FROM merkle_leaves")
             top = c.fetchone()[0]
             size = 0 if top is None else top + 1
-            leaves, nodes = new_log_rows(size, self._known(c, size), stored_events, list(notification_ids or []))
-            c.executemany("INSERT INTO merkle_leaves (leaf_index, notification_id, leaf_hash) VALUES (?, ?, ?)", leaves)
-            c.executemany("INSERT INTO merkle_nodes (level, idx, hash) VALUES (?, ?, ?)", nodes)
+            frontier = self._head.frontier_at(size)
+            if frontier is None:
+                frontier = self._load_frontier(c, size)
+            hashes = leaf_hashes if leaf_hashes is not None else event_leaf_hashes(stored_events)
+            frontier, nodes = extend(size, frontier, hashes)
+            c.executemany("INSERT INTO merkle_leaves (leaf_index, notification_id, leaf_hash) VALUES (?, ?, ?)",
+                          zip(range(size, size + len(hashes)), notification_ids or [], hashes, strict=True))
+            if nodes:
+                c.executemany("INSERT INTO merkle_nodes (level, idx, hash) VALUES (?, ?, ?)", nodes)
+            if new_head is not None:
+                new_head.append((size + len(hashes), frontier))
         return notification_ids
 
     @staticmethod
-    def _known(c: SQLiteCursor, size: int) -> dict[tuple[int, int], bytes]:
-        known = {}
-        for level, index in frontier_addresses(size):
-            if level == 0:
-                c.execute("SELECT leaf_hash FROM merkle_leaves WHERE leaf_index = ?", (index,))
-            else:
-                c.execute("SELECT hash FROM merkle_nodes WHERE level = ? AND idx = ?", (level, index))
-            known[(level, index)] = bytes(c.fetchone()[0])
-        return known
+    def _load_frontier(c: SQLiteCursor, size: int) -> list[bytes]:
+        stored = {}
+        for level, index in _stored_addresses(size):
+            c.execute("SELECT hash FROM merkle_nodes WHERE level = ? AND idx = ?", (level, index))
+            stored[(level, index)] = bytes(c.fetchone()[0])
+        c.execute("SELECT leaf_hash FROM merkle_leaves WHERE leaf_index >= ? ORDER BY leaf_index", (_tail_start(size),))
+        tail = [bytes(row[0]) for row in c.fetchall()]
+        return load_frontier(size, lambda level, index: stored[(level, index)], tail)
 
 
 class LedgerPostgresRecorder(PostgresApplicationRecorder):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
+        self._head = _LogHead()
         schema = Identifier(self.datastore.schema)
+        events = SQL("{0}.{1}").format(schema, Identifier(self.events_table_name))
         self._leaves = SQL("{0}.merkle_leaves").format(schema)
         self._nodes = SQL("{0}.merkle_nodes").format(schema)
+        self._lock_function = SQL("{0}.{1}").format(schema, Identifier(LOCK_FUNCTION))
         self.sql_create_statements += [
             SQL("CREATE TABLE IF NOT EXISTS {0} (leaf_index bigint PRIMARY KEY, notification_id bigint NOT NULL "
                 "UNIQUE, leaf_hash bytea NOT NULL)").format(self._leaves),
@@ -101,6 +161,13 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             SQL("CREATE OR REPLACE FUNCTION {0}.caseledger_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ "
                 "BEGIN RAISE EXCEPTION '" + APPEND_ONLY_MESSAGE + ": % on %', TG_OP, TG_TABLE_NAME "
                 "USING ERRCODE = 'insufficient_privilege'; END $$").format(schema),
+            # eventsourcing serialises writers with LOCK TABLE … IN EXCLUSIVE MODE, which PostgreSQL
+            # allows only to roles that may UPDATE, DELETE or TRUNCATE the table. Taking the lock
+            # through this function (it runs with its owner's rights; the lock lasts until the
+            # caller's transaction ends) lets the application role do without those privileges.
+            SQL("CREATE OR REPLACE FUNCTION {0}() RETURNS void LANGUAGE plpgsql SECURITY DEFINER "
+                "SET search_path = pg_catalog, pg_temp AS $$ BEGIN LOCK TABLE {1} IN EXCLUSIVE MODE; END $$")
+            .format(self._lock_function, events),
         ]
         for table in (self.events_table_name, *LOG_TABLES):
             self.sql_create_statements += [
@@ -109,37 +176,85 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 SQL("CREATE OR REPLACE TRIGGER caseledger_no_truncate BEFORE TRUNCATE ON {0}.{1} "
                     "FOR EACH STATEMENT EXECUTE FUNCTION {0}.caseledger_append_only()").format(schema, Identifier(table)),
             ]
+        self.lock_table_statements = [self.lock_table_statements[0], SQL("SELECT {0}()").format(self._lock_function)]
+        self._size_statement = SQL("SELECT MAX(leaf_index) AS top FROM {0}").format(self._leaves)
+        self._insert_leaves = SQL("INSERT INTO {0} (leaf_index, notification_id, leaf_hash) SELECT * FROM "
+                                  "unnest(%s::bigint[], %s::bigint[], %s::bytea[])").format(self._leaves)
+        self._insert_nodes = SQL("INSERT INTO {0} (level, idx, hash) SELECT * FROM "
+                                 "unnest(%s::int[], %s::bigint[], %s::bytea[])").format(self._nodes)
+
+    def create_table(self) -> None:
+        if self._managed_by_another_role():
+            self.datastore.register_type_adapters()
+            return
+        super().create_table()
+
+    def _managed_by_another_role(self) -> bool:
+        """True when the events table exists and belongs to a role we are not: a hardened
+        deployment (see ``ledger.hardening``), where the owner creates and alters the schema."""
+        with self.datastore.get_connection() as conn:
+            row = conn.execute("SELECT pg_has_role(c.relowner, 'USAGE') AS mine FROM pg_class c JOIN pg_namespace n "
+                               "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s",
+                               (self.datastore.schema or "public", self.events_table_name)).fetchone()
+        return row is not None and not row["mine"]
 
     def _create_table(self, curs: Any) -> None:
         # Several processes may start at once; creating functions and triggers concurrently fails.
         curs.execute("SELECT pg_advisory_xact_lock(hashtext('caseledger-create-tables'))")
         super()._create_table(curs)
 
-    def _fetch_ids_after_insert_events(self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
-        notification_ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
-        if stored_events:
-            # The events table is locked IN EXCLUSIVE MODE by this transaction (eventsourcing does
-            # that to keep insert order = commit order), so appends to the log are serialised too.
-            curs.execute(SQL("SELECT MAX(leaf_index) AS top FROM {0}").format(self._leaves))
-            top = curs.fetchone()["top"]
-            size = 0 if top is None else top + 1
-            leaves, nodes = new_log_rows(size, self._known(curs, size), stored_events, list(notification_ids or []))
-            curs.executemany(SQL("INSERT INTO {0} (leaf_index, notification_id, leaf_hash) VALUES (%s, %s, %s)")
-                             .format(self._leaves), leaves)
-            if nodes:
-                curs.executemany(SQL("INSERT INTO {0} (level, idx, hash) VALUES (%s, %s, %s)").format(self._nodes), nodes)
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        """eventsourcing's pipelined insert, with the log appended in the same transaction."""
+        hashes = event_leaf_hashes(stored_events)  # before the table lock is taken
+        exc: Exception | None = None
+        notification_ids: Sequence[int] | None = None
+        head: tuple[int, list[bytes]] | None = None
+        with self.datastore.get_connection() as conn:
+            with conn.pipeline() as pipeline, conn.transaction():
+                with conn.cursor() as curs:
+                    self._insert_events(curs, stored_events, **kwargs)
+                if len(stored_events) > 0:
+                    with conn.cursor() as curs, conn.cursor() as size_cursor:
+                        try:
+                            self._insert_stored_events(curs, stored_events, **kwargs)  # lock, notify, insert
+                            size_cursor.execute(self._size_statement)  # same round trip as the insert
+                            # Sync now, so a uniqueness violation raises IntegrityError here.
+                            pipeline.sync()
+                            notification_ids = self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+                            top = size_cursor.fetchone()["top"]
+                            head = self._append_log(curs, 0 if top is None else top + 1, notification_ids, hashes)
+                        except Exception as e:  # noqa: BLE001 - re-raised below, outside the pipeline
+                            exc = e
+            if exc:
+                raise exc
+        if head is not None:
+            self._head.committed(*head)
         return notification_ids
 
-    def _known(self, curs: Any, size: int) -> dict[tuple[int, int], bytes]:
-        addresses = frontier_addresses(size)
-        if not addresses:
-            return {}
-        curs.execute(SQL("SELECT 0 AS level, leaf_index AS idx, leaf_hash AS hash FROM {0} WHERE leaf_index = %s "
-                         "UNION ALL SELECT level, idx, hash FROM {1} WHERE (level, idx) IN (SELECT * FROM "
-                         "unnest(%s::int[], %s::bigint[]))").format(self._leaves, self._nodes),
-                     (_leaf_address(addresses), [lv for lv, _ in addresses], [ix for _, ix in addresses]))
-        return {(row["level"], row["idx"]): bytes(row["hash"]) for row in curs.fetchall()}
+    def _append_log(self, curs: Any, size: int, notification_ids: Sequence[int],
+                    hashes: list[bytes]) -> tuple[int, list[bytes]]:
+        # The events table is locked IN EXCLUSIVE MODE by this transaction (eventsourcing does
+        # that to keep insert order = commit order), so appends to the log are serialised too.
+        frontier = self._head.frontier_at(size)
+        if frontier is None:
+            frontier = self._load_frontier(curs, size)
+        frontier, nodes = extend(size, frontier, hashes)
+        if len(notification_ids) != len(hashes):
+            raise RuntimeError(f"{len(hashes)} events but {len(notification_ids)} notification ids")
+        curs.execute(self._insert_leaves, (list(range(size, size + len(hashes))), list(notification_ids), hashes))
+        if nodes:
+            levels, indexes, digests = zip(*nodes)
+            curs.execute(self._insert_nodes, (list(levels), list(indexes), list(digests)))
+        return size + len(hashes), frontier
 
-
-def _leaf_address(addresses: Iterable[tuple[int, int]]) -> int:
-    return next((index for level, index in addresses if level == 0), -1)
+    def _load_frontier(self, curs: Any, size: int) -> list[bytes]:
+        addresses = _stored_addresses(size)
+        curs.execute(SQL("SELECT level, idx, hash FROM {0} WHERE (level, idx) IN (SELECT * FROM "
+                         "unnest(%s::int[], %s::bigint[]))").format(self._nodes),
+                     ([lv for lv, _ in addresses], [ix for _, ix in addresses]))
+        stored = {(row["level"], row["idx"]): bytes(row["hash"]) for row in curs.fetchall()}
+        curs.execute(SQL("SELECT leaf_hash FROM {0} WHERE leaf_index >= %s ORDER BY leaf_index").format(self._leaves),
+                     (_tail_start(size),))
+        tail = [bytes(row["leaf_hash"]) for row in curs.fetchall()]
+        return load_frontier(size, lambda level, index: stored[(level, index)], tail)

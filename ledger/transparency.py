@@ -2,13 +2,12 @@
 
 The tree itself is written by ``ledger.recorders`` in each event's transaction; this module reads
 it. The hashing, proof and checking rules are the pure ``ledger.integrity`` modules — nothing here
-decides whether something verifies, it only fetches rows for them.
+decides whether something verifies, it only fetches rows for them (``ledger.logscan`` reads the
+whole log for verification).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import heapq
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Callable, Iterator
@@ -18,11 +17,10 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 
 from ledger.integrity import merkle
 from ledger.integrity.checkpoint import Checkpoint, CheckpointError, open_note, sign
+from ledger.integrity.fastpath import tree_levels
 from ledger.integrity.leaf import encode_leaf
-from ledger.integrity.verifier import LeafRecord, Problem, VerificationReport, verify_log
+from ledger.integrity.verifier import VerificationReport
 from ledger.keys import LogKeys
-
-PAGE = 5000
 
 
 class LogError(Exception):
@@ -48,7 +46,8 @@ class TransparencyLog:
 
     # -- low-level access -------------------------------------------------------------------
     @contextmanager
-    def _cursor(self, *, commit: bool = False) -> Iterator[Any]:
+    def cursor(self, *, commit: bool = False) -> Iterator[Any]:
+        """A raw cursor on the ledger's database (tuples on SQLite, dicts on PostgreSQL)."""
         if self.pg:
             with self.recorder.datastore.get_connection() as conn, conn.cursor() as cursor:
                 yield cursor  # eventsourcing's PostgreSQL connections autocommit
@@ -56,31 +55,39 @@ class TransparencyLog:
             with self.recorder.datastore.transaction(commit=commit) as cursor:
                 yield cursor
 
-    def _rows(self, sql: str, params: tuple = (), *, commit: bool = False) -> list[tuple]:
+    def sql(self, sql: str) -> str:
+        """``sql`` with table names filled in and placeholders in the driver's style."""
         sql = sql.format(**self.tables)
-        if self.pg:
-            sql = sql.replace("?", "%s")
-        with self._cursor(commit=commit) as c:
+        return sql.replace("?", "%s") if self.pg else sql
+
+    def rows(self, sql: str, params: tuple | list = (), *, commit: bool = False) -> list[tuple]:
+        sql = self.sql(sql)
+        with self.cursor(commit=commit) as c:
             c.execute(sql, params)
-            if not sql.lstrip().upper().startswith("SELECT"):
+            if not sql.lstrip().upper().startswith(("SELECT", "WITH")):
                 return []
             return [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in c.fetchall()]
 
     def size(self) -> int:
-        top = self._rows("SELECT MAX(leaf_index) FROM {leaves}")[0][0]
+        top = self.rows("SELECT MAX(leaf_index) FROM {leaves}")[0][0]
         return 0 if top is None else top + 1
 
     def get_node(self, level: int, index: int) -> bytes:
-        if level == 0:
-            rows = self._rows("SELECT leaf_hash FROM {leaves} WHERE leaf_index = ?", (index,))
-        else:
-            rows = self._rows("SELECT hash FROM {nodes} WHERE level = ? AND idx = ?", (level, index))
-        if not rows:
-            raise LogError(f"the log has no node ({level}, {index})")
-        return bytes(rows[0][0])
+        """Hash of the perfect subtree (level, index), stored or rebuilt from its leaves."""
+        return NodeReader(self)(level, index)
+
+    def _computed(self, compute: Callable[[merkle.GetNode], Any]) -> Any:
+        """Run a pure merkle computation with every node it needs read in one query: a first run
+        on placeholder hashes only records which nodes it asks for."""
+        wanted: list[tuple[int, int]] = []
+        compute(lambda level, index: wanted.append((level, index)) or bytes(merkle.HASH_SIZE))
+        reader = NodeReader(self)
+        reader.load(wanted)
+        return compute(reader)
 
     def root(self, size: int | None = None) -> bytes:
-        return merkle.root(self.size() if size is None else size, self.get_node)
+        size = self.size() if size is None else size
+        return self._computed(lambda get_node: merkle.root(size, get_node))
 
     # -- checkpoints ------------------------------------------------------------------------
     def publish_checkpoint(self, now: datetime) -> tuple[Checkpoint, str]:
@@ -88,15 +95,15 @@ class TransparencyLog:
         size = self.size()
         checkpoint = Checkpoint(self.keys.origin, size, self.root(size), now)
         note = sign(checkpoint, self.keys.signing_key(), self.keys.origin)
-        self._rows("INSERT INTO {checkpoints} (tree_size, root, created_at, note) VALUES (?, ?, ?, ?)",
-                   (size, checkpoint.root, checkpoint.time.isoformat(), note), commit=True)
+        self.rows("INSERT INTO {checkpoints} (tree_size, root, created_at, note) VALUES (?, ?, ?, ?)",
+                  (size, checkpoint.root, checkpoint.time.isoformat(), note), commit=True)
         return checkpoint, note
 
     def checkpoint_notes(self) -> list[str]:
-        return [row[0] for row in self._rows("SELECT note FROM {checkpoints} ORDER BY id")]
+        return [row[0] for row in self.rows("SELECT note FROM {checkpoints} ORDER BY id")]
 
     def latest_note(self) -> str | None:
-        notes = self._rows("SELECT note FROM {checkpoints} ORDER BY id DESC LIMIT 1")
+        notes = self.rows("SELECT note FROM {checkpoints} ORDER BY id DESC LIMIT 1")
         return notes[0][0] if notes else None
 
     def open_checkpoints(self) -> list[Checkpoint]:
@@ -108,9 +115,9 @@ class TransparencyLog:
     def leaf_of(self, aggregate_id: UUID, version: int) -> tuple[int, int, bytes]:
         """(leaf index, log position, leaf bytes) of one stored event."""
         oid = str(aggregate_id) if self.pg else UUID(str(aggregate_id)).hex
-        rows = self._rows("SELECT l.leaf_index, l.notification_id, e.originator_id, e.originator_version, e.topic, "
-                          "e.state FROM {events} e JOIN {leaves} l ON l.notification_id = e.{nid} "
-                          "WHERE e.originator_id = ? AND e.originator_version = ?", (oid, version))
+        rows = self.rows("SELECT l.leaf_index, l.notification_id, e.originator_id, e.originator_version, e.topic, "
+                         "e.state FROM {events} e JOIN {leaves} l ON l.notification_id = e.{nid} "
+                         "WHERE e.originator_id = ? AND e.originator_version = ?", (oid, version))
         if not rows:
             raise LogError(f"no logged event {aggregate_id} v{version}")
         index, position, originator, stored_version, topic, state = rows[0]
@@ -120,55 +127,92 @@ class TransparencyLog:
         tree_size = self.size() if tree_size is None else tree_size
         if not 0 <= leaf_index < tree_size <= self.size():
             raise LogError(f"leaf {leaf_index} is not in a tree of size {tree_size} (log size {self.size()})")
-        return merkle.inclusion_proof(leaf_index, tree_size, self.get_node)
+        return self._computed(lambda get_node: merkle.inclusion_proof(leaf_index, tree_size, get_node))
 
     def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
         if not 0 <= old_size <= new_size <= self.size():
             raise LogError(f"need 0 <= old ({old_size}) <= new ({new_size}) <= log size ({self.size()})")
-        return merkle.consistency_proof(old_size, new_size, self.get_node)
+        return self._computed(lambda get_node: merkle.consistency_proof(old_size, new_size, get_node))
 
     # -- verification -----------------------------------------------------------------------
-    def leaf_records(self) -> Iterator[LeafRecord]:
-        """Every leaf with the event it should hash, in log order; events that have no leaf are
-        merged in at their log position (as leaf index -1) so that the verifier reports them."""
-        return heapq.merge(self._leaves_with_events(), self._events_without_leaves(), key=lambda r: r.position)
-
-    def _leaves_with_events(self) -> Iterator[LeafRecord]:
-        after = -1
-        while True:
-            rows = self._rows("SELECT l.leaf_index, l.leaf_hash, l.notification_id, e.originator_id, "
-                              "e.originator_version, e.topic, e.state FROM {leaves} l LEFT JOIN {events} e "
-                              "ON e.{nid} = l.notification_id WHERE l.leaf_index > ? ORDER BY l.leaf_index LIMIT ?",
-                              (after, PAGE))
-            for index, digest, position, originator, version, topic, state in rows:
-                leaf_bytes = None if originator is None else encode_leaf(UUID(str(originator)), version, topic, bytes(state))
-                label = f"{topic.rsplit(':', 1)[-1]} {originator} v{version}" if originator else "missing event"
-                yield LeafRecord(index, bytes(digest), leaf_bytes, position, label)
-            if len(rows) < PAGE:
-                return
-            after = rows[-1][0]
-
-    def _events_without_leaves(self) -> Iterator[LeafRecord]:
-        rows = self._rows("SELECT e.{nid}, e.originator_id, e.originator_version, e.topic, e.state FROM {events} e "
-                          "WHERE NOT EXISTS (SELECT 1 FROM {leaves} l WHERE l.notification_id = e.{nid}) "
-                          "ORDER BY e.{nid}")
-        for position, originator, version, topic, state in rows:
-            leaf_bytes = encode_leaf(UUID(str(originator)), version, topic, bytes(state))
-            yield LeafRecord(-1, b"", leaf_bytes, position, f"{topic.rsplit(':', 1)[-1]} {originator} v{version} (no leaf)")
-
-    def verify(self, progress: Callable[[int], None] | None = None) -> VerificationReport:
-        """Recompute the whole log from the stored events and check every retained checkpoint.
+    def verify(self, progress: Callable[[int], None] | None = None, *, reference: bool = False,
+               workers: int | None = None) -> VerificationReport:
+        """Recompute the whole log from the stored events; check every retained checkpoint and every
+        stored interior node. ``reference=True`` replays leaf by leaf with the auditor-readable
+        ``verifier.verify_log`` only (slow); the default reads and hashes a page at a time — in
+        ``workers`` processes (default: one per CPU, at most 4) when the log is big — and hands any
+        page where something differs to that same code, so both report the same first problem.
 
         A checkpoint whose signature does not verify is itself a failure (CheckpointError)."""
+        from ledger.logscan import LogScan
+
         checkpoints = sorted(self.open_checkpoints(), key=lambda c: c.size)
-        report = verify_log(self.leaf_records(), checkpoints, progress=progress)
-        problem = report.first_problem
-        if problem is not None and problem.leaf_index == -1:  # an event that was never logged
-            problem = Problem(report.leaves, problem.position, problem.label,
-                              f"the event at log position {problem.position} has no leaf: it was written "
-                              "outside the ledger")
-            report = dataclasses.replace(report, first_problem=problem)
-        return report
+        scan = LogScan(self)
+        if reference:
+            return scan.verify_reference(checkpoints, progress)
+        return scan.verify(checkpoints, progress, workers)
 
 
-__all__ = ["LogError", "TransparencyLog", "CheckpointError"]
+class NodeReader:
+    """``get_node`` for the pure merkle code: stored nodes (level ≥ STORED_LEVEL) are read; a
+    lower node is rebuilt from its block of 2**STORED_LEVEL leaf hashes, read once per proof."""
+
+    def __init__(self, log: TransparencyLog):
+        self.log = log
+        self.stored: dict[tuple[int, int], bytes] = {}
+        self.blocks: dict[int, list[list[bytes]]] = {}
+
+    def load(self, addresses: list[tuple[int, int]]) -> None:
+        """Read the given nodes (and the leaf blocks of the lower ones) in one query."""
+        nodes = sorted({a for a in addresses if a[0] >= merkle.STORED_LEVEL})
+        blocks = sorted({(index << level) >> merkle.STORED_LEVEL for level, index in addresses
+                         if level < merkle.STORED_LEVEL} - set(self.blocks))
+        parts, params = [], []
+        if nodes:
+            parts.append("SELECT level, idx, hash FROM {nodes} WHERE " + " OR ".join(["(level = ? AND idx = ?)"] * len(nodes)))
+            params += [v for node in nodes for v in node]
+        if blocks:
+            parts.append("SELECT -1, leaf_index, leaf_hash FROM {leaves} WHERE "
+                         + " OR ".join(["(leaf_index >= ? AND leaf_index < ?)"] * len(blocks)))
+            params += [v for b in blocks for v in (b << merkle.STORED_LEVEL, (b + 1) << merkle.STORED_LEVEL)]
+        leaves: dict[int, list[tuple[int, bytes]]] = {b: [] for b in blocks}
+        for level, index, digest in (self.log.rows(" UNION ALL ".join(parts), params) if parts else []):
+            if level >= 0:
+                self.stored[(level, index)] = bytes(digest)
+            else:
+                leaves[index >> merkle.STORED_LEVEL].append((index, bytes(digest)))
+        for block, rows in leaves.items():
+            self._keep_block(block, rows)
+
+    def _keep_block(self, block: int, rows: list[tuple[int, bytes]]) -> None:
+        start = block << merkle.STORED_LEVEL
+        hashes = []
+        for position, (leaf, digest) in enumerate(sorted(rows)):
+            if leaf != start + position:
+                break
+            hashes.append(digest)
+        self.blocks[block] = tree_levels(hashes) if hashes else [[]]
+
+    def __call__(self, level: int, index: int) -> bytes:
+        if level >= merkle.STORED_LEVEL:
+            if (level, index) not in self.stored:
+                rows = self.log.rows("SELECT hash FROM {nodes} WHERE level = ? AND idx = ?", (level, index))
+                if not rows:
+                    raise LogError(f"the log has no node ({level}, {index})")
+                self.stored[(level, index)] = bytes(rows[0][0])
+            return self.stored[(level, index)]
+        first_leaf = index << level
+        block = first_leaf >> merkle.STORED_LEVEL
+        if block not in self.blocks:
+            start = block << merkle.STORED_LEVEL
+            self._keep_block(block, [(leaf, bytes(digest)) for leaf, digest in self.log.rows(
+                "SELECT leaf_index, leaf_hash FROM {leaves} WHERE leaf_index >= ? AND leaf_index < ?",
+                (start, start + (1 << merkle.STORED_LEVEL)))])
+        levels = self.blocks[block]
+        offset = (first_leaf - (block << merkle.STORED_LEVEL)) >> level
+        if level >= len(levels) or offset >= len(levels[level]):
+            raise LogError(f"the log has no node ({level}, {index})")
+        return levels[level][offset]
+
+
+__all__ = ["LogError", "NodeReader", "TransparencyLog", "CheckpointError"]

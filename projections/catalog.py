@@ -6,12 +6,16 @@ from typing import Any
 
 from projections.cases import ComplaintList, TicketList
 from projections.event_counts import EventCounts
+from projections.findings import ComplianceFindings
+from projections.job_runs import JobRuns
 from projections.kpi_counters import KpiCounters
 from projections.retention import RetentionRecords
 from projections.runtime import Projection, ProjectionRunner
+from projections.sla_clocks import SlaClocks
 from projections.store import ViewDatabase
 
-PROJECTIONS: tuple[type[Projection], ...] = (TicketList, ComplaintList, KpiCounters, EventCounts, RetentionRecords)
+PROJECTIONS: tuple[type[Projection], ...] = (TicketList, ComplaintList, KpiCounters, EventCounts, RetentionRecords,
+                                              SlaClocks, ComplianceFindings, JobRuns)
 NAMES = tuple(p.name for p in PROJECTIONS)
 
 

@@ -15,6 +15,7 @@ assigned: ``-``).
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import datetime, timedelta
 from typing import Any
@@ -38,6 +39,10 @@ CASE_TABLE = Table("rm_kpi_case", columns=(("case_id", "TEXT"), ("kind", "TEXT")
 class KpiCounters(Projection):
     name = "kpi_counters"
     tables = (COUNTER_TABLE, CASE_TABLE)
+
+    def __init__(self, ledger: Any):
+        super().__init__(ledger)
+        self._stops: dict[tuple[str, str, str], list[tuple[str, Any]]] = {}
 
     # -- helpers -----------------------------------------------------------------------------------
     def _policy(self, ref: str) -> Any:
@@ -71,20 +76,33 @@ class KpiCounters(Projection):
         day = case["cohort_day"] if cohort else self._day(case["policy_ref"], occurred(e))
         self._bump(rows, day, case["channel"], NONE if cohort else case["team"], measure, by)
 
+    def _stopping(self, policy_ref: str, kind: str, name: str) -> list[tuple[str, Any]]:
+        """(key, clock) of the policy's clocks of this kind of case that stop at this milestone,
+        in key order (computed once per policy, kind and milestone)."""
+        found = self._stops.get((policy_ref, kind, name))
+        if found is None:
+            clocks = self._policy(policy_ref).clocks
+            found = self._stops[(policy_ref, kind, name)] = [
+                (key, clocks[key]) for key in sorted(clocks)
+                if clocks[key].subject == kind and clocks[key].stop == name]
+        return found
+
     def _milestone(self, rows: RowCache, case: dict[str, Any], name: str, e: Any) -> bool:
         """Record the first time a case reaches a milestone, and score every SLA clock it stops."""
-        milestones = json.loads(case["milestones"])
+        milestones = _parsed(case["milestones"])
         if name in milestones:
             return False
         at = occurred(e)
-        milestones[name] = stamp(at)
+        milestones = {**milestones, name: stamp(at)}
         case["milestones"] = json.dumps(milestones, sort_keys=True)
         rows.put(CASE_TABLE.name, case)
+        stopping = self._stopping(case["policy_ref"], case["kind"], name)
+        if not stopping:
+            return True
         policy = self._policy(case["policy_ref"])
         attrs = json.loads(case["attrs"])
-        for key in sorted(policy.clocks):
-            clock = policy.clocks[key]
-            if clock.subject != case["kind"] or clock.stop != name or clock.start not in milestones:
+        for key, clock in stopping:
+            if clock.start not in milestones:
                 continue
             deadline = clock.deadline(parse(milestones[clock.start]), attrs, self.ledger.calendar, policy.tz)
             if clock.pausable:
@@ -159,7 +177,7 @@ class KpiCounters(Projection):
     def _resolved(self, rows: RowCache, e: Any) -> None:
         case = self._case(rows, e.originator_id)
         if self._milestone(rows, case, "resolved", e):
-            received = parse(json.loads(case["milestones"])["received"])
+            received = parse(_parsed(case["milestones"])["received"])
             self._count(rows, case, e, "aht.resolved")
             self._count(rows, case, e, "aht.seconds", int((occurred(e) - received).total_seconds()))
 
@@ -236,3 +254,9 @@ class KpiCounters(Projection):
             self._count(rows, ticket, e, "nps.answered")
             self._count(rows, ticket, e, "nps.promoters", 1 if e.nps >= scales["nps_promoter_min"] else 0)
             self._count(rows, ticket, e, "nps.detractors", 1 if e.nps <= scales["nps_detractor_max"] else 0)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _parsed(milestones: str) -> dict[str, str]:
+    """The milestones column parsed (cached by its text; callers never change the dict)."""
+    return json.loads(milestones)

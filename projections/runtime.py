@@ -7,14 +7,20 @@ environment (``CaseLedger`` needs its policy book and calendar). We want several
 the ledger's own database, written a *batch* at a time. So we keep eventsourcing's idea —
 the view change and the tracking position are committed atomically — and implement it as:
 
-1. read up to ``batch_size`` notifications after the lowest tracked position
-   (``recorder.select_notifications``; ids may have gaps on PostgreSQL, so we track the *last
-   processed notification id*, never a count), decode each once with ``mapper.to_domain_event``;
+1. read up to ``batch_size`` notifications after the lowest tracked position (one query for
+   plain tuples, ``ViewDatabase.notifications``; ids may have gaps on PostgreSQL, so we track the
+   *last processed notification id*, never a count), decode each once (``projections.decode``:
+   the same event objects as the mapper's, without its per-object JSON hooks; personal parts
+   stay sealed);
 2. per projection, in ONE transaction: lock its tracking row (``SELECT … FOR UPDATE`` on
    PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), skip events at or below the *locked* position (so a
    second runner — e.g. the API process catching up while ``projections run`` is running — can
    never apply an event twice), apply the rest, upsert the changed rows, set the position to the
    batch's last id, commit.
+
+Between batches each projection keeps the rows it touched in memory (``RowCache``), valid only
+while its tracking row still shows the position it committed itself, so a rebuild reads almost
+nothing back and writes each batch's changed rows with one statement per table.
 
 A crash before the commit loses the whole batch's work *and* its position, so it is redone;
 after the commit both are there. That is exactly-once. A handler error rolls the batch back and
@@ -34,7 +40,11 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
+from projections.decode import EventDecoder
 from projections.store import TRACKING_TABLE, Cursor, RowCache, Table, ViewDatabase
+
+#: Rows a projection keeps in memory between batches (per projection; beyond it, the oldest half go).
+CACHED_ROWS = 100_000
 
 
 class ProjectionFailed(RuntimeError):
@@ -117,6 +127,8 @@ class ProjectionRunner:
         self.db = db or ViewDatabase.for_ledger(ledger)
         self.batch_size = batch_size
         self._ready = False
+        self.decoder = EventDecoder(ledger)
+        self._caches: dict[str, RowCache] = {}  # per projection: rows as of the position it committed
 
     # -- setup ---------------------------------------------------------------------------------
     def ensure_tables(self) -> None:
@@ -149,30 +161,36 @@ class ProjectionRunner:
         """Process one batch; returns the number of notifications read (0 when caught up)."""
         positions = self.positions()
         start = min(positions.values(), default=0)
-        notifications = self.ledger.recorder.select_notifications(start=start + 1, limit=self.batch_size)
-        if not notifications:
+        rows = self.db.notifications(self.ledger.recorder.events_table_name, start, self.batch_size)
+        if not rows:
             return 0
-        decoded = [(n.id, n.topic, self.ledger.mapper.to_domain_event(n)) for n in notifications]
-        last = notifications[-1].id
+        decoded = self.decoder.events(rows)
+        last = rows[-1][0]
         for projection in self.projections:
             if positions[projection.name] < last:
                 self._apply(projection, decoded, last)
-        return len(notifications)
+        return len(rows)
 
     def _apply(self, projection: Projection, decoded: list[tuple[int, str, Any]], last: int) -> None:
+        cache = self._caches.pop(projection.name, None)  # back only once the batch has committed
         with self.db.transaction() as cur:
             position = self._locked_position(cur, projection.name)
-            rows = RowCache(cur, projection.tables)
+            if cache is None or cache.position != position:  # someone else moved it: start afresh
+                cache = RowCache(None, projection.tables, complete=position == 0)
+            cache.cur = cur
             for notification_id, topic, event in decoded:
                 if notification_id <= position:
                     continue  # already applied (by us earlier, or by another runner)
                 try:
-                    projection.apply(event, notification_id, rows)
+                    projection.apply(event, notification_id, cache)
                 except Exception as e:  # noqa: BLE001 - any handler error stops the projection
                     raise ProjectionFailed(projection.name, notification_id, topic, e) from e
-            rows.flush()
+            cache.flush()
             if last > position:
                 cur.execute(f"UPDATE {TRACKING_TABLE} SET position = ? WHERE name = ?", (last, projection.name))
+        cache.cur, cache.position = None, max(last, position)
+        cache.trim(CACHED_ROWS)
+        self._caches[projection.name] = cache
 
     def _locked_position(self, cur: Cursor, name: str) -> int:
         lock = " FOR UPDATE" if self.db.postgres else ""
@@ -216,6 +234,9 @@ class ProjectionRunner:
         if unknown:
             raise KeyError(f"unknown read model(s): {', '.join(sorted(unknown))}")
         chosen = [p for p in self.projections if p.name in wanted]
+        for p in chosen:
+            self._caches.pop(p.name, None)
+        self.db.create_tables([])  # the tracking table, on a database no runner has used yet
         with self.db.transaction() as cur:
             self.db.drop_tables(cur, [t for p in chosen for t in p.tables])
             for p in chosen:

@@ -17,11 +17,13 @@ that both dialects share; :class:`ViewDatabase` converts placeholders for psycop
 
 from __future__ import annotations
 
+import operator
 import sqlite3
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
+from uuid import UUID, SafeUUID
 
 TRACKING_TABLE = "projection_tracking"
 
@@ -56,6 +58,15 @@ class Table:
         others = [n for n in names if n not in self.key]
         update = ", ".join(f"{n} = excluded.{n}" for n in others) or f"{self.key[0]} = excluded.{self.key[0]}"
         return (f"INSERT INTO {self.name} ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)}) "
+                f"ON CONFLICT ({', '.join(self.key)}) DO UPDATE SET {update}")
+
+    def bulk_upsert_statement(self) -> str:
+        """The upsert of many rows at once, one array parameter per column (PostgreSQL)."""
+        names = self.column_names
+        others = [n for n in names if n not in self.key]
+        update = ", ".join(f"{n} = excluded.{n}" for n in others) or f"{self.key[0]} = excluded.{self.key[0]}"
+        arrays = ", ".join(f"?::{'bigint' if kind.upper() == 'BIGINT' else 'text'}[]" for _, kind in self.columns)
+        return (f"INSERT INTO {self.name} ({', '.join(names)}) SELECT * FROM unnest({arrays}) "
                 f"ON CONFLICT ({', '.join(self.key)}) DO UPDATE SET {update}")
 
     def select_by_key_statement(self) -> str:
@@ -164,6 +175,22 @@ class ViewDatabase:
                 self._conn.close()
                 self._conn = None
 
+    def notifications(self, events_table: str, after: int, limit: int) -> list[tuple[int, UUID, int, str, bytes]]:
+        """Up to ``limit`` stored events after log position ``after``, as (position, originator id,
+        version, topic, state) tuples: what ``select_notifications`` returns, without building a
+        ``Notification`` object per event."""
+        with self.lock:
+            conn = self.connection
+            if self.postgres:
+                with conn.cursor(binary=True) as cur:  # binary: ids as UUIDs, states as bytes, no hex
+                    cur.execute(f'SELECT notification_id, originator_id, originator_version, topic, state FROM '
+                                f'"{events_table}" WHERE notification_id > %s ORDER BY notification_id LIMIT %s',
+                                (after, limit))
+                    return cur.fetchall()
+            rows = conn.execute(f"SELECT rowid, originator_id, originator_version, topic, state FROM {events_table} "
+                                "WHERE rowid > ? ORDER BY rowid LIMIT ?", (after, limit)).fetchall()
+            return [(position, _uuid(oid), version, topic, state) for position, oid, version, topic, state in rows]
+
     # -- schema ----------------------------------------------------------------------------------
     def create_tables(self, tables: Sequence[Table]) -> None:
         with self.transaction() as cur:
@@ -183,38 +210,110 @@ _ENV_KEYS = ("PERSISTENCE_MODULE", "SQLITE_DBNAME", "SQLITE_LOCK_TIMEOUT", "POST
 
 
 class RowCache:
-    """The rows one batch touches: read once, changed in memory, written back in one go.
+    """A projection's rows, read once and changed in memory; :meth:`flush` writes the changed ones.
 
-    Handlers get and put plain dicts; :meth:`flush` upserts every changed row with one
-    ``executemany`` per table, inside the batch's transaction.
+    Handlers get and put plain dicts. The runner keeps one cache per projection across batches,
+    holding exactly what its last committed batch left in the database: it drops the cache when
+    the tracking row shows a position it did not commit itself (another runner went ahead) or when
+    a batch fails, and :meth:`flush` forgets rows a handler got but did not put (it may have
+    changed them in place; the database has the truth). ``complete`` means the cache started on
+    empty tables (a rebuild) and nothing was evicted since, so a row it does not hold does not
+    exist — no query needed to find that out.
+
+    Writing: per table, one statement for all the batch's changed rows, in key order (stable lock
+    order for concurrent batches): ``executemany`` on SQLite, one ``INSERT … SELECT FROM unnest``
+    of column arrays on PostgreSQL.
     """
 
-    def __init__(self, cur: Cursor, tables: Sequence[Table]):
+    def __init__(self, cur: Cursor | None, tables: Sequence[Table], *, complete: bool = False):
         self.cur = cur
         self.tables = {t.name: t for t in tables}
+        self.complete = complete
+        self.position: int | None = None  # tracking position the cached rows belong to
         self._rows: dict[str, dict[tuple[Any, ...], dict[str, Any] | None]] = {t.name: {} for t in tables}
         self._dirty: dict[str, set[tuple[Any, ...]]] = {t.name: set() for t in tables}
+        self._borrowed: dict[str, set[tuple[Any, ...]]] = {t.name: set() for t in tables}
+        self._forgotten: dict[str, set[tuple[Any, ...]]] = {t.name: set() for t in tables}  # while complete
+        self._key_of = {t.name: _key_function(t.key) for t in tables}
 
     def get(self, table: str, *key: Any) -> dict[str, Any] | None:
         rows = self._rows[table]
-        if key not in rows:
+        row = rows.get(key, _MISSING)
+        if row is _MISSING:
+            if self.complete and key not in self._forgotten[table]:
+                return None
             spec = self.tables[table]
             found = self.cur.execute(spec.select_by_key_statement(), key).fetchone()
-            rows[key] = None if found is None else dict(zip(spec.column_names, found))
-        return rows[key]
+            rows[key] = row = None if found is None else dict(zip(spec.column_names, found))
+        if row is not None:
+            self._borrowed[table].add(key)
+        return row
 
     def put(self, table: str, row: dict[str, Any]) -> None:
-        spec = self.tables[table]
-        key = tuple(row[k] for k in spec.key)
+        key = self._key_of[table](row)
         self._rows[table][key] = row
         self._dirty[table].add(key)
 
     def flush(self) -> None:
         for name, keys in self._dirty.items():
             spec = self.tables[name]
-            rows = [self._rows[name][k] for k in sorted(keys, key=_sortable)]
-            self.cur.executemany(spec.upsert_statement(), [[r.get(c) for c in spec.column_names] for r in rows])
-            keys.clear()
+            cached = self._rows[name]
+            for key in self._borrowed[name] - keys:  # got, maybe changed in place, not put
+                del cached[key]
+                if self.complete:
+                    self._forgotten[name].add(key)
+            self._borrowed[name].clear()
+            if keys:
+                values = [[cached[k].get(c) for c in spec.column_names] for k in sorted(keys, key=_sortable)]
+                if self.cur.postgres and _bulk_typed(spec, values):
+                    # binary parameters: text arrays need no quoting (psycopg quotes text ones with regexes)
+                    self.cur.raw.execute(spec.bulk_upsert_statement().replace("?", "%b"),
+                                         [list(column) for column in zip(*values)])
+                else:
+                    self.cur.executemany(spec.upsert_statement(), values)
+                keys.clear()
+
+    def size(self) -> int:
+        return sum(len(rows) for rows in self._rows.values())
+
+    def trim(self, max_rows: int) -> None:
+        """Keep memory bounded: past ``max_rows``, forget the oldest half (they stay in the database)."""
+        if self.size() <= max_rows:
+            return
+        for rows in self._rows.values():
+            for key in list(rows)[:len(rows) // 2 + 1]:
+                del rows[key]
+        self.complete = False
+        for forgotten in self._forgotten.values():
+            forgotten.clear()
+
+
+_MISSING = object()
+
+
+def _uuid(text: str) -> UUID:
+    """``UUID(text)`` for the 32 hex digits SQLite stores, without its parsing steps (a rebuild
+    makes one per event)."""
+    if len(text) != 32 or not text.isalnum():
+        return UUID(text)
+    made = object.__new__(UUID)
+    object.__setattr__(made, "int", int(text, 16))
+    object.__setattr__(made, "is_safe", SafeUUID.unknown)
+    return made
+
+
+def _key_function(columns: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    if len(columns) == 1:
+        (column,) = columns
+        return lambda row: (row[column],)
+    return operator.itemgetter(*columns)
+
+
+def _bulk_typed(spec: Table, values: list[list[Any]]) -> bool:
+    """Do the values have the types the column arrays will be cast to (text: str, bigint: int)?
+    Anything else is written by executemany, exactly as the database would convert it."""
+    kinds = [str if kind.upper() == "TEXT" else int for _, kind in spec.columns]
+    return all(v is None or (type(v) is kind) for row in values for v, kind in zip(row, kinds))
 
 
 def _sortable(key: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -2,27 +2,52 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import date, datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
 
 def parse(value: str | datetime) -> datetime:
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        moment = _parse_text(value if isinstance(value, str) else str(value))
     if moment.tzinfo is None:
         raise ValueError(f"time {value!r} must carry a time zone")
     return moment
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _parse_text(value: str) -> datetime:
+    # Events of one command share their business time, and several read models parse it: cached.
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
 def stamp(value: str | datetime) -> str:
     """``2025-09-01T01:00:00.000000Z``: the one spelling of a moment in every read model."""
-    return parse(value).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if isinstance(value, str):
+        return _stamp_text(value)
+    return _stamp(parse(value))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _stamp_text(value: str) -> str:
+    return _stamp(parse(value))
+
+
+def _stamp(moment: datetime) -> str:
+    utc = moment.astimezone(timezone.utc)
+    if utc.year < 1000:  # isoformat pads the year, strftime does not
+        return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def occurred(event: Any) -> datetime:
     return parse(event.meta["occurred_at"])
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def local_day(moment: datetime, tz: ZoneInfo) -> str:
     """The business day (in the policy's time zone) a moment falls on, as ``YYYY-MM-DD``."""
     return moment.astimezone(tz).date().isoformat()

@@ -6,12 +6,15 @@ Hashes (RFC 9162 §2.1.1), SHA-256 throughout:
     node_hash(l, r) = SHA-256(0x01 || l || r)
     MTH({})         = SHA-256("")              (EMPTY_ROOT)
 
-Storage model. Only *perfect* subtrees are stored: they never change once complete. Node
+Storage model. Only *perfect* subtrees are kept: they never change once complete. Node
 (level L, index i) is the root of the perfect subtree over leaves [i * 2**L, (i + 1) * 2**L);
 level 0 holds the leaf hashes. The caller passes ``get_node(level, index) -> bytes`` to read them.
 Every hash RFC 9162 needs (a root, a proof element) is that of a range splitting into at most
-log2(n) + 1 stored subtrees, so roots and proofs cost O(log n) reads, and appending one leaf
-completes at most log2(n) + 1 new perfect subtrees.
+log2(n) + 1 perfect subtrees, so roots and proofs cost O(log n) reads, and appending one leaf
+completes at most log2(n) + 1 new perfect subtrees. The database stores the leaves and the nodes
+of level ``STORED_LEVEL`` and above (one node row per 16 leaves instead of one per leaf); a lower
+node is rebuilt from its at most 2**STORED_LEVEL leaf hashes when a proof needs it, which keeps
+proofs at O(log n) reads.
 
 ``reference_*`` are the RFC's plain recursive definitions over a list: slow, for tests only.
 Verification functions never raise on untrusted input: anything malformed is just False.
@@ -24,6 +27,7 @@ import hashlib
 from typing import Callable, Sequence
 
 HASH_SIZE = 32
+STORED_LEVEL = 4  # the lowest level of interior nodes the database stores (see the storage model)
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 
 GetNode = Callable[[int, int], bytes]
@@ -97,6 +101,11 @@ class Frontier:
         self._hashes.append(acc)
         self._size += 1
         return created
+
+    @property
+    def hashes(self) -> list[bytes]:
+        """The perfect-subtree hashes, aligned with ``frontier_addresses(self.size)``."""
+        return list(self._hashes)
 
     def root(self) -> bytes:
         """MTH of the current tree (RFC 9162 §2.1.1)."""

@@ -5,11 +5,12 @@ from typing import Any
 import pytest
 
 from api import create_app
-from ledger.tokens import Caller, TokenBook
+from ledger.tokens import TokenService, system_context
 
 ROLES = {"agent": ("agent-li", "agent"), "agent2": ("agent-zhao", "agent"), "lead": ("lead-wang", "team_lead"),
          "cm": ("cm-zhou", "complaint_manager"), "records": ("records-chen", "records_manager"),
-         "auditor": ("auditor-he", "auditor"), "admin": ("admin-ma", "administrator")}
+         "compliance": ("compliance-xu", "compliance_officer"), "auditor": ("auditor-he", "auditor"),
+         "admin": ("admin-ma", "administrator"), "service": ("crm-sync", "service")}
 
 
 class Api:
@@ -32,9 +33,12 @@ class Api:
 
 
 @pytest.fixture
-def tokens() -> tuple[TokenBook, dict[str, str]]:
-    book = TokenBook()
-    return book, {name: book.issue(Caller(actor, role, "hotline")) for name, (actor, role) in ROLES.items()}
+def tokens(ledger) -> tuple[TokenService, dict[str, str]]:
+    """One token per caller of ROLES, all in team "hotline"; the service, and the secrets by caller name."""
+    service = TokenService(ledger)
+    issued = {name: service.issue(actor, role, "hotline", ctx=system_context("test-setup"))[0]
+              for name, (actor, role) in ROLES.items()}
+    return service, issued
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ def event_count(api, path: str) -> int:
 
 
 def test_malformed_json_is_400(api, ticket_id):
-    response = api.post(f"/tickets/{ticket_id}/classify", data='{"priority": "urgent",',
+    response = api.post(f"/tickets/{ticket_id}/classify", as_="lead", data='{"priority": "urgent",',
                         content_type="application/json")
     assert_problem(response, 400)
     assert event_count(api, f"/tickets/{ticket_id}") == 1
@@ -62,13 +62,15 @@ def test_unknown_ids_are_404(api, customer_id):
     assert_problem(api.get(f"/tickets/{missing}"), 404)
     assert_problem(api.get("/tickets/not-a-uuid"), 404)
     assert_problem(api.get(f"/tickets/{customer_id}"), 404)  # right id, wrong kind
-    assert_problem(api.post(f"/tickets/{missing}/classify", json={"priority": "urgent", "complexity": "general"}), 404)
+    assert_problem(api.post(f"/tickets/{missing}/classify", as_="lead",
+                            json={"priority": "urgent", "complexity": "general"}), 404)
     body = assert_problem(api.post("/tickets", json={"customer_id": str(missing), "channel": "web"}), 404)
     assert str(missing) in body["detail"]
 
 
 def test_schema_errors_are_422_with_field_details(api, ticket_id):
-    body = assert_problem(api.post(f"/tickets/{ticket_id}/classify", json={"priority": 5, "surprise": True}), 422)
+    body = assert_problem(api.post(f"/tickets/{ticket_id}/classify", as_="lead",
+                                   json={"priority": 5, "surprise": True}), 422)
     assert set(body["errors"]) == {"priority", "complexity", "surprise"}
     body = assert_problem(api.post("/customers", json={"kind": "individual", "tier": "vip",
                                                         "contact": {"email": "not-an-email"}}), 422)
@@ -78,7 +80,7 @@ def test_schema_errors_are_422_with_field_details(api, ticket_id):
 
 
 def test_values_outside_policy_are_422_citing_the_source(api, ticket_id):
-    body = assert_problem(api.post(f"/tickets/{ticket_id}/classify",
+    body = assert_problem(api.post(f"/tickets/{ticket_id}/classify", as_="lead",
                                    json={"priority": "whenever", "complexity": "general"}), 422)
     assert body["rule"] == "vocabulary.priority" and body["clause"]
     assert event_count(api, f"/tickets/{ticket_id}") == 1
@@ -93,14 +95,14 @@ def test_forbidden_transition_is_409_naming_the_rule(api, ticket_id):
 
 def test_stale_if_match_is_412_and_writes_nothing(api, ticket_id):
     path = f"/tickets/{ticket_id}"
-    first = api.post(f"{path}/classify", headers={"If-Match": '"1"'},
+    first = api.post(f"{path}/classify", as_="lead", headers={"If-Match": '"1"'},
                      json={"priority": "normal", "complexity": "general"})
     assert first.status_code == 200 and first.headers["ETag"] == '"2"'
-    body = assert_problem(api.post(f"{path}/classify", headers={"If-Match": '"1"'},
+    body = assert_problem(api.post(f"{path}/classify", as_="lead", headers={"If-Match": '"1"'},
                                    json={"priority": "urgent", "complexity": "general"}), 412)
     assert body["current_version"] == 2
     assert api.get(path).json["priority"] == "normal"
-    assert_problem(api.post(f"{path}/classify", headers={"If-Match": "yesterday"},
+    assert_problem(api.post(f"{path}/classify", as_="lead", headers={"If-Match": "yesterday"},
                             json={"priority": "urgent", "complexity": "general"}), 400)
 
 
@@ -117,7 +119,7 @@ def test_body_too_large_is_413(app, api):
 
 def test_concurrent_writes_to_one_ticket_one_wins(app, api, ticket_id):
     path = f"/tickets/{ticket_id}"
-    api.post(f"{path}/classify", json={"priority": "normal", "complexity": "general"})
+    api.post(f"{path}/classify", as_="lead", json={"priority": "normal", "complexity": "general"})
     barrier = threading.Barrier(6)
     statuses: list[int] = []
 
@@ -157,10 +159,10 @@ def test_bulk_import_validates_everything_first(api):
 
 def test_survey_twice_is_409(api, customer_id, ticket_id):
     path = f"/tickets/{ticket_id}"
-    for action, body in [("classify", {"priority": "normal", "complexity": "general"}),
-                         ("assign", {"handler": "agent-li"}), ("start-work", {}), ("resolve", {}),
-                         ("feed-back-result", {"channel": "sms"})]:
-        assert api.post(f"{path}/{action}", json=body).status_code == 200
+    for action, body, caller in [("classify", {"priority": "normal", "complexity": "general"}, "lead"),
+                                 ("assign", {"handler": "agent-li"}, "lead"), ("start-work", {}, "agent"),
+                                 ("resolve", {}, "agent"), ("feed-back-result", {"channel": "sms"}, "agent")]:
+        assert api.post(f"{path}/{action}", as_=caller, json=body).status_code == 200
     assert api.post("/surveys", json={"ticket_id": ticket_id, "csat": 5}).status_code == 201
     assert_problem(api.post("/surveys", json={"ticket_id": ticket_id, "csat": 1}), 409)
     assert_problem(api.post("/surveys", json={"ticket_id": ticket_id, "csat": 9}), 422)

@@ -12,6 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from ledger import logscan
 from ledger.bootstrap import Settings, transparency_log
 from ledger.keys import LogKeys
 from ledger.transparency import TransparencyLog
@@ -30,7 +31,7 @@ def log(ledger, env, ctx) -> TransparencyLog:
     ledger.act("ticket", ticket.id, "classify", ctx(), {"priority": "normal", "complexity": "general", "high_risk": False})
     log = transparency_log(ledger, env)
     log.publish_checkpoint(NOW)
-    assert log.verify().ok
+    assert verify(log).ok
     return log
 
 
@@ -62,7 +63,7 @@ class Tamperer:
                 conn.commit()
                 conn.close()
 
-    def run(self, sql: str, params: tuple = ()) -> list[tuple]:
+    def run(self, sql: str, params: tuple | list = ()) -> list[tuple]:
         sql = sql.format(**self.t)
         if self.log.pg:
             sql = sql.replace("?", "%s")
@@ -84,8 +85,22 @@ def positions(log: TransparencyLog, n: int = 4) -> list[int]:
     return random.Random(log.size()).sample(range(log.size()), n)
 
 
-def expect_problem_at(log: TransparencyLog, leaf_index: int, words: str) -> None:
+def verify(log: TransparencyLog):
+    """The fast verifier (with its real page size, and with pages of 16 leaves so that pages
+    merge into bigger subtrees) and the auditor-readable reference one agree on every report."""
     report = log.verify()
+    assert log.verify(reference=True) == report
+    page = logscan.PAGE
+    try:
+        logscan.PAGE = 16
+        assert log.verify() == report
+    finally:
+        logscan.PAGE = page
+    return report
+
+
+def expect_problem_at(log: TransparencyLog, leaf_index: int, words: str) -> None:
+    report = verify(log)
     assert not report.ok and report.first_problem is not None
     assert report.first_problem.leaf_index == leaf_index, report.first_problem
     assert words in report.first_problem.description, report.first_problem
@@ -99,7 +114,7 @@ def test_flipped_byte_in_a_stored_event(log, tamper):
         tamper.run("UPDATE {events} SET state = ? WHERE {nid} = ?", (bytes(forged), position))
         expect_problem_at(log, index, "do not hash")
         tamper.run("UPDATE {events} SET state = ? WHERE {nid} = ?", (bytes(state), position))
-        assert log.verify().ok
+        assert verify(log).ok
 
 
 def test_deleted_event(log, tamper):
@@ -111,7 +126,7 @@ def test_deleted_event(log, tamper):
         columns = "notification_id" if log.pg else "rowid"
         tamper.run(f"INSERT INTO {{events}} ({columns}, originator_id, originator_version, topic, state) "
                    "VALUES (?, ?, ?, ?, ?)", row)
-        assert log.verify().ok
+        assert verify(log).ok
 
 
 def test_swapped_events(log, tamper):
@@ -130,7 +145,7 @@ def test_forged_event_inserted(log, tamper):
     tamper.run(f"INSERT INTO {{events}} ({columns}, originator_id, originator_version, topic, state) "
                "VALUES (?, ?, 1, ?, ?)", (top + 1, forged_id if log.pg else forged_id.replace("-", ""),
                                           "domain.ticket:Ticket.Received", b'{"forged": true}'))
-    report = log.verify()
+    report = verify(log)
     assert not report.ok and report.first_problem.leaf_index == size
     assert report.first_problem.position == top + 1 and "no leaf" in report.first_problem.description
 
@@ -141,13 +156,15 @@ def test_altered_leaf_hash(log, tamper):
         tamper.run("UPDATE {leaves} SET leaf_hash = ? WHERE leaf_index = ?", (bytes(32), index))
         expect_problem_at(log, index, "do not hash")
         tamper.run("UPDATE {leaves} SET leaf_hash = ? WHERE leaf_index = ?", (original, index))
-    assert log.verify().ok
+    assert verify(log).ok
 
 
 def test_consistently_rehashed_history_breaks_the_signed_checkpoint(log, tamper, ledger):
-    """An attacker who rewrites an event *and* its leaf hash still cannot match the signed root."""
+    """An attacker who rewrites an event, its leaf hash *and* every stored node above it still
+    cannot match the signed root; one who forgets the nodes is caught at the first stored node."""
+    from ledger.integrity.fastpath import tree_levels
     from ledger.integrity.leaf import encode_leaf
-    from ledger.integrity.merkle import leaf_hash
+    from ledger.integrity.merkle import STORED_LEVEL, leaf_hash
     from uuid import UUID
 
     index = positions(log, 1)[0]
@@ -158,8 +175,45 @@ def test_consistently_rehashed_history_breaks_the_signed_checkpoint(log, tamper,
     tamper.run("UPDATE {events} SET state = ? WHERE {nid} = ?", (forged, position))
     tamper.run("UPDATE {leaves} SET leaf_hash = ? WHERE leaf_index = ?",
                (leaf_hash(encode_leaf(UUID(str(oid)), version, topic, forged)), index))
-    report = log.verify()
+    stored = tamper.run("SELECT level, idx FROM {nodes} ORDER BY level, idx")
+    covering = [(level, idx) for level, idx in stored if idx << level <= index < (idx + 1) << level]
+    if covering:
+        level, idx = covering[0]
+        report = verify(log)
+        assert report.first_problem.leaf_index == ((idx + 1) << level) - 1
+        assert "node altered" in report.first_problem.description
+        hashes = [bytes(h) for (h,) in tamper.run("SELECT leaf_hash FROM {leaves} ORDER BY leaf_index")]
+        levels = tree_levels(hashes)
+        for level, idx in covering:
+            tamper.run("UPDATE {nodes} SET hash = ? WHERE level = ? AND idx = ?", (levels[level][idx], level, idx))
+        assert all(level >= STORED_LEVEL for level, _ in covering)
+    report = verify(log)
     assert not report.ok and "checkpoint at tree size" in report.first_problem.description
+
+
+def test_altered_or_deleted_interior_node(log, tamper):
+    """Proofs are served from stored nodes, so a forged node is reported at the leaf that completes it."""
+    nodes = tamper.run("SELECT level, idx, hash FROM {nodes} ORDER BY level, idx")
+    assert nodes and all(level >= 4 for level, _, _ in nodes)  # lower levels are rebuilt from leaves
+    for level, idx, digest in nodes:
+        last_leaf = ((idx + 1) << level) - 1
+        tamper.run("UPDATE {nodes} SET hash = ? WHERE level = ? AND idx = ?", (bytes(32), level, idx))
+        expect_problem_at(log, last_leaf, "node altered")
+        tamper.run("DELETE FROM {nodes} WHERE level = ? AND idx = ?", (level, idx))
+        expect_problem_at(log, last_leaf, "is not stored")
+        tamper.run("INSERT INTO {nodes} (level, idx, hash) VALUES (?, ?, ?)", (level, idx, digest))
+    tamper.run("INSERT INTO {nodes} (level, idx, hash) VALUES (?, ?, ?)", (4, log.size() // 16, bytes(32)))
+    expect_problem_at(log, log.size(), "beyond the")
+
+
+def test_deleted_leaf_and_leaf_pointing_elsewhere(log, tamper):
+    index = positions(log, 1)[0]
+    row = tamper.run("SELECT leaf_index, notification_id, leaf_hash FROM {leaves} WHERE leaf_index = ?", (index,))[0]
+    tamper.run("DELETE FROM {leaves} WHERE leaf_index = ?", (index,))
+    report = verify(log)
+    assert not report.ok and report.first_problem.leaf_index == index
+    tamper.run("INSERT INTO {leaves} (leaf_index, notification_id, leaf_hash) VALUES (?, ?, ?)", row)
+    assert verify(log).ok
 
 
 def test_the_database_itself_refuses_changes(ledger, log, env):
@@ -178,4 +232,16 @@ def test_the_database_itself_refuses_changes(ledger, log, env):
             with pytest.raises(sqlite3.DatabaseError, match="append-only"):
                 conn.execute(sql)
         conn.close()
-    assert log.verify().ok
+    assert verify(log).ok
+
+
+def test_parallel_verification_agrees_with_the_reference(log, tamper, monkeypatch):
+    """Worker processes summarise pages (of 16 leaves here); the report is the reference's."""
+    monkeypatch.setattr(logscan, "PAGE", 16)
+    monkeypatch.setattr(logscan, "PARALLEL_FROM", 32)
+    assert log.verify(workers=2) == log.verify(reference=True) and log.verify(workers=2).ok
+    index = positions(log, 1)[0]
+    position, state = tamper.event_at(index)
+    tamper.run("UPDATE {events} SET state = ? WHERE {nid} = ?", (bytes(state) + b" ", position))
+    report = log.verify(workers=2)
+    assert report == log.verify(reference=True) and report.first_problem.leaf_index == index

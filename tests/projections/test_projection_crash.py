@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from projections.catalog import runner_for
+from projections.catalog import NAMES, runner_for
 from projections.event_counts import COUNT_TABLE
 from projections.store import TRACKING_TABLE, ViewDatabase
 
@@ -64,7 +64,7 @@ def test_sigkill_mid_way_then_restart_equals_a_rebuild(ledger, env, at):
     proc_env = {**os.environ, **env}
 
     first = start(proc_env)
-    wait_for(lambda: len(positions(db)) == 4 and min(positions(db).values()) >= head // 3)
+    wait_for(lambda: len(positions(db)) == len(NAMES) and min(positions(db).values()) >= head // 3)
     first.send_signal(signal.SIGKILL)
     first.wait(10)
     killed_at = positions(db)

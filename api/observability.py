@@ -1,0 +1,287 @@
+"""Operations endpoints: ``/healthz`` (alive), ``/readyz`` (database usable) and ``/metrics`` (Prometheus).
+
+The three are public by design — load balancers, orchestrators and Prometheus carry no token —
+so they are answered *before* authentication (:data:`PUBLIC_PATHS`); nothing they return names
+a person or a case.
+
+What ``/metrics`` exposes:
+
+- ``caseledger_http_request_duration_seconds{method, endpoint, status}``: a latency histogram per
+  URL rule (``/tickets/<uuid:aggregate_id>``, never the raw path, so ids cannot blow up the label
+  space), measured in this process;
+- read from the database on each scrape, so every worker reports the same truth whichever
+  process wrote it (API, scheduler, imports): events in the ledger (``caseledger_events_total``,
+  the leaves of the transparency log — exact and gapless), the head of the notification log,
+  each read model's position and lag (``projections.runtime.ProjectionRunner.status``), the
+  latest signed checkpoint and how many events are not yet covered by one;
+- job runs by job and outcome (``caseledger_job_runs_total``), counted from the scheduler's
+  ``JobRun`` events (``domain.jobs``) in the log — read incrementally, so each scrape only looks
+  at what is new;
+- the last verification, when the scheduler provides it: a module ``scheduler.metrics`` with
+  ``last_verification(ledger) -> (ok: bool, finished_at: datetime) | None``. Until it exists
+  those series are simply absent.
+
+Several gunicorn workers are several processes: with ``PROMETHEUS_MULTIPROC_DIR`` set (the
+production server sets it, see ``ledger.serving``) the request histograms are written to files
+there and summed over every worker at scrape time (prometheus_client's multiprocess mode).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import threading
+import time
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from flask import Flask, Response, current_app, request
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from api.problems import problem
+from projections.catalog import runner_for
+from projections.runtime import ProjectionRunner
+from projections.store import ViewDatabase
+
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+JOB_METRICS_MODULE = "scheduler.metrics"
+#: A readiness probe must answer quickly, also when the database host does not.
+PROBE_CONNECT_TIMEOUT_SECONDS = "3"
+_STARTED = "caseledger.request_started"
+_EXTENSION = "caseledger.observability"
+
+REQUEST_SECONDS = Histogram(
+    "caseledger_http_request_duration_seconds", "HTTP request latency by method, URL rule and status",
+    ("method", "endpoint", "status"),
+    buckets=(0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0))
+
+
+def register_observability(app: Flask) -> None:
+    """Time every request and serve the three public endpoints ahead of authentication."""
+    app.extensions[_EXTENSION] = LedgerCollector(app.extensions["caseledger"])
+    app.wsgi_app = _StartTimer(app.wsgi_app)  # type: ignore[method-assign]
+    views = {"/healthz": healthz, "/readyz": readyz, "/metrics": metrics}
+    # Before-request functions run in order and the first response wins: ours go first, so the
+    # public endpoints never reach authentication, whatever else is registered.
+    app.before_request_funcs.setdefault(None, []).insert(0, lambda: _public(views))
+    app.after_request(_observe)
+
+
+def _public(views: dict[str, Any]) -> Response | None:
+    view = views.get(request.path)
+    if view is None or request.method not in ("GET", "HEAD"):
+        return None
+    return view()
+
+
+class _StartTimer:
+    """WSGI middleware noting when a request arrived, before Flask does anything with it."""
+
+    def __init__(self, wsgi_app: Any):
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        environ[_STARTED] = time.perf_counter()
+        return self.wsgi_app(environ, start_response)
+
+
+def _observe(response: Response) -> Response:
+    started = request.environ.get(_STARTED)
+    if started is not None:
+        rule = request.url_rule.rule if request.url_rule is not None else (
+            request.path if request.path in PUBLIC_PATHS else "<unmatched>")
+        REQUEST_SECONDS.labels(request.method, rule, str(response.status_code)).observe(time.perf_counter() - started)
+    return response
+
+
+# -- the endpoints -------------------------------------------------------------------------------
+def healthz() -> Response:
+    """Liveness: the process answers. Deliberately touches nothing else."""
+    return current_app.json.response({"status": "ok"})
+
+
+def readyz() -> Response:
+    """Readiness: the database is reachable and the ledger's tables are there."""
+    ledger = current_app.extensions["caseledger"]
+    failure, checks = readiness(ledger)
+    if failure:
+        return problem(503, "Service Unavailable", failure, type_="not-ready", headers={"Retry-After": "5"},
+                       checks=checks)
+    return current_app.json.response({"status": "ready", "checks": checks})
+
+
+def metrics() -> Response:
+    registry = CollectorRegistry()
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        MultiProcessCollector(registry)
+    else:
+        registry.register(_ProcessRegistry())
+    registry.register(current_app.extensions[_EXTENSION])
+    return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+
+
+class _ProcessRegistry:
+    """Single-process mode: everything the default registry holds (our histogram, process, GC)."""
+
+    def collect(self) -> Iterable[Metric]:
+        return REGISTRY.collect()
+
+
+# -- readiness -----------------------------------------------------------------------------------
+def required_tables(ledger: Any) -> list[str]:
+    from ledger.recorders import LOG_TABLES
+
+    return [ledger.recorder.events_table_name, *LOG_TABLES]
+
+
+def readiness(ledger: Any) -> tuple[str | None, dict[str, str]]:
+    """(why not ready or None, one line per check). Uses a fresh connection, never the API's pool,
+    so a pool that still holds a dead connection cannot make the answer lie either way."""
+    env = {**ViewDatabase.for_ledger(ledger).env, "POSTGRES_CONNECT_TIMEOUT": PROBE_CONNECT_TIMEOUT_SECONDS}
+    db = ViewDatabase(env)
+    checks: dict[str, str] = {}
+    try:
+        if not db.postgres and not Path(env["SQLITE_DBNAME"]).is_file():
+            checks["database"] = "unreachable"
+            return f"database unreachable: no database file at {env['SQLITE_DBNAME']}", checks
+        try:
+            present = _table_names(db)
+        except Exception as e:  # noqa: BLE001 - any driver error means "not reachable"
+            checks["database"] = "unreachable"
+            return f"database unreachable: {_first_line(e)}", checks
+        checks["database"] = "reachable"
+        missing = [t for t in required_tables(ledger) if t not in present]
+        checks["tables"] = "missing: " + ", ".join(missing) if missing else "present"
+        if missing:
+            return (f"the ledger's tables are missing ({', '.join(missing)}); start the application once with "
+                    "table creation enabled or restore the database", checks)
+        return None, checks
+    finally:
+        db.close()
+
+
+def _table_names(db: ViewDatabase) -> set[str]:
+    with db.reading() as cur:
+        if db.postgres:
+            cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = ?", (db.schema,))
+        else:
+            cur.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        return {row[0] for row in cur.fetchall()}
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}"
+
+
+# -- metrics read from the database ---------------------------------------------------------------
+class LedgerCollector:
+    """Prometheus collector whose values are read from the ledger's database at scrape time."""
+
+    def __init__(self, ledger: Any):
+        self.ledger = ledger
+        self.lock = threading.Lock()
+        self._runner: ProjectionRunner | None = None
+        self.job_runs = JobRunTally()
+
+    def collect(self) -> Iterable[Metric]:
+        with self.lock:
+            try:
+                found = list(self._from_database())
+                found += _job_metrics(self.ledger, self.job_runs)
+            except Exception as e:  # noqa: BLE001 - a scrape reports a down database, it does not fail
+                logging.getLogger("caseledger.api").warning("metrics: database not readable: %s", _first_line(e))
+                self._reset()
+                found = []
+        yield from found
+        yield GaugeMetricFamily("caseledger_database_up", "1 if this scrape could read the database", float(bool(found)))
+
+    def _from_database(self) -> Iterator[Metric]:
+        runner = self._runner = self._runner or runner_for(self.ledger)
+        statuses = runner.status()
+        with runner.db.reading() as cur:
+            top = cur.execute("SELECT MAX(leaf_index) FROM merkle_leaves").fetchone()[0]
+            latest = cur.execute("SELECT tree_size, created_at FROM merkle_checkpoints ORDER BY id DESC "
+                                 "LIMIT 1").fetchone()
+        events = 0 if top is None else int(top) + 1
+        yield CounterMetricFamily("caseledger_events", "Events stored in the ledger (leaves of the transparency log)",
+                                  events)
+        head = statuses[0].head if statuses else (self.ledger.recorder.max_notification_id() or 0)
+        yield GaugeMetricFamily("caseledger_log_head_position", "Highest notification id in the event log", head)
+        position = GaugeMetricFamily("caseledger_projection_position", "Last log position a read model applied",
+                                     labels=["projection"])
+        lag = GaugeMetricFamily("caseledger_projection_lag", "Log positions a read model is behind the head",
+                                labels=["projection"])
+        for status in statuses:
+            position.add_metric([status.name], status.position)
+            lag.add_metric([status.name], status.lag)
+        yield position
+        yield lag
+        signed = int(latest[0]) if latest else 0
+        yield GaugeMetricFamily("caseledger_checkpoint_tree_size", "Tree size of the latest signed checkpoint", signed)
+        yield GaugeMetricFamily("caseledger_events_since_checkpoint", "Events not yet covered by a signed checkpoint",
+                                max(events - signed, 0))
+        if latest:
+            yield GaugeMetricFamily("caseledger_checkpoint_timestamp_seconds", "When the latest checkpoint was signed",
+                                    _epoch(latest[1]))
+
+    def _reset(self) -> None:
+        if self._runner is not None:
+            try:
+                self._runner.close()
+            finally:
+                self._runner = None
+
+
+class JobRunTally:
+    """Job runs per (job, outcome) from the ``JobRun`` events, remembering how far it has read."""
+
+    OUTCOMES = {"domain.jobs:JobRun.Started": "started", "domain.jobs:JobRun.Finished": "finished",
+                "domain.jobs:JobRun.Failed": "failed"}
+
+    def __init__(self) -> None:
+        self.after = 0
+        self.job_of: dict[Any, str] = {}
+        self.counts: Counter[tuple[str, str]] = Counter()
+
+    def update(self, ledger: Any) -> None:
+        head = ledger.recorder.max_notification_id() or 0
+        while self.after < head:
+            page = ledger.recorder.select_notifications(start=self.after + 1, limit=1000, stop=head,
+                                                        topics=list(self.OUTCOMES))
+            for notification in page:
+                outcome = self.OUTCOMES[notification.topic]
+                if outcome == "started":
+                    self.job_of[notification.originator_id] = ledger.mapper.to_domain_event(notification).job
+                self.counts[(self.job_of.get(notification.originator_id, "unknown"), outcome)] += 1
+            self.after = page[-1].id if len(page) == 1000 else head
+
+
+def _job_metrics(ledger: Any, tally: JobRunTally) -> list[Metric]:
+    """Job runs from the log; the last verification from the scheduler's own history, when it provides one."""
+    tally.update(ledger)
+    runs = CounterMetricFamily("caseledger_job_runs", "Scheduled job runs by job and outcome", labels=["job", "outcome"])
+    for (job, outcome), count in sorted(tally.counts.items()):
+        runs.add_metric([job, outcome], count)
+    try:
+        source = importlib.import_module(JOB_METRICS_MODULE)
+    except ImportError:
+        return [runs]
+    last = source.last_verification(ledger)
+    if last is None:
+        return [runs]
+    ok, finished_at = last
+    return [runs, GaugeMetricFamily("caseledger_verification_ok", "1 if the last full verification passed", float(ok)),
+            GaugeMetricFamily("caseledger_verification_timestamp_seconds", "When the last verification finished",
+                              finished_at.timestamp())]
+
+
+def _epoch(value: Any) -> float:
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return moment.timestamp()
+

@@ -1,0 +1,108 @@
+"""Authorization of every request, before any handler runs: endpoint → action → role's scope → record.
+
+Each endpoint maps to one action of ``ledger/permissions.toml`` (:func:`action_for`). An endpoint
+without an action is refused for everyone (fail closed), and the role × endpoint test enumerates
+the app's URL map so a new endpoint cannot slip through unmapped. The decision itself is
+:class:`ledger.access.AccessPolicy`'s; this module only finds the action and the record.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app, g, request
+from werkzeug.exceptions import BadRequest, Forbidden
+
+from api.auth import PUBLIC_PATHS, current_caller
+from api.compliance import ACTIONS as COMPLIANCE_ACTIONS
+from api.masking import REASON_HEADER, Disclosure
+from domain.access import MAX_REASON
+from ledger.access import UNMASK, AccessPolicy
+
+#: Collection blueprints (URL prefix) → aggregate kind.
+KIND_OF_COLLECTION = {"customers": "customer", "interactions": "interaction", "tickets": "ticket",
+                      "complaints": "complaint", "feedback": "feedback", "surveys": "survey"}
+#: Endpoints outside the collections → action.
+ACTIONS = {
+    "events.list": "events.read",
+    "views.tickets": "views.tickets", "views.complaints": "views.complaints",
+    "dashboards.kpis": "dashboards.read",
+    "replay.timeline": "replay.read", "replay.state": "replay.read", "replay.diff": "replay.read",
+    "log.latest_checkpoint": "log.read", "log.inclusion": "log.read", "log.consistency": "log.read",
+    "log.publish_checkpoint": "log.publish",
+    "access.events": "access.read",
+    "retention.records": "retention.read", "retention.report": "retention.read",
+    "holds.list": "retention.read", "holds.get": "retention.read", "holds.place": "holds.place",
+    "holds.release": "holds.release", "dispositions.get": "retention.read",
+    "dispositions.propose": "dispositions.propose", "dispositions.approve": "dispositions.approve",
+    "dispositions.reject": "dispositions.reject", "dispositions.execute": "dispositions.execute",
+}
+ACTIONS.update(COMPLIANCE_ACTIONS)  # declared beside their endpoints
+#: List endpoints that scoped callers must filter to themselves, and whether their rows have a team.
+SCOPED_LISTS = {"views.tickets": True, "views.complaints": False}
+
+
+def access_policy() -> AccessPolicy:
+    return current_app.extensions["caseledger.access"]
+
+
+def action_for(endpoint: str) -> str | None:
+    """The permission an endpoint needs (``ticket.read``, ``ticket.classify``, ``events.read``…)."""
+    if endpoint in ACTIONS:
+        return ACTIONS[endpoint]
+    blueprint, _, name = endpoint.partition(".")
+    kind = KIND_OF_COLLECTION.get(blueprint)
+    if kind is None or not name:
+        return None
+    return f"{kind}.read" if name in ("get", "events") else f"{kind}.{name}"
+
+
+def _record() -> tuple[str, Any] | None:
+    """(kind, id) of the record the request is about, if it names one."""
+    args = request.view_args or {}
+    if "aggregate_id" not in args:
+        return None
+    kind = args.get("kind") or KIND_OF_COLLECTION.get(request.blueprint or "")
+    return (kind, args["aggregate_id"]) if kind else None
+
+
+def authorize() -> None:
+    """before_request (after authentication): refuse what the caller's role may not do (403)."""
+    if request.path in PUBLIC_PATHS or request.url_rule is None or request.endpoint is None:
+        return  # public, or routing fails next (404/405) — after authentication, so nothing leaks
+    caller, policy = current_caller(), access_policy()
+    action = action_for(request.endpoint)
+    scope = policy.scope(caller.role, action) if action else None
+    if scope is None:
+        raise Forbidden(f"the {caller.role} role may not {action or 'use this endpoint'}")
+    record = _record()
+    if record is not None and scope != "all":
+        kind, aggregate_id = record
+        aggregate = current_app.extensions["caseledger"].get(kind, aggregate_id)  # unknown: 404
+        if not policy.in_scope(caller, scope, kind, aggregate):
+            raise Forbidden(f"the {caller.role} role may {action} only on records of its {scope} scope")
+    if request.endpoint in SCOPED_LISTS and scope != "all":
+        filters = {name: request.args.getlist(name) for name in ("owner", "handler", "team")}
+        if not policy.list_in_scope(caller, scope, filters, has_team=SCOPED_LISTS[request.endpoint]):
+            wanted = f"owner={caller.actor_id} or handler={caller.actor_id}"
+            if scope == "team" and SCOPED_LISTS[request.endpoint]:
+                wanted += f" or team={caller.team or '<your team>'}"
+            raise Forbidden(f"the {caller.role} role lists only its own records: filter with {wanted}")
+    g.disclosure = _disclosure(caller, policy)
+
+
+def _disclosure(caller: Any, policy: AccessPolicy) -> Disclosure:
+    reason = request.headers.get(REASON_HEADER)
+    if reason is None:
+        return Disclosure()
+    try:  # HTTP header bytes arrive as latin-1; a reason written in Chinese was sent as UTF-8
+        reason = reason.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        pass
+    reason = reason.strip()
+    if not reason or len(reason) > MAX_REASON or not reason.isprintable():
+        raise BadRequest(f"{REASON_HEADER} states why you need personal data unmasked "
+                         f"(1 to {MAX_REASON} printable characters)")
+    if policy.scope(caller.role, UNMASK) is None:
+        raise Forbidden(f"the {caller.role} role may not read personal data unmasked")
+    return Disclosure(reason)

@@ -1,0 +1,288 @@
+"""Compliance findings (合规发现): one audit rule per check, each citing its clause.
+
+The audit reads the event stream — not the domain's refusals — so it also catches what the
+commands prevent today but data imported, or written under an older policy, may still contain
+(defence in depth). Rules name a policy entry ``audit.<rule>`` that holds the clause and any
+number the rule needs (grace times); code holds neither.
+
+- :class:`CaseAudit` folds one case's events into the few facts the rules need (ids and facts,
+  never personal data) and reports :class:`Suspicion` s (a rule may be broken from ``due_at`` on)
+  and :class:`Clearance` s (a pending suspicion turned out fine, e.g. the contact was registered
+  within its grace time). :func:`standalone_suspicions` covers events that need no case state.
+- :class:`Finding` records one broken rule once (deterministic id from rule, subject and
+  discriminator) and can be acknowledged with a reason — never deleted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Mapping
+from uuid import UUID, uuid5
+
+from eventsourcing.domain import event
+
+from domain.case import Case
+from domain.context import Context
+from domain.errors import InvalidValue, require
+from domain.policy import Policy
+
+FINDING_NAMESPACE = UUID("e46d053d-e242-44b4-bca4-4c6cd679759d")
+#: Keys of a job run's ``details`` that report an integrity verification (see scheduler/jobs.py).
+INTEGRITY_OK, INTEGRITY_PROBLEM, INTEGRITY_PROBLEM_KEY = "integrity_ok", "problem", "problem_key"
+
+
+@dataclass(frozen=True)
+class Rule:
+    key: str
+    subject: str
+    title: str
+
+    @property
+    def policy_entry(self) -> str:
+        return f"audit.{self.key}"
+
+
+RULES: dict[str, Rule] = {r.key: r for r in (
+    Rule("closed_without_acceptance", "ticket", "ticket closed without the customer's acceptance"),
+    Rule("complaint_archived_without_evidence", "complaint", "complaint archived without evidence"),
+    Rule("complaint_archived_without_remedy", "complaint", "complaint archived without a remedy decision"),
+    Rule("complaint_archived_without_notification", "complaint", "complaint archived without notifying the customer"),
+    Rule("complaint_archived_without_evaluation", "complaint", "complaint archived without the customer's evaluation"),
+    Rule("sla_breach", "case", "an SLA clock passed its limit"),
+    Rule("second_review_missing", "ticket", "complex or high-risk ticket resolved without a second reviewer"),
+    Rule("contact_not_registered", "interaction", "contact received but not registered within the grace time"),
+    Rule("contact_not_routed", "interaction", "contact received but not routed within the grace time"),
+    Rule("first_contact_owner_changed", "ticket", "first-contact owner differs from the agent who took the contact"),
+    Rule("personal_data_access_without_need", "data_access", "personal data read unmasked by a role without need"),
+    Rule("retention_not_disposed", "customer", "records past retention and disposable, not destroyed"),
+    Rule("integrity_check_failed", "log", "the integrity verification of the transparency log failed"),
+)}
+
+
+def finding_id(rule: str, subject_kind: str, subject_id: str, discriminator: str = "") -> UUID:
+    return uuid5(FINDING_NAMESPACE, f"finding:{rule}:{subject_kind}:{subject_id}:{discriminator}")
+
+
+@dataclass(frozen=True)
+class Suspicion:
+    """Rule ``rule`` is broken by the subject from ``due_at`` on, unless a clearance comes first."""
+
+    rule: str
+    subject_kind: str
+    subject_id: str
+    policy_ref: str
+    due_at: datetime
+    facts: Mapping[str, Any] = field(default_factory=dict)
+    discriminator: str = ""
+
+    @property
+    def finding_id(self) -> UUID:
+        return finding_id(self.rule, self.subject_kind, self.subject_id, self.discriminator)
+
+
+@dataclass(frozen=True)
+class Clearance:
+    finding_id: UUID
+
+
+def _at(e: Any) -> datetime:
+    return datetime.fromisoformat(e.meta["occurred_at"])
+
+
+def _grace(policy: Policy, rule: str) -> timedelta:
+    entry = policy.rule(f"audit.{rule}")
+    return timedelta(minutes=float(entry["grace_minutes"]))
+
+
+class CaseAudit:
+    """The audit facts of one case (interaction, ticket or complaint), folded from its events."""
+
+    KINDS = {"Interaction": "interaction", "Ticket": "ticket", "Complaint": "complaint"}
+
+    def __init__(self, kind: str, case_id: str, policy_ref: str, facts: dict[str, Any] | None = None):
+        self.kind, self.case_id, self.policy_ref = kind, case_id, policy_ref
+        self.facts = dict(facts or {})
+
+    def apply(self, e: Any, policy: Policy, *, related: Mapping[str, Any] | None = None) -> list[Suspicion | Clearance]:
+        """Fold one event; ``related``: the facts of the interaction a ticket was opened from."""
+        handler = getattr(self, "_" + type(e).__qualname__.replace(".", "_"), None)
+        return handler(e, policy, related or {}) if handler else []
+
+    def _suspect(self, rule: str, at: datetime, discriminator: str = "", **facts: Any) -> Suspicion:
+        return Suspicion(rule, self.kind, self.case_id, self.policy_ref, at, facts, discriminator)
+
+    def _clear(self, rule: str) -> Clearance:
+        return Clearance(finding_id(rule, self.kind, self.case_id))
+
+    # -- interactions: registered and routed within the grace time; first-contact agent kept ----
+    def _Interaction_Received(self, e: Any, policy: Policy, related: Mapping[str, Any]) -> list:
+        at = _at(e)
+        register_due, route_due = at + _grace(policy, "contact_not_registered"), at + _grace(policy, "contact_not_routed")
+        self.facts = {"agent": None, "register_due": register_due.isoformat(), "route_due": route_due.isoformat()}
+        return [self._suspect("contact_not_registered", register_due, received_at=at.isoformat()),
+                self._suspect("contact_not_routed", route_due, received_at=at.isoformat())]
+
+    def _Interaction_Registered(self, e: Any, policy: Policy, related: Mapping[str, Any]) -> list:
+        out: list[Suspicion | Clearance] = []
+        at, first = _at(e), self.facts.get("agent")
+        if first is not None and first != e.agent_id:
+            out.append(self._suspect("first_contact_owner_changed", at, f"v{e.originator_version}",
+                                     first_contact_agent=first, registered_again_by=e.agent_id))
+        else:
+            self.facts["agent"] = e.agent_id
+        if at <= datetime.fromisoformat(self.facts["register_due"]):
+            out.append(self._clear("contact_not_registered"))
+        return out
+
+    def _Interaction_Routed(self, e: Any, policy: Policy, related: Mapping[str, Any]) -> list:
+        return [self._clear("contact_not_routed")] if _at(e) <= datetime.fromisoformat(self.facts["route_due"]) else []
+
+    # -- tickets: acceptance before closing, second review, first-contact owner ---------------------
+    def _Ticket_Received(self, e: Any, policy: Policy, related: Mapping[str, Any]) -> list:
+        self.facts = {"owner": e.first_contact_owner, "handler": None, "accepted": False, "needs_review": False,
+                      "resolved_by": None}
+        agent = related.get("agent")
+        if e.interaction_id and agent and agent != e.first_contact_owner:
+            return [self._suspect("first_contact_owner_changed", _at(e), first_contact_owner=e.first_contact_owner,
+                                  interaction_id=e.interaction_id, first_contact_agent=agent)]
+        return []
+
+    def _Ticket_Classified(self, e: Any, policy: Policy, related: Mapping[str, Any]) -> list:
+        review = policy.rule("second_review")
+        self.facts["needs_review"] = e.complexity in review["complexities"] or (bool(review.get("high_risk"))
+                                                                              and bool(e.high_risk))
+        self.facts["classification"] = {"complexity": e.complexity, "high_risk": bool(e.high_risk)}
+        return []
+
+    def _Ticket_Assigned(self, e: Any, policy: Policy, related: Mapping[str, Any]) -> list:
+        self.facts["handler"] = e.handler
+        return []
+
+    def _Ticket_Resolved(self, e: Any, policy: Policy, related: Mapping[str, Any]) -> list:
+        self.facts["resolved_by"] = e.meta["actor_id"]
+        if not e.review_required and self.facts.get("needs_review"):
+            return [self._suspect("second_review_missing", _at(e), f"v{e.originator_version}", resolved_by=
+                                  e.meta["actor_id"], reviewed=False, **self.facts.get("classification", {}))]
+        return []
+
+    def _Ticket_Reviewed(self, e: Any, policy: Policy, related: Mapping[str, Any]) -> list:
+        reviewer = e.meta["actor_id"]
+        if e.approved and reviewer in {self.facts.get("resolved_by"), self.facts.get("handler")}:
+            return [self._suspect("second_review_missing", _at(e), f"v{e.originator_version}", reviewed=True,
+                                  reviewer=reviewer, resolved_by=self.facts.get("resolved_by"))]
+        return []
+
+    def _Ticket_AcceptanceRecorded(self, e: Any, policy: Policy, related: Mapping[str, Any]) -> list:
+        self.facts["accepted"] = bool(e.accepted)
+        return []
+
+    def _Ticket_Reopened(self, e: Any, policy: Policy, related: Mapping[str, Any]) -> list:
+        self.facts["accepted"] = False
+        return []
+
+    def _Ticket_Closed(self, e: Any, policy: Policy, related: Mapping[str, Any]) -> list:
+        if not self.facts.get("accepted"):
+            return [self._suspect("closed_without_acceptance", _at(e), f"v{e.originator_version}")]
+        return []
+
+    # -- complaints: evidence, remedy, notification and evaluation before archiving ----------------
+    def _Complaint_Accepted(self, e: Any, policy: Policy, related: Mapping[str, Any]) -> list:
+        self.facts = {"evidence": 0, "remedied": False, "notified": False, "evaluated": False}
+        return []
+
+    def _Complaint_EvidenceAdded(self, e: Any, policy: Policy, related: Mapping[str, Any]) -> list:
+        self.facts["evidence"] += 1
+        return []
+
+    def _Complaint_RemedyDecided(self, e: Any, policy: Policy, related: Mapping[str, Any]) -> list:
+        self.facts["remedied"] = True
+        return []
+
+    def _Complaint_CustomerNotified(self, e: Any, policy: Policy, related: Mapping[str, Any]) -> list:
+        self.facts["notified"] = True
+        return []
+
+    def _Complaint_Evaluated(self, e: Any, policy: Policy, related: Mapping[str, Any]) -> list:
+        self.facts["evaluated"] = True
+        return []
+
+    def _Complaint_Archived(self, e: Any, policy: Policy, related: Mapping[str, Any]) -> list:
+        missing = {"evidence": not self.facts["evidence"], "remedy": not self.facts["remedied"],
+                   "notification": not self.facts["notified"], "evaluation": not self.facts["evaluated"]}
+        return [self._suspect(f"complaint_archived_without_{what}", _at(e)) for what, gap in missing.items() if gap]
+
+
+def standalone_suspicions(e: Any, roles_with_need: frozenset[str] | None = None) -> list[Suspicion]:
+    """Rules that one event decides on its own: an SLA breach, a failed integrity check, an unmasked
+    read by a role outside ``roles_with_need`` (the roles the access policy lets unmask personal
+    data; None: no access policy known, the rule is inactive)."""
+    name = type(e).__qualname__
+    policy_ref = e.meta.get("policy") or ""
+    if name == "SLABreach.SLABreached":
+        return [Suspicion("sla_breach", e.case_kind, e.case_id, e.policy_ref, _at(e),
+                          {"clock": e.clock_key, "cycle": e.cycle, "breach_id": str(e.originator_id),
+                           "breached_at": e.breached_at, "clause": e.clause}, f"{e.clock_key}:{e.cycle}")]
+    if name == "JobRun.Finished":
+        found = integrity_suspicion(e.details or {}, str(e.originator_id), policy_ref, _at(e))
+        return [found] if found else []
+    if (name == "DataAccess.PersonalDataDisclosed" and roles_with_need is not None
+            and e.meta.get("actor_role") not in roles_with_need):
+        return [Suspicion("personal_data_access_without_need", "data_access", str(e.originator_id), policy_ref,
+                          _at(e), {"actor_id": e.meta.get("actor_id"), "actor_role": e.meta.get("actor_role"),
+                                   "subject": e.subject, "fields": list(e.fields), "resource": e.resource})]
+    return []
+
+
+def integrity_suspicion(details: Mapping[str, Any], run_id: str, policy_ref: str, at: datetime) -> Suspicion | None:
+    """The finding a failed integrity verification (a job run's details) calls for; one per problem."""
+    if details.get(INTEGRITY_OK) is not False:
+        return None
+    return Suspicion("integrity_check_failed", "log", "transparency-log", policy_ref, at,
+                     {"job_run": run_id, "problem": str(details.get(INTEGRITY_PROBLEM, ""))},
+                     str(details.get(INTEGRITY_PROBLEM_KEY) or run_id))
+
+
+class Finding(Case):
+    """One broken rule, raised once by the compliance audit; acknowledged with a reason, never deleted."""
+
+    @event("Raised")
+    def __init__(self, id: UUID, rule: str, clause: str, subject_kind: str, subject_id: str, facts: dict[str, Any],
+                 due_at: str, policy_ref: str, meta: dict[str, Any]):
+        self.rule, self.clause = rule, clause
+        # What the finding is about (not ``subject_id``: on a Case that names a data subject).
+        self.about_kind, self.about_id = subject_kind, subject_id
+        self.facts = facts
+        self.policy_ref = policy_ref
+        self.status = "open"
+        self.acknowledged_by: str | None = None
+
+    @classmethod
+    def record(cls, *, suspicion: Suspicion, policy: Policy, ctx: Context) -> Finding:
+        rule = RULES.get(suspicion.rule)
+        if rule is None:
+            raise InvalidValue(f"unknown audit rule {suspicion.rule!r}", rule="finding.rule")
+        require(suspicion.due_at <= ctx.occurred_at, f"{rule.key} is not due before {suspicion.due_at.isoformat()}",
+                rule="finding.not_due")
+        clause = str(suspicion.facts.get("clause") or policy.clause(rule.policy_entry))
+        return cls(id=suspicion.finding_id, rule=rule.key, clause=clause, subject_kind=suspicion.subject_kind,
+                   subject_id=suspicion.subject_id, facts=dict(suspicion.facts), due_at=suspicion.due_at.isoformat(),
+                   policy_ref=policy.ref, meta=ctx.meta(policy.ref))
+
+    def acknowledge(self, *, policy: Policy, ctx: Context) -> None:
+        """A person responsible has seen the finding and says why it stands as it is (a reason is required)."""
+        self._governed_by(policy)
+        entry = policy.rule("audit.acknowledge")
+        clause = str(entry.get("source", ""))
+        self._require_status({"open"}, "acknowledge", rule="finding.acknowledge_once", clause=clause)
+        require(ctx.actor_role in entry["roles"],
+                f"only {', '.join(entry['roles'])} may acknowledge a finding, not {ctx.actor_role}",
+                rule="finding.acknowledge_role", clause=clause)
+        require(bool(ctx.reason and ctx.reason.strip()), "acknowledging a finding needs a reason",
+                rule="finding.acknowledge_reason", clause=clause)
+        self._acknowledged(self._meta(ctx))
+
+    @event("Acknowledged")
+    def _acknowledged(self, meta: dict[str, Any]) -> None:
+        self.status = "acknowledged"
+        self.acknowledged_by = meta["actor_id"]

@@ -1,0 +1,377 @@
+"""SLA clocks (时限) of a case, and their breaches.
+
+A clock of the case's policy (:class:`domain.policy.Clock`: subject, start and stop milestones,
+unit, limits, pausable) runs from the first time its start milestone is reached to the first time
+its stop milestone is reached after that. Pure: time is always passed in.
+
+- Events become *marks* (:func:`mark_of`): a milestone, a classification (the attributes that
+  pick a limit), a pause, a resume or a reopen. :class:`CaseClocks` folds a case's marks into
+  clock runs; the read model and the SLA job use the same fold.
+- **Pauses** (tickets: ``pause_clock`` / ``resume_clock``, waiting for the customer) do not count
+  on pausable clocks: a pause moves the deadline later by its length. A clock that passed its
+  deadline before a pause began stays breached — pausing never undoes a breach.
+- **Reopen** starts a new *cycle*: the milestones after resolution are cleared, and a clock whose
+  stop milestone was cleared runs again — from the reopen if its start milestone still stands
+  (resolution), otherwise from the next time its start milestone is reached (result feedback).
+- **Targets**: target 0 is the limit itself (the breach); target k is step k of the policy's
+  ``rules.sla_escalation`` (limit × (1 + overdue_limits)). A target is due at the moment the run
+  *crossed* it while still running, so what is due depends only on the case's events, never on
+  when the job happened to look.
+
+:class:`SLABreach` records one breached run (deterministic id: case, clock, cycle — a second
+recording conflicts) and its escalations up the ladder, one step at a time, each once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable, Mapping
+from uuid import UUID, uuid5
+from zoneinfo import ZoneInfo
+
+from eventsourcing.domain import event
+
+from domain.calendar import BusinessCalendar, add_duration
+from domain.case import Case
+from domain.complaint import _rung_index
+from domain.context import Context
+from domain.errors import PolicyError, require
+from domain.policy import Clock, Policy
+
+SLA_NAMESPACE = UUID("5a226ca1-75e4-4680-88ae-14dd42ec8ec0")
+
+#: Milestones a reopened ticket has to reach again.
+_AFTER_RESOLUTION = ("resolved", "result_fed_back", "accepted", "closed")
+
+
+@dataclass(frozen=True)
+class Mark:
+    """What one event means for the clocks of its case."""
+
+    at: datetime
+    milestone: str | None = None
+    attrs: Mapping[str, Any] | None = None
+    pause: bool = False
+    resume: bool = False
+    clears: tuple[str, ...] = ()
+
+
+def _at(e: Any) -> datetime:
+    return datetime.fromisoformat(e.meta["occurred_at"])
+
+
+def _reach(name: str) -> Callable[[Any], Mark]:
+    return lambda e: Mark(_at(e), name)
+
+
+#: Event (class qualname) → its mark. Resolution counts once the second review approved it.
+_MARKS: dict[str, Callable[[Any], Mark | None]] = {
+    "Ticket.Received": _reach("received"),
+    "Ticket.Classified": lambda e: Mark(_at(e), "classified", attrs={
+        "priority": e.priority, "complexity": e.complexity, "high_risk": bool(e.high_risk)}),
+    "Ticket.Assigned": _reach("assigned"),
+    "Ticket.FirstResponded": _reach("first_responded"),
+    "Ticket.ClockPaused": lambda e: Mark(_at(e), pause=True),
+    "Ticket.ClockResumed": lambda e: Mark(_at(e), resume=True),
+    "Ticket.Resolved": lambda e: None if e.review_required else Mark(_at(e), "resolved"),
+    "Ticket.Reviewed": lambda e: Mark(_at(e), "resolved") if e.approved else None,
+    "Ticket.ResultFedBack": _reach("result_fed_back"),
+    "Ticket.AcceptanceRecorded": lambda e: Mark(_at(e), "accepted") if e.accepted else None,
+    "Ticket.Closed": _reach("closed"),
+    "Ticket.Reopened": lambda e: Mark(_at(e), clears=_AFTER_RESOLUTION),
+    "Ticket.Archived": _reach("archived"),
+    "Complaint.Accepted": _reach("accepted"),
+    "Complaint.Classified": lambda e: Mark(_at(e), "classified", attrs={"level": e.level, "kind": e.complaint_type}),
+    "Complaint.InvestigationStarted": _reach("first_handled"),
+    "Complaint.Escalated": _reach("escalated"),
+    "Complaint.RemedyDecided": _reach("remedied"),
+    "Complaint.CustomerNotified": _reach("customer_notified"),
+    "Complaint.Evaluated": _reach("evaluated"),
+    "Complaint.Archived": _reach("archived"),
+    "Feedback.Submitted": lambda e: Mark(_at(e), "received", attrs={"kind": e.kind}),
+    "Feedback.Responded": _reach("responded"),
+    "Feedback.Replied": _reach("replied"),
+}
+#: Creation events of the cases that have clocks, and the subject (clock.subject) they open.
+CREATION = {"Ticket.Received": "ticket", "Complaint.Accepted": "complaint", "Feedback.Submitted": "feedback"}
+
+
+def mark_of(e: Any) -> Mark | None:
+    make = _MARKS.get(type(e).__qualname__)
+    return make(e) if make else None
+
+
+@dataclass
+class ClockRun:
+    """One run of one clock: started, maybe paused (``pauses``: [start, end or None]), maybe stopped."""
+
+    key: str
+    cycle: int
+    started_at: datetime
+    attrs: dict[str, Any]
+    stopped_at: datetime | None = None
+    pauses: list[list[datetime | None]] = field(default_factory=list)
+
+    @property
+    def paused(self) -> bool:
+        return bool(self.pauses) and self.pauses[-1][1] is None
+
+    def paused_seconds(self, as_of: datetime | None = None) -> int:
+        total = 0.0
+        for start, end in self.pauses:
+            end = end or as_of
+            if end is not None and start is not None:
+                total += (end - start).total_seconds()
+        return int(total)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"key": self.key, "cycle": self.cycle, "started_at": self.started_at.isoformat(),
+                "attrs": self.attrs, "stopped_at": _iso(self.stopped_at),
+                "pauses": [[_iso(s), _iso(e)] for s, e in self.pauses]}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ClockRun:
+        return cls(data["key"], data["cycle"], datetime.fromisoformat(data["started_at"]), dict(data["attrs"]),
+                   _time(data["stopped_at"]), [[_time(s), _time(e)] for s, e in data["pauses"]])
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _time(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+class CaseClocks:
+    """Every clock run of one case, folded from its marks (see the module docstring)."""
+
+    def __init__(self, subject: str, *, reached: dict[str, datetime] | None = None, cycle: int = 0,
+                 paused_since: datetime | None = None, attrs: dict[str, Any] | None = None,
+                 runs: list[ClockRun] | None = None):
+        self.subject = subject
+        self.reached = dict(reached or {})
+        self.cycle = cycle
+        self.paused_since = paused_since
+        self.attrs = dict(attrs or {})
+        self.runs = list(runs or [])
+
+    def current(self, key: str) -> ClockRun | None:
+        """The clock's run in the current cycle, if it has started."""
+        for run in reversed(self.runs):
+            if run.key == key:
+                return run if run.cycle == self.cycle else None
+        return None
+
+    def run(self, key: str, cycle: int) -> ClockRun | None:
+        return next((r for r in self.runs if r.key == key and r.cycle == cycle), None)
+
+    def apply(self, mark: Mark, policy: Policy) -> list[ClockRun]:
+        """Fold one mark in; returns the runs it started or changed."""
+        clocks = {k: c for k, c in sorted(policy.clocks.items()) if c.subject == self.subject}
+        touched: list[ClockRun] = []
+        open_runs = [r for r in self.runs if r.stopped_at is None]
+        if mark.attrs is not None:
+            self.attrs.update(mark.attrs)
+            for run in open_runs:
+                run.attrs = dict(self.attrs)
+                touched.append(run)
+        if mark.pause and self.paused_since is None:
+            self.paused_since = mark.at
+            for run in open_runs:
+                if run.key in clocks and clocks[run.key].pausable:
+                    run.pauses.append([mark.at, None])
+                    touched.append(run)
+        if mark.resume and self.paused_since is not None:
+            self.paused_since = None
+            for run in open_runs:
+                if run.paused:
+                    run.pauses[-1][1] = mark.at
+                    touched.append(run)
+        if mark.clears:
+            self.cycle += 1
+            for name in mark.clears:
+                self.reached.pop(name, None)
+            for key, clock in clocks.items():
+                if clock.stop in mark.clears and clock.start in self.reached:
+                    touched.append(self._start(key, clock, mark.at))
+        if mark.milestone and mark.milestone not in self.reached:
+            self.reached[mark.milestone] = mark.at
+            for key, clock in clocks.items():
+                run = self.current(key)
+                if run is None and clock.start == mark.milestone:
+                    touched.append(self._start(key, clock, mark.at))
+                elif run is not None and run.stopped_at is None and clock.stop == mark.milestone:
+                    if run.paused:
+                        run.pauses[-1][1] = mark.at
+                    run.stopped_at = mark.at
+                    touched.append(run)
+        return list({id(r): r for r in touched}.values())
+
+    def _start(self, key: str, clock: Clock, at: datetime) -> ClockRun:
+        run = ClockRun(key, self.cycle, at, dict(self.attrs))
+        if clock.pausable and self.paused_since is not None:
+            run.pauses.append([at, None])
+        self.runs.append(run)
+        return run
+
+    def to_json(self) -> dict[str, Any]:
+        return {"subject": self.subject, "cycle": self.cycle, "paused_since": _iso(self.paused_since),
+                "attrs": self.attrs, "reached": {k: v.isoformat() for k, v in self.reached.items()},
+                "runs": [r.to_json() for r in self.runs]}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CaseClocks:
+        return cls(data["subject"], reached={k: datetime.fromisoformat(v) for k, v in data["reached"].items()},
+                   cycle=data["cycle"], paused_since=_time(data["paused_since"]), attrs=data["attrs"],
+                   runs=[ClockRun.from_json(r) for r in data["runs"]])
+
+    @classmethod
+    def fold(cls, subject: str, events: Any, policy: Policy, as_of: datetime | None = None) -> CaseClocks:
+        """The clocks as they stood at ``as_of`` (default: after every event)."""
+        clocks = cls(subject)
+        for e in events:
+            mark = mark_of(e)
+            if mark is None:
+                continue
+            if as_of is not None and mark.at > as_of:
+                break  # business time is monotonic per case
+            clocks.apply(mark, policy)
+        return clocks
+
+
+def crossing(run: ClockRun, base: datetime, as_of: datetime | None = None) -> tuple[datetime | None, datetime | None]:
+    """``(crossed_at, deadline)`` of a run against ``base``, its deadline if it were never paused.
+
+    ``crossed_at``: the moment the running clock passed the deadline (None if it has not, by
+    ``as_of`` or by its stop). ``deadline``: the deadline moved by the pauses so far (None while
+    paused: a paused clock has no fixed deadline).
+    """
+    deadline = base
+    for start, end in run.pauses:
+        if start > deadline:
+            return deadline, deadline
+        if end is None:
+            return None, None
+        deadline += end - start
+    end = run.stopped_at or as_of
+    if end is not None and end > deadline:
+        return deadline, deadline
+    return None, deadline
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A clock run judged by its policy at ``as_of`` (or, for the read model, by its events only)."""
+
+    run: ClockRun
+    limit: float
+    unit: str
+    clause: str
+    deadline: datetime | None
+    crossed_at: datetime | None
+
+    @property
+    def state(self) -> str:
+        """running | paused | met | missed (stopped after its deadline) | overdue (running, past it)."""
+        if self.run.stopped_at is not None:
+            return "missed" if self.crossed_at else "met"
+        if self.crossed_at is not None:
+            return "overdue"
+        return "paused" if self.run.paused else "running"
+
+
+def read(run: ClockRun, clock: Clock, calendar: BusinessCalendar, tz: ZoneInfo, as_of: datetime | None = None,
+         multiple: int = 1) -> Reading | None:
+    """The run against ``multiple`` × its limit; None when no limit of the clock applies to the case."""
+    try:
+        limit = clock.limit_for(run.attrs)
+    except PolicyError:
+        return None
+    base = add_duration(run.started_at, limit * multiple, clock.unit, calendar, tz)
+    crossed, deadline = crossing(run, base, as_of)
+    return Reading(run, limit, clock.unit, clock.source, deadline, crossed)
+
+
+def escalation_steps(policy: Policy) -> list[Mapping[str, Any]]:
+    return list(policy.rule("sla_escalation")["steps"])
+
+
+def target_multiple(policy: Policy, target: int) -> int | None:
+    """Limits counted by target ``target`` (0: the breach, k: escalation step k-1); None past the last."""
+    if target == 0:
+        return 1
+    steps = escalation_steps(policy)
+    return 1 + int(steps[target - 1]["overdue_limits"]) if target <= len(steps) else None
+
+
+def next_due(run: ClockRun, clock: Clock, policy: Policy, calendar: BusinessCalendar, done: int,
+             as_of: datetime | None = None) -> datetime | None:
+    """When the next target (``done`` of them recorded) is or will be due; None if it never will be
+    (no more steps, the clock stopped in time, or it is paused)."""
+    multiple = target_multiple(policy, done)
+    if multiple is None:
+        return None
+    reading = read(run, clock, calendar, policy.tz, as_of, multiple)
+    if reading is None:
+        return None
+    if reading.crossed_at is not None:
+        return reading.crossed_at
+    return None if run.stopped_at is not None else reading.deadline
+
+
+class SLABreach(Case):
+    """A clock run that passed its limit, recorded once, then escalated up the ladder."""
+
+    @event("SLABreached")
+    def __init__(self, id: UUID, case_kind: str, case_id: str, clock_key: str, cycle: int, policy_ref: str,
+                 clause: str, limit: float, unit: str, started_at: str, breached_at: str, stopped_at: str | None,
+                 rung: str, meta: dict[str, Any]):
+        self.case_kind, self.case_id, self.clock_key, self.cycle = case_kind, case_id, clock_key, cycle
+        self.policy_ref = policy_ref
+        self.clause = clause
+        self.breached_at = breached_at
+        self.rung = rung
+        self.escalations = 0
+        self.status = "breached"
+
+    @staticmethod
+    def id_for(case_id: str, clock_key: str, cycle: int) -> UUID:
+        return uuid5(SLA_NAMESPACE, f"sla-breach:{case_id}:{clock_key}:{cycle}")
+
+    @classmethod
+    def record(cls, *, case_kind: str, case_id: str, reading: Reading, policy: Policy, ctx: Context) -> SLABreach:
+        run = reading.run
+        require(reading.crossed_at is not None and reading.crossed_at <= ctx.occurred_at,
+                f"clock {run.key} has not passed its limit at {ctx.occurred_at.isoformat()}",
+                rule="sla.not_breached", clause=reading.clause)
+        first_rung = policy.rule("escalation_ladder")["rungs"][0]
+        return cls(id=cls.id_for(case_id, run.key, run.cycle), case_kind=case_kind, case_id=str(case_id),
+                   clock_key=run.key, cycle=run.cycle, policy_ref=policy.ref, clause=reading.clause,
+                   limit=reading.limit, unit=reading.unit, started_at=run.started_at.isoformat(),
+                   breached_at=reading.crossed_at.isoformat(), stopped_at=_iso(run.stopped_at), rung=first_rung,
+                   meta=ctx.meta(policy.ref))
+
+    def escalate(self, *, step: int, due_at: datetime, policy: Policy, ctx: Context) -> None:
+        """Escalation step ``step`` of ``rules.sla_escalation``: the next rung, in order, once."""
+        self._governed_by(policy)
+        ladder = policy.rule("escalation_ladder")
+        clause = str(ladder.get("source", ""))
+        steps = escalation_steps(policy)
+        require(step == self.escalations, f"escalation step {step} is not the next one ({self.escalations})",
+                rule="sla.escalation_order", clause=clause)
+        require(step < len(steps), "the breach is at the top of the escalation ladder", rule="sla.escalation_top",
+                clause=clause)
+        to_rung = steps[step]["rung"]
+        require(_rung_index(ladder, to_rung) == _rung_index(ladder, self.rung) + 1,
+                f"escalation goes one rung at a time: {self.rung} to {to_rung} skips a rung",
+                rule="sla.escalation_ladder", clause=clause)
+        require(due_at <= ctx.occurred_at, f"escalation step {step} is due only at {due_at.isoformat()}",
+                rule="sla.escalation_not_due", clause=clause)
+        self._escalated(step, self.rung, to_rung, due_at.isoformat(), self._meta(ctx))
+
+    @event("Escalated")
+    def _escalated(self, step: int, from_rung: str, to_rung: str, due_at: str, meta: dict[str, Any]) -> None:
+        self.rung = to_rung
+        self.escalations += 1

@@ -1,0 +1,174 @@
+"""Production serving: the API under gunicorn, and ``make prod`` starting every process of the Procfile.
+
+``caseledger serve --prod`` runs the Flask app in gunicorn: several worker *processes* (each
+builds its own ledger and connection pool after the fork — nothing database-related is shared
+across a fork) with a few threads each (``gthread``, so HTTP keep-alive works). On SQLite it runs
+one worker, because SQLite serialises writers per file and several processes would mostly wait
+on its lock; use PostgreSQL for more.
+
+Prometheus counts per process; the workers share ``PROMETHEUS_MULTIPROC_DIR`` (a fresh temporary
+folder unless you set one) so ``/metrics`` reports the sum over all workers. It must be set
+before ``prometheus_client`` is first imported, which is why :func:`prepare_metrics_dir` runs
+before the API is imported.
+
+``python -m ledger.serving`` (what ``make prod`` runs) starts the processes of the ``Procfile``
+with honcho — the API, ``caseledger projections run``, ``caseledger scheduler`` — and stops them
+together on Ctrl-C. Without ``CASELEDGER_DATABASE_URL`` it starts a throwaway PostgreSQL cluster
+first and says so: its data is deleted when you stop.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+from rich.console import Console
+
+from ledger.bootstrap import Settings
+
+console = Console(stderr=True)
+PROCFILE = Path(__file__).resolve().parents[1] / "Procfile"
+_OWN_METRICS_DIR = "CASELEDGER_OWN_METRICS_DIR"
+
+
+def default_workers() -> int:
+    """gunicorn's rule of thumb: two per core plus one."""
+    return 2 * (os.cpu_count() or 1) + 1
+
+
+def prepare_metrics_dir() -> Path:
+    """Point prometheus_client at a clean multiprocess folder (call before importing the API)."""
+    configured = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if configured:
+        folder = Path(configured)
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob("*.db"):  # left by an earlier run: would be added to this one's counts
+            stale.unlink()
+    else:
+        folder = Path(tempfile.mkdtemp(prefix="caseledger-metrics-"))
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+        os.environ[_OWN_METRICS_DIR] = str(folder)
+    if "prometheus_client" in sys.modules and not _multiprocess_values():
+        raise RuntimeError("prometheus_client was imported before PROMETHEUS_MULTIPROC_DIR was set")
+    return folder
+
+
+def _multiprocess_values() -> bool:
+    from prometheus_client import values
+
+    return values.ValueClass is not values.MutexValue
+
+
+class ProductionServer(BaseApplication):
+    """gunicorn configured in code: no config file to keep in step with the command line."""
+
+    def __init__(self, bind: str, *, workers: int, threads: int):
+        self.options = {
+            "bind": bind, "workers": workers, "threads": threads, "worker_class": "gthread",
+            "keepalive": 5, "timeout": 30, "graceful_timeout": 10, "errorlog": "-", "loglevel": "info",
+            "proc_name": "caseledger-api", "child_exit": _worker_exited, "on_exit": _server_exited,
+        }
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+        if "control_socket_disable" in self.cfg.settings:
+            # gunicorn ≥ 24's admin socket has one default path per user: two servers would clash.
+            self.cfg.set("control_socket_disable", True)
+
+    def load(self) -> Any:
+        # Runs in each worker after the fork: its own ledger, its own connection pool.
+        from api import create_app
+
+        return create_app()
+
+
+def _worker_exited(server: Any, worker: Any) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def _server_exited(server: Any) -> None:
+    own = os.environ.get(_OWN_METRICS_DIR)
+    if own:
+        shutil.rmtree(own, ignore_errors=True)
+
+
+def serve_production(bind: str, *, workers: int, threads: int) -> None:
+    settings = Settings.from_env()
+    if settings.backend == "sqlite" and workers > 1:
+        console.print(f"[yellow]warning[/]: SQLite allows one writer at a time; running 1 worker instead of "
+                      f"{workers}. Set CASELEDGER_DATABASE_URL to a PostgreSQL database to scale out.")
+        workers = 1
+    console.print(f"[bold green]caseledger[/] (gunicorn, {workers} worker(s) × {threads} threads) on "
+                  f"[bold]http://{bind}[/]  ({settings.backend}); health: /healthz /readyz, metrics: /metrics")
+    ProductionServer(bind, workers=workers, threads=threads).run()
+
+
+# -- make prod ------------------------------------------------------------------------------------
+def procfile_processes(path: Path = PROCFILE) -> dict[str, str]:
+    entries = (line.split(":", 1) for line in path.read_text().splitlines() if line.strip() and not line.startswith("#"))
+    return {name.strip(): command.strip() for name, command in entries}
+
+
+def _available(name: str, command: str) -> bool:
+    """A Procfile entry whose ``caseledger`` sub-command does not exist yet is left out, with a warning."""
+    from ledger.cli import main as cli
+
+    words = command.split()
+    if len(words) > 1 and words[0] == "caseledger" and words[1] not in cli.commands:
+        console.print(f"[yellow]warning[/]: not starting '{name}': this version has no 'caseledger {words[1]}'")
+        return False
+    return True
+
+
+def _issue_demo_tokens(env: dict[str, str]) -> None:
+    """A throwaway database has no tokens yet: issue the demo callers' (printed once)."""
+    from ledger.access_cli import issue_demo_tokens
+    from ledger.bootstrap import build
+
+    ledger = build(env)
+    try:
+        issue_demo_tokens(ledger)
+    finally:
+        ledger.close()
+
+
+def run_procfile() -> int:
+    """Start every process of the Procfile together; Ctrl-C stops them all."""
+    from ledger.throwaway_pg import ThrowawayPostgres
+
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    database = None
+    if not env.get("CASELEDGER_DATABASE_URL"):
+        database = ThrowawayPostgres().start()
+        env["CASELEDGER_DATABASE_URL"] = database.dsn
+        console.print(f"[yellow]No CASELEDGER_DATABASE_URL: started a throwaway PostgreSQL at {database.dsn}; "
+                      "everything in it is deleted when you stop.[/] Set CASELEDGER_DATABASE_URL to keep data.")
+    names = [name for name, command in procfile_processes().items() if _available(name, command)]
+    if database is not None:
+        _issue_demo_tokens(env)
+    else:
+        console.print("API tokens: caseledger tokens create --actor ID --role ROLE (same CASELEDGER_DATABASE_URL)")
+    honcho = [sys.executable, "-m", "honcho", "start", "-f", str(PROCFILE), "-d", str(PROCFILE.parent), *names]
+    process = subprocess.Popen(honcho, env=env)
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        return process.wait()  # honcho got the same Ctrl-C and is stopping every process
+    finally:
+        if database is not None:
+            database.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(run_procfile())

@@ -1,0 +1,73 @@
+"""Job history: one row per run of a scheduled compliance job, from its ``JobRun`` events.
+
+What ran, for which business time (``as_of``), on which scheduler instance, triggered how
+(schedule or manual), with which counts, details or failure reason, and the wall-clock times it
+was recorded at (``started_wall`` / ``ended_wall``; their difference is the run's duration).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Callable, TypeVar
+
+from projections.runtime import Projection, ProjectionRunner
+from projections.store import RowCache, Table
+from projections.timeutil import occurred, stamp
+
+JOB_RUN_TABLE = Table(
+    "rm_job_run",
+    columns=(("run_id", "TEXT"), ("seq", "BIGINT"), ("job", "TEXT"), ("trigger_kind", "TEXT"), ("instance", "TEXT"),
+             ("status", "TEXT"), ("as_of", "TEXT"), ("started_wall", "TEXT"), ("ended_wall", "TEXT"),
+             ("counts", "TEXT"), ("details", "TEXT"), ("reason", "TEXT"), ("version", "BIGINT")),
+    key=("run_id",), indexes=(("seq",), ("job", "seq"), ("status", "seq")))
+T = TypeVar("T")
+log = logging.getLogger("caseledger.scheduler")
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+class JobRuns(Projection):
+    name = "job_runs"
+    tables = (JOB_RUN_TABLE,)
+
+    def on_JobRun_Started(self, e: Any, position: int, rows: RowCache) -> None:
+        rows.put(JOB_RUN_TABLE.name, {
+            "run_id": str(e.originator_id), "seq": position, "job": e.job, "trigger_kind": e.trigger,
+            "instance": e.instance, "status": "running", "as_of": stamp(occurred(e)), "started_wall": stamp(e.timestamp),
+            "ended_wall": None, "counts": "{}", "details": "{}", "reason": None, "version": e.originator_version})
+
+    def _end(self, e: Any, rows: RowCache, **changes: Any) -> None:
+        row = rows.get(JOB_RUN_TABLE.name, str(e.originator_id))
+        if row is None:
+            raise LookupError(f"rm_job_run has no row for {e.originator_id}; its Started event was not seen")
+        rows.put(JOB_RUN_TABLE.name, {**row, **changes, "ended_wall": stamp(e.timestamp), "version": e.originator_version})
+
+    def on_JobRun_Finished(self, e: Any, position: int, rows: RowCache) -> None:
+        self._end(e, rows, status="finished", counts=_json(e.counts), details=_json(e.details))
+
+    def on_JobRun_Failed(self, e: Any, position: int, rows: RowCache) -> None:
+        self._end(e, rows, status="failed", reason=e.reason)
+
+
+def latest_result(ledger: Any, job: str, parse: Callable[[dict[str, Any]], T | None]) -> T | None:
+    """The newest finished run of ``job`` whose details ``parse`` accepts (catching the read model up first)."""
+    runner = ProjectionRunner(ledger, [JobRuns(ledger)])
+    try:
+        runner.ensure_tables()
+        try:
+            runner.catch_up()
+        except Exception:  # noqa: BLE001 - a damaged log stops read models; use this one as far as it got
+            log.warning("job history could not catch up with the log; using it as far as it got", exc_info=True)
+        with runner.db.reading() as cur:
+            rows = cur.execute(f"SELECT details FROM {JOB_RUN_TABLE.name} WHERE job = ? AND status = 'finished' "
+                               "ORDER BY seq DESC", (job,)).fetchall()
+    finally:
+        runner.close()
+    for (details,) in rows:
+        found = parse(json.loads(details))
+        if found is not None:
+            return found
+    return None

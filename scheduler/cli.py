@@ -1,0 +1,181 @@
+"""``caseledger scheduler``, ``caseledger jobs …`` and ``caseledger findings …``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from domain.context import Context
+from domain.errors import DomainError
+from ledger.bootstrap import build
+from ledger.errors import LedgerError
+from projections.timeutil import parse
+
+console = Console(stderr=True)
+
+
+def _as_of(value: str | None) -> datetime:
+    if not value:
+        return datetime.now(timezone.utc)
+    try:
+        return parse(value)
+    except ValueError as e:
+        raise click.BadParameter(f"{value!r}: give an ISO 8601 time with a time zone ({e})") from None
+
+
+@click.command()
+def scheduler() -> None:
+    """Run the scheduled compliance jobs (this process only; start it twice and one leads, one waits)."""
+    from scheduler.process import SchedulerProcess, SchedulerSettings
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        settings = SchedulerSettings.from_env(os.environ)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    ledger = build()
+    try:
+        SchedulerProcess(ledger, settings, os.environ).serve(stop)
+    finally:
+        ledger.close()
+
+
+@click.group()
+def jobs() -> None:
+    """The scheduled compliance jobs: list them, run one now, see their history."""
+
+
+@jobs.command("list")
+def jobs_list() -> None:
+    """Every job with its schedule (as configured), misfire grace time and coalescing."""
+    from scheduler.jobs import REGISTRY
+    from scheduler.process import SchedulerSettings
+
+    schedules = SchedulerSettings.from_env(os.environ).schedules
+    table = Table("job", "schedule", "grace (s)", "coalesce", "what")
+    for name, spec in sorted(REGISTRY.items()):
+        table.add_row(name, schedules.get(name, "off"), str(spec.misfire_grace_time), str(spec.coalesce), spec.summary)
+    Console().print(table)
+
+
+@jobs.command("run")
+@click.argument("name")
+@click.option("--as-of", help="Business time to run as of (ISO 8601 with zone; default: now).")
+def jobs_run(name: str, as_of: str | None) -> None:
+    """Run one job now, recorded as a manual job run; prints the outcome as JSON."""
+    from scheduler.runner import UnknownJob, run_job
+
+    ledger = build()
+    try:
+        outcome = run_job(ledger, name, _as_of(as_of), trigger="manual")
+    except UnknownJob as e:
+        raise click.UsageError(str(e)) from None
+    finally:
+        ledger.close()
+    click.echo(json.dumps(vars(outcome), ensure_ascii=False, indent=2, default=str))
+    if outcome.status == "failed":
+        raise SystemExit(1)
+
+
+@jobs.command("history")
+@click.option("--job", "job_name", help="Only runs of this job.")
+@click.option("--limit", default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def jobs_history(job_name: str | None, limit: int, as_json: bool) -> None:
+    """The latest job runs, newest first."""
+    from projections.job_runs import JOB_RUN_TABLE
+
+    rows = _read(lambda cur: cur.execute(
+        f"SELECT {', '.join(JOB_RUN_TABLE.column_names)} FROM {JOB_RUN_TABLE.name}"
+        + (" WHERE job = ?" if job_name else "") + " ORDER BY seq DESC LIMIT ?",
+        ((job_name,) if job_name else ()) + (limit,)).fetchall(), JOB_RUN_TABLE.column_names)
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row, ensure_ascii=False))
+        return
+    table = Table("as of", "job", "trigger", "status", "instance", "counts / reason")
+    for r in rows:
+        table.add_row(r["as_of"], r["job"], r["trigger_kind"], r["status"], r["instance"], r["reason"] or r["counts"])
+    Console().print(table)
+
+
+def _read(query: Any, columns: tuple[str, ...]) -> list[dict[str, Any]]:
+    from projections.catalog import runner_for
+
+    ledger = build()
+    runner = runner_for(ledger)
+    try:
+        runner.catch_up()
+        with runner.db.reading() as cur:
+            return [dict(zip(columns, row)) for row in query(cur)]
+    finally:
+        runner.close()
+        ledger.close()
+
+
+@click.group()
+def findings() -> None:
+    """Compliance findings: list them, acknowledge one (with a reason; findings are never deleted)."""
+
+
+@findings.command("list")
+@click.option("--rule", help="Only findings of this rule.")
+@click.option("--status", type=click.Choice(["open", "acknowledged"]))
+@click.option("--limit", default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def findings_list(rule: str | None, status: str | None, limit: int, as_json: bool) -> None:
+    """Findings in the order they were raised."""
+    from projections.findings import FINDING_TABLE
+
+    where = [(c, v) for c, v in (("rule", rule), ("status", status)) if v]
+    sql = (f"SELECT {', '.join(FINDING_TABLE.column_names)} FROM {FINDING_TABLE.name}"
+           + (" WHERE " + " AND ".join(f"{c} = ?" for c, _ in where) if where else "") + " ORDER BY seq LIMIT ?")
+    rows = _read(lambda cur: cur.execute(sql, [v for _, v in where] + [limit]).fetchall(), FINDING_TABLE.column_names)
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps({**row, "facts": json.loads(row["facts"])}, ensure_ascii=False))
+        return
+    table = Table("finding", "rule", "clause", "subject", "status", "raised at")
+    for r in rows:
+        table.add_row(r["finding_id"], r["rule"], r["clause"], f"{r['subject_kind']} {r['subject_id']}", r["status"],
+                      r["raised_at"])
+    Console().print(table)
+
+
+@findings.command("ack")
+@click.argument("finding_id")
+@click.option("--reason", required=True, help="Why the finding stands as it is (recorded on the event).")
+@click.option("--actor", required=True, help="Who acknowledges it.")
+@click.option("--role", required=True, help="Their role (the policy says which roles may acknowledge).")
+@click.option("--at", "at", help="Business time (ISO 8601 with zone; default: now).")
+def findings_ack(finding_id: str, reason: str, actor: str, role: str, at: str | None) -> None:
+    """Acknowledge a finding (roles allowed by the policy's audit.acknowledge)."""
+    from ledger.compliance import ComplianceAudit
+
+    ledger = build()
+    audit = ComplianceAudit(ledger)
+    try:
+        ctx = Context(actor, role, _as_of(at), f"cli-{uuid.uuid4().hex[:12]}", reason=reason)
+        finding = audit.acknowledge(finding_id, ctx)
+    except (DomainError, LedgerError) as e:
+        raise click.ClickException(str(e)) from None
+    finally:
+        audit.close()
+        ledger.close()
+    click.echo(json.dumps({"finding_id": str(finding.id), "status": finding.status, "version": finding.version}))
+
+
+COMMANDS = (scheduler, jobs, findings)
