@@ -73,6 +73,9 @@ ACTIONS: dict[str, frozenset[str]] = {
 }
 
 
+_CUSTOMER_TOPIC_PREFIX = f"{Customer.__module__}:{Customer.__qualname__}."
+
+
 class CaseLedger(Application):
     name = "CaseLedger"
 
@@ -286,7 +289,13 @@ class CaseLedger(Application):
         return bool(list(self.events.get(aggregate_id, limit=1)))
 
     def _require_customer(self, customer_id: str) -> None:
-        if not self.exists("customer", customer_id):
+        """The customer exists: their first stored event is a customer's (no replay, no decryption)."""
+        try:
+            uid = UUID(str(customer_id))
+        except ValueError:
+            raise NotFound(f"no customer {customer_id!r}") from None
+        first = self.recorder.select_events(uid, limit=1)
+        if not first or not first[0].topic.startswith(_CUSTOMER_TOPIC_PREFIX):
             raise NotFound(f"no customer {customer_id}")
 
     @staticmethod

@@ -11,6 +11,7 @@ Environment (all optional):
 - ``CASELEDGER_KEK`` (base64) or ``CASELEDGER_KEK_FILE`` (default ``<home>/data-kek.key``, created on
   first use): the key-encryption key that wraps every data subject's key (``ledger.crypto``).
 - ``CASELEDGER_KEY_CACHE_SECONDS``: how long a process caches unwrapped data keys (default 5).
+- ``CASELEDGER_AGGREGATE_CACHE``: aggregates cached per process (default 10000; 0: off).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class Settings:
     policy_name: str | None
     policy_dir: Path
     tokens_file: Path
+    aggregate_cache: int = 10_000
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -45,6 +47,7 @@ class Settings:
             policy_name=env.get("CASELEDGER_POLICY") or None,
             policy_dir=Path(env.get("CASELEDGER_POLICY_DIR") or POLICY_DIR),
             tokens_file=Path(env.get("CASELEDGER_TOKENS_FILE") or home / "tokens.toml"),
+            aggregate_cache=int(env.get("CASELEDGER_AGGREGATE_CACHE") or 10_000),
         )
 
     @property
@@ -52,7 +55,15 @@ class Settings:
         return "postgres" if self.database_url.startswith(("postgres://", "postgresql://")) else "sqlite"
 
     def persistence_env(self) -> dict[str, str]:
-        """The eventsourcing environment variables for the configured database."""
+        """The eventsourcing environment variables for the configured database (and the aggregate cache)."""
+        env = self._database_env()
+        # Aggregates are cached per process and fast-forwarded from the store on every read (so other
+        # processes' writes are seen), and handed out as deep copies (so a refused command changes nothing).
+        if self.aggregate_cache > 0:  # CASELEDGER_AGGREGATE_CACHE=0 turns it off
+            env["AGGREGATE_CACHE_MAXSIZE"] = str(self.aggregate_cache)
+        return env
+
+    def _database_env(self) -> dict[str, str]:
         url = urlparse(self.database_url)
         if self.backend == "sqlite":
             if url.scheme != "sqlite":
