@@ -7,7 +7,6 @@ Environment (all optional):
 - ``CASELEDGER_HOME``: folder for local state (default ``./var``), created on first use.
 - ``CASELEDGER_POLICY``: name of the policy new cases are governed by (default: ``index.toml``'s).
 - ``CASELEDGER_POLICY_DIR``: folder of policy files (default: the packaged ``domain/policies``).
-- ``CASELEDGER_TOKENS_FILE``: bearer-token file for the API (default ``<home>/tokens.toml``).
 - ``CASELEDGER_KEK`` (base64) or ``CASELEDGER_KEK_FILE`` (default ``<home>/data-kek.key``, created on
   first use): the key-encryption key that wraps every data subject's key (``ledger.crypto``).
 - ``CASELEDGER_KEY_CACHE_SECONDS``: how long a process caches unwrapped data keys (default 5).
@@ -34,7 +33,6 @@ class Settings:
     database_url: str
     policy_name: str | None
     policy_dir: Path
-    tokens_file: Path
     aggregate_cache: int = 10_000
 
     @classmethod
@@ -46,7 +44,6 @@ class Settings:
             database_url=env.get("CASELEDGER_DATABASE_URL") or f"sqlite:///{home / 'caseledger.db'}",
             policy_name=env.get("CASELEDGER_POLICY") or None,
             policy_dir=Path(env.get("CASELEDGER_POLICY_DIR") or POLICY_DIR),
-            tokens_file=Path(env.get("CASELEDGER_TOKENS_FILE") or home / "tokens.toml"),
             aggregate_cache=int(env.get("CASELEDGER_AGGREGATE_CACHE") or 10_000),
         )
 
