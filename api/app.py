@@ -142,7 +142,7 @@ def create_app(ledger: CaseLedger | None = None, *, tokens: TokenService | None 
     register_read_models(api)
     register_retention(api)
     register_access(api)
-    register_compliance(api)  # only once the access policy knows its endpoints (see api/compliance.py)
+    register_compliance(api, access)  # only once the access policy knows its endpoints (see api/compliance.py)
     grade_responses(api.spec, access)
     register_observability(app)
     logging.getLogger("caseledger").setLevel(logging.INFO)

@@ -227,9 +227,8 @@ def known_to(access: Any) -> bool:
                           for a in set(ACTIONS.values()))
 
 
-def register_compliance(api: Api) -> None:
-    access = api._app.extensions.get("caseledger.access")  # noqa: SLF001 - the app this Api belongs to
-    if access is not None and not known_to(access):
+def register_compliance(api: Api, access: Any) -> None:
+    if not known_to(access):
         log.warning("compliance endpoints not registered: the access policy does not grant %s or grade their "
                     "fields yet (see api/compliance.py ACTIONS and DATA_GRADES)", sorted(set(ACTIONS.values())))
         return

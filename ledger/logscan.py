@@ -32,7 +32,7 @@ from ledger.integrity.verifier import LeafRecord, LogReplay, Problem, Verificati
 
 PAGE = 8192  # leaves per page: a power of two (pages stay aligned to whole subtrees)
 PAGES_PER_TASK = 2  # pages a worker process summarises per task
-PARALLEL_FROM = 4 * PAGE  # fewer leaves than this: one process (starting workers costs more)
+PARALLEL_FROM = 32 * PAGE  # fewer leaves (262,144) than this: one process (starting workers costs more)
 
 
 class PageSource:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Callable, TypeVar
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, TypeVar
 
 from projections.runtime import Projection, ProjectionRunner
-from projections.store import RowCache, Table
+from projections.store import Cursor, RowCache, Table
 from projections.timeutil import occurred, stamp
 
 JOB_RUN_TABLE = Table(
@@ -52,20 +53,28 @@ class JobRuns(Projection):
         self._end(e, rows, status="failed", reason=e.reason)
 
 
-def latest_result(ledger: Any, job: str, parse: Callable[[dict[str, Any]], T | None]) -> T | None:
-    """The newest finished run of ``job`` whose details ``parse`` accepts (catching the read model up first)."""
+@contextmanager
+def job_history(ledger: Any) -> Iterator[Cursor]:
+    """A read cursor on the job history, caught up with the log as far as it goes: a damaged log
+    stops read models, and the jobs that report on it must still run on what is known."""
     runner = ProjectionRunner(ledger, [JobRuns(ledger)])
     try:
         runner.ensure_tables()
         try:
             runner.catch_up()
-        except Exception:  # noqa: BLE001 - a damaged log stops read models; use this one as far as it got
+        except Exception:  # noqa: BLE001 - see the docstring
             log.warning("job history could not catch up with the log; using it as far as it got", exc_info=True)
         with runner.db.reading() as cur:
-            rows = cur.execute(f"SELECT details FROM {JOB_RUN_TABLE.name} WHERE job = ? AND status = 'finished' "
-                               "ORDER BY seq DESC", (job,)).fetchall()
+            yield cur
     finally:
         runner.close()
+
+
+def latest_result(ledger: Any, job: str, parse: Callable[[dict[str, Any]], T | None]) -> T | None:
+    """The newest finished run of ``job`` whose details ``parse`` accepts."""
+    with job_history(ledger) as cur:
+        rows = cur.execute(f"SELECT details FROM {JOB_RUN_TABLE.name} WHERE job = ? AND status = 'finished' "
+                           "ORDER BY seq DESC", (job,)).fetchall()
     for (details,) in rows:
         found = parse(json.loads(details))
         if found is not None:

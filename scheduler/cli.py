@@ -39,6 +39,7 @@ def scheduler() -> None:
     from scheduler.process import SchedulerProcess, SchedulerSettings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)  # each run logs its own outcome
     try:
         settings = SchedulerSettings.from_env(os.environ)
     except ValueError as e:

@@ -17,6 +17,7 @@ import csv
 import hashlib
 import io
 import json
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -84,11 +85,8 @@ def sla_clocks(jc: JobContext) -> JobResult:
     """Record SLA breaches and their escalations that are due (SLABreached, Escalated)."""
     from ledger.sla import SlaMonitor
 
-    monitor = SlaMonitor(jc.ledger)
-    try:
+    with closing(SlaMonitor(jc.ledger)) as monitor:
         return monitor.run(jc.context()), {}
-    finally:
-        monitor.close()
 
 
 @job("compliance_audit", schedule="every 15m", misfire_grace_time=900, coalesce=True,
@@ -98,11 +96,8 @@ def compliance_audit(jc: JobContext) -> JobResult:
     """Raise the compliance findings that are due; write the run's report (JSON and CSV)."""
     from ledger.compliance import ComplianceAudit
 
-    audit = ComplianceAudit(jc.ledger)
-    try:
+    with closing(ComplianceAudit(jc.ledger)) as audit:
         return audit.run(jc.context(), jc.reports_dir, jc.run_id)
-    finally:
-        audit.close()
 
 
 @job("integrity", schedule="every 1h", misfire_grace_time=1800, coalesce=True,
@@ -212,8 +207,5 @@ def retention_sweep(jc: JobContext) -> JobResult:
     """Propose dispositions for subjects past retention (never executes them); finish interrupted destructions."""
     from ledger.bootstrap import retention
 
-    sweep = retention(jc.ledger, jc.environ)
-    try:
-        return {k: int(v) for k, v in sweep.sweep(jc.context()).items()}, {}
-    finally:
-        sweep.close()
+    with closing(retention(jc.ledger, jc.environ)) as service:
+        return {k: int(v) for k, v in service.sweep(jc.context()).items()}, {}

@@ -123,6 +123,9 @@ class SchedulerProcess:
             log.info("scheduler %s is the leader", self.instance)
             try:
                 self._lead(stop)
+            except Exception:  # noqa: BLE001 - e.g. the database went away: step down, follow, retry
+                log.exception("scheduler %s cannot lead", self.instance)
+                stop.wait(self.settings.retry_seconds)
             finally:
                 self.lock.release()
             log.info("scheduler %s stopped leading", self.instance)

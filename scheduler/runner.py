@@ -86,18 +86,11 @@ def _end(ledger: Any, run: JobRun, command: Any) -> None:
 def abandon_orphans(ledger: Any, instance: str, now: datetime) -> int:
     """Record as failed every scheduled run another instance started and never ended (it died or lost
     leadership); called by a scheduler when it becomes the leader. Returns how many."""
-    from projections.job_runs import JOB_RUN_TABLE, JobRuns
-    from projections.runtime import ProjectionRunner
+    from projections.job_runs import JOB_RUN_TABLE, job_history
 
-    runner = ProjectionRunner(ledger, [JobRuns(ledger)])
-    try:
-        runner.ensure_tables()
-        runner.catch_up()
-        with runner.db.reading() as cur:
-            rows = cur.execute(f"SELECT run_id, instance FROM {JOB_RUN_TABLE.name} WHERE status = 'running' "
-                               "AND trigger_kind = 'schedule' AND instance <> ?", (instance,)).fetchall()
-    finally:
-        runner.close()
+    with job_history(ledger) as cur:
+        rows = cur.execute(f"SELECT run_id, instance FROM {JOB_RUN_TABLE.name} WHERE status = 'running' "
+                           "AND trigger_kind = 'schedule' AND instance <> ?", (instance,)).fetchall()
     done = 0
     for run_id, owner in rows:
         run = ledger.get("job_run", run_id)

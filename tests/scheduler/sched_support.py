@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from domain.context import Context  # noqa: F401 - act() takes one
+from domain.context import Context
 from scheduler.runner import Outcome, run_job
 
 #: Monday 2025-09-01 09:00 in Asia/Shanghai, as in the other suites.

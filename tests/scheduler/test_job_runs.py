@@ -134,3 +134,16 @@ def test_schedules_slots_and_settings():
         SchedulerSettings.from_env({"CASELEDGER_SCHEDULER_JOBS": "sla_clocks,nope"})
     assert all(spec.misfire_grace_time > 1 and spec.why for spec in REGISTRY.values())
     assert timedelta(0) < datetime.now(utc) - latest_slot(every, datetime.now(utc)) + timedelta(seconds=1)
+
+
+def test_the_last_verification_for_the_metrics_endpoint(ledger, env, jobs, database_url):
+    from scheduler.metrics import last_verification
+
+    assert last_verification(ledger) is None
+    LogKeys.from_env(env).init()
+    jobs.run("integrity", 10)
+    ok, finished = last_verification(ledger)
+    assert ok and abs((datetime.now(timezone.utc) - finished).total_seconds()) < 60  # wall time it ended
+    tamper_event(ledger, database_url, 1)
+    jobs.run("integrity_full", 20)
+    assert last_verification(ledger)[0] is False

@@ -40,6 +40,12 @@ def test_metrics_count_requests_per_url_rule_and_read_the_ledger(api, ledger, sc
     for _ in range(3):
         assert api.get(f"/customers/{created.json['id']}").status_code == 200
     assert api.get(f"/customers/{uuid.uuid4()}").status_code == 404
+    stored = ledger.recorder.select_notifications(start=1, limit=100_000)
+    runner = runner_for(ledger)
+    # Read first: a scrape may itself move a read model on (the scheduler's hook catches up the
+    # job history), after our lag figures are taken.
+    expected = {s.name: s.lag for s in runner.status()}
+    runner.close()
 
     after = scrape()
     assert _count(after, "GET", CUSTOMER, "200") - _count(before, "GET", CUSTOMER, "200") == 3
@@ -48,18 +54,14 @@ def test_metrics_count_requests_per_url_rule_and_read_the_ledger(api, ledger, sc
     # Raw paths never become labels: ids would make the series unbounded.
     assert not any(created.json["id"] in dict(labels).get("endpoint", "") for _, labels in after)
 
-    stored = ledger.recorder.select_notifications(start=1, limit=100_000)
     assert after[("caseledger_events_total", frozenset())] == len(stored) > before[("caseledger_events_total",
                                                                                     frozenset())]
     assert after[("caseledger_database_up", frozenset())] == 1
     assert after[("caseledger_events_since_checkpoint", frozenset())] == len(stored)  # none signed yet
     head = stored[-1].id
     assert after[("caseledger_log_head_position", frozenset())] == head
-    runner = runner_for(ledger)
-    expected = {s.name: s.lag for s in runner.status()}
-    runner.close()
     assert {name: after[("caseledger_projection_lag", frozenset({("projection", name)}))] for name in NAMES} == expected
-    assert set(expected.values()) == {head}  # nothing has projected yet
+    assert expected["ticket_list"] == head  # nothing has projected the cases yet
 
 
 def test_health_and_readiness_need_no_token(api):
