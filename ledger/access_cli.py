@@ -44,14 +44,13 @@ def issue_demo_tokens(ledger: Any) -> None:
     """Issue and print one token per demo caller (valid for DEMO_TOKEN_LIFETIME)."""
     service = TokenService(ledger)
     expires = datetime.now(timezone.utc) + DEMO_TOKEN_LIFETIME
-    table = Table(title=f"Demo API tokens (shown once, stored hashed; valid until {expires:%Y-%m-%d %H:%M} UTC)")
-    for column in ("actor", "role", "team", "token"):
-        table.add_column(column)
+    # Plain lines, never a table: a token must be copyable whatever the terminal's width.
+    lines = [f"Demo API tokens (shown once, stored hashed; valid until {expires:%Y-%m-%d %H:%M} UTC):"]
     for actor, role, team in DEMO_CALLERS:
         secret, _ = service.issue(actor, role, team, expires_at=expires,
                                   ctx=system_context(_operator(), reason="caseledger serve --demo"))
-        table.add_row(actor, role, team or "", secret)
-    console.print(table)
+        lines.append(f"  {role:<19} {actor:<14} {secret}")
+    click.echo("\n".join(lines), err=True)
 
 
 @click.group()
