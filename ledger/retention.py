@@ -44,9 +44,11 @@ class Retention:
         self.runner.catch_up()
 
     def records(self, *, subject: str | None = None, due_before: datetime | None = None,
-                limit: int = 1000) -> list[dict[str, Any]]:
-        """Records with their class, trigger, due date and hold status (read model rows)."""
-        self.catch_up()
+                limit: int = 1000, fresh: bool = True) -> list[dict[str, Any]]:
+        """Records with their class, trigger, due date and hold status (read model rows).
+        ``fresh=False``: the caller has just caught up (one catch-up per use case, not per query)."""
+        if fresh:
+            self.catch_up()
         where, params = [], []
         if subject is not None:
             where.append("r.subject = ?")
@@ -67,8 +69,10 @@ class Retention:
             out.append(row)
         return out
 
-    def holds(self, *, subject: str | None = None, active_only: bool = False) -> list[dict[str, Any]]:
-        self.catch_up()
+    def holds(self, *, subject: str | None = None, active_only: bool = False,
+              fresh: bool = True) -> list[dict[str, Any]]:
+        if fresh:
+            self.catch_up()
         sql = f"SELECT {', '.join(HOLD_TABLE.column_names)} FROM {HOLD_TABLE.name}"
         clauses, params = [], []
         if subject is not None:
@@ -87,8 +91,10 @@ class Retention:
                                "ORDER BY destroyed_at, subject").fetchall()
         return [dict(zip(DESTROYED_TABLE.column_names, r)) for r in rows]
 
-    def assess(self, subject: str, as_of: datetime) -> Assessment:
-        rows = self.records(subject=subject, limit=100_000)
+    def assess(self, subject: str, as_of: datetime, *, fresh: bool = True) -> Assessment:
+        if fresh:
+            self.catch_up()
+        rows = self.records(subject=subject, limit=100_000, fresh=False)
         subject_holds = {h["hold_id"] for h in self._active_holds()
                          if h["target_kind"] == "customer" and h["subject"] == subject}
         records = [RecordDue(kind=r["kind"], record_id=r["record_id"], record_class=r["record_class"],
@@ -108,7 +114,7 @@ class Retention:
                 "ORDER BY r.subject", (stamp(as_of),)).fetchall()]
         report = []
         for subject in subjects:
-            a = self.assess(subject, as_of)
+            a = self.assess(subject, as_of, fresh=False)
             report.append({"subject": subject, "disposable": a.disposable, "blockers": list(a.blockers),
                            "records": [r.describe() for r in a.records]})
         return report
@@ -206,7 +212,7 @@ class Retention:
                                              destroyed_at=disposition.certificate["destroyed_at"])
 
     def _active_holds(self) -> list[dict[str, Any]]:
-        return self.holds(active_only=True)
+        return self.holds(active_only=True, fresh=False)
 
 
 def _covers(hold: dict[str, Any], record: dict[str, Any]) -> bool:
