@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
-import os
 import struct
 import warnings
 from concurrent.futures.process import BrokenProcessPool
@@ -42,6 +41,7 @@ class PageSource:
     def __init__(self, spec: dict[str, Any], fetch: Callable[[str, Sequence[Any]], list[tuple]] | None = None):
         self.spec = spec
         self.pg = spec["pg"]
+        self._conn: Any = None  # our own connection, if we opened one
         self._fetch_rows = fetch or self._connect()
 
     @classmethod
@@ -67,7 +67,7 @@ class PageSource:
             import psycopg
             from psycopg.rows import tuple_row
 
-            conn = psycopg.connect(**self.spec["connect"], autocommit=True, row_factory=tuple_row)
+            conn = self._conn = psycopg.connect(**self.spec["connect"], autocommit=True, row_factory=tuple_row)
 
             def fetch(sql: str, params: Sequence[Any]) -> list[tuple]:
                 with conn.cursor(binary=True) as cur:
@@ -76,8 +76,13 @@ class PageSource:
             return fetch
         import sqlite3
 
-        conn = sqlite3.connect(f"file:{self.spec['path']}?mode=ro", uri=True)
+        conn = self._conn = sqlite3.connect(f"file:{self.spec['path']}?mode=ro", uri=True)
         return lambda sql, params: conn.execute(sql, params).fetchall()
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
     def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         sql = sql.format(**self.spec["tables"])
@@ -173,6 +178,9 @@ class LogScan:
         self.pg = log.pg
         self.source = PageSource.for_log(log)
 
+    def close(self) -> None:
+        self.source.close()
+
     # -- records for the reference replay ------------------------------------------------------
     def _page_records(self, first: int, after: int) -> tuple[list[LeafRecord], list[tuple]]:
         """The page's leaves, each with the event it should hash, merged in log order with the
@@ -216,8 +224,7 @@ class LogScan:
         if problem is not None:
             return VerificationReport(False, 0, problem, start.checked)
         replay = PageReplay(start.pending[start.next_cp:], PAGE)
-        if workers is None:
-            workers = min(os.cpu_count() or 1, 4)
+        workers = workers or 1
         size = self.log.size()
         if workers > 1 and size >= PARALLEL_FROM and self.source.shareable:
             try:

@@ -162,9 +162,9 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 "BEGIN RAISE EXCEPTION '" + APPEND_ONLY_MESSAGE + ": % on %', TG_OP, TG_TABLE_NAME "
                 "USING ERRCODE = 'insufficient_privilege'; END $$").format(schema),
             # eventsourcing serialises writers with LOCK TABLE … IN EXCLUSIVE MODE, which PostgreSQL
-            # allows only to roles that may UPDATE, DELETE or TRUNCATE the table. Taking the lock
-            # through this function (it runs with its owner's rights; the lock lasts until the
-            # caller's transaction ends) lets the application role do without those privileges.
+            # allows only to roles that may UPDATE, DELETE or TRUNCATE the table. A role that does
+            # not own the tables (see ledger.hardening) takes the lock through this function instead
+            # (it runs with its owner's rights; the lock lasts until the caller's transaction ends).
             SQL("CREATE OR REPLACE FUNCTION {0}() RETURNS void LANGUAGE plpgsql SECURITY DEFINER "
                 "SET search_path = pg_catalog, pg_temp AS $$ BEGIN LOCK TABLE {1} IN EXCLUSIVE MODE; END $$")
             .format(self._lock_function, events),
@@ -176,15 +176,18 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 SQL("CREATE OR REPLACE TRIGGER caseledger_no_truncate BEFORE TRUNCATE ON {0}.{1} "
                     "FOR EACH STATEMENT EXECUTE FUNCTION {0}.caseledger_append_only()").format(schema, Identifier(table)),
             ]
-        self.lock_table_statements = [self.lock_table_statements[0], SQL("SELECT {0}()").format(self._lock_function)]
+        self._lock_through_function = [self.lock_table_statements[0], SQL("SELECT {0}()").format(self._lock_function)]
         self._size_statement = SQL("SELECT MAX(leaf_index) AS top FROM {0}").format(self._leaves)
+        # Binary parameters (%b): arrays of hashes go as raw bytes, not hex text quoted with regexes.
         self._insert_leaves = SQL("INSERT INTO {0} (leaf_index, notification_id, leaf_hash) SELECT * FROM "
-                                  "unnest(%s::bigint[], %s::bigint[], %s::bytea[])").format(self._leaves)
+                                  "unnest(%b::bigint[], %b::bigint[], %b::bytea[])").format(self._leaves)
         self._insert_nodes = SQL("INSERT INTO {0} (level, idx, hash) SELECT * FROM "
-                                 "unnest(%s::int[], %s::bigint[], %s::bytea[])").format(self._nodes)
+                                 "unnest(%b::int[], %b::bigint[], %b::bytea[])").format(self._nodes)
 
     def create_table(self) -> None:
         if self._managed_by_another_role():
+            # Hardened: not our tables. Take eventsourcing's writer lock through the owner's function.
+            self.lock_table_statements = self._lock_through_function
             self.datastore.register_type_adapters()
             return
         super().create_table()
@@ -218,7 +221,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                     with conn.cursor() as curs, conn.cursor() as size_cursor:
                         try:
                             self._insert_stored_events(curs, stored_events, **kwargs)  # lock, notify, insert
-                            size_cursor.execute(self._size_statement)  # same round trip as the insert
+                            size_cursor.execute(self._size_statement, prepare=True)  # same round trip as the insert
                             # Sync now, so a uniqueness violation raises IntegrityError here.
                             pipeline.sync()
                             notification_ids = self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
@@ -242,10 +245,11 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         frontier, nodes = extend(size, frontier, hashes)
         if len(notification_ids) != len(hashes):
             raise RuntimeError(f"{len(hashes)} events but {len(notification_ids)} notification ids")
-        curs.execute(self._insert_leaves, (list(range(size, size + len(hashes))), list(notification_ids), hashes))
+        curs.execute(self._insert_leaves, (list(range(size, size + len(hashes))), list(notification_ids), hashes),
+                     prepare=True)
         if nodes:
             levels, indexes, digests = zip(*nodes)
-            curs.execute(self._insert_nodes, (list(levels), list(indexes), list(digests)))
+            curs.execute(self._insert_nodes, (list(levels), list(indexes), list(digests)), prepare=True)
         return size + len(hashes), frontier
 
     def _load_frontier(self, curs: Any, size: int) -> list[bytes]:

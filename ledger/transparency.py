@@ -139,18 +139,22 @@ class TransparencyLog:
                workers: int | None = None) -> VerificationReport:
         """Recompute the whole log from the stored events; check every retained checkpoint and every
         stored interior node. ``reference=True`` replays leaf by leaf with the auditor-readable
-        ``verifier.verify_log`` only (slow); the default reads and hashes a page at a time — in
-        ``workers`` processes (default: one per CPU, at most 4) when the log is big — and hands any
-        page where something differs to that same code, so both report the same first problem.
+        ``verifier.verify_log`` only (slow); the default reads and hashes a page at a time — with
+        ``workers`` > 1, pages of a big log are summarised in that many worker processes (it pays
+        only when CPUs are free: measured in bench/RESULTS.md) — and hands any page where something
+        differs to that same code, so both report the same first problem.
 
         A checkpoint whose signature does not verify is itself a failure (CheckpointError)."""
         from ledger.logscan import LogScan
 
         checkpoints = sorted(self.open_checkpoints(), key=lambda c: c.size)
         scan = LogScan(self)
-        if reference:
-            return scan.verify_reference(checkpoints, progress)
-        return scan.verify(checkpoints, progress, workers)
+        try:
+            if reference:
+                return scan.verify_reference(checkpoints, progress)
+            return scan.verify(checkpoints, progress, workers)
+        finally:
+            scan.close()
 
 
 class NodeReader:

@@ -94,7 +94,7 @@ class KpiCounters(Projection):
             return False
         at = occurred(e)
         milestones = {**milestones, name: stamp(at)}
-        case["milestones"] = json.dumps(milestones, sort_keys=True)
+        case["milestones"] = _sorted_json(milestones)
         rows.put(CASE_TABLE.name, case)
         stopping = self._stopping(case["policy_ref"], case["kind"], name)
         if not stopping:
@@ -260,3 +260,6 @@ class KpiCounters(Projection):
 def _parsed(milestones: str) -> dict[str, str]:
     """The milestones column parsed (cached by its text; callers never change the dict)."""
     return json.loads(milestones)
+
+
+_sorted_json = json.JSONEncoder(sort_keys=True).encode  # = json.dumps(…, sort_keys=True), minus its argument handling

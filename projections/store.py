@@ -17,6 +17,7 @@ that both dialects share; :class:`ViewDatabase` converts placeholders for psycop
 
 from __future__ import annotations
 
+import functools
 import operator
 import sqlite3
 import threading
@@ -41,7 +42,7 @@ class Table:
     key: tuple[str, ...]
     indexes: tuple[tuple[str, ...], ...] = ()
 
-    @property
+    @functools.cached_property
     def column_names(self) -> tuple[str, ...]:
         return tuple(name for name, _ in self.columns)
 
@@ -264,7 +265,8 @@ class RowCache:
                     self._forgotten[name].add(key)
             self._borrowed[name].clear()
             if keys:
-                values = [[cached[k].get(c) for c in spec.column_names] for k in sorted(keys, key=_sortable)]
+                columns = spec.column_names
+                values = [[cached[k].get(c) for c in columns] for k in sorted(keys, key=_sortable)]
                 if self.cur.postgres and _bulk_typed(spec, values):
                     # binary parameters: text arrays need no quoting (psycopg quotes text ones with regexes)
                     self.cur.raw.execute(spec.bulk_upsert_statement().replace("?", "%b"),

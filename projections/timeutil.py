@@ -36,7 +36,9 @@ def _stamp_text(value: str) -> str:
     return _stamp(parse(value))
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _stamp(moment: datetime) -> str:
+    # Keyed by the instant (datetimes of equal instants are equal), which is all the text depends on.
     utc = moment.astimezone(timezone.utc)
     if utc.year < 1000:  # isoformat pads the year, strftime does not
         return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
