@@ -15,7 +15,10 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 
 
 class SqlAccess:
-    def __init__(self, recorder: Any, tables: dict[str, str]):
+    """``tables``: placeholder → table name (qualified with the schema on PostgreSQL);
+    ``names``: placeholder → anything else to fill in as given (e.g. a column name)."""
+
+    def __init__(self, recorder: Any, tables: dict[str, str], *, names: dict[str, str] | None = None):
         self.recorder = recorder
         self.pg = isinstance(recorder, PostgresApplicationRecorder)
         if self.pg:
@@ -24,6 +27,7 @@ class SqlAccess:
             self.tables = {key: f"{prefix}{name}" for key, name in tables.items()}
         else:
             self.tables = dict(tables)
+        self.tables.update(names or {})
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:
@@ -57,4 +61,9 @@ class _Cursor:
 
     def rows(self, sql: str, params: tuple = ()) -> list[tuple]:
         self.execute(sql, params)
-        return [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in self._cursor.fetchall()]
+        return as_tuples(self._cursor.fetchall())
+
+
+def as_tuples(rows: list[Any]) -> list[tuple]:
+    """Rows as plain tuples (eventsourcing's PostgreSQL cursors return dicts)."""
+    return [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in rows]

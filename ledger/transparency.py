@@ -21,6 +21,7 @@ from ledger.integrity.fastpath import tree_levels
 from ledger.integrity.leaf import encode_leaf
 from ledger.integrity.verifier import VerificationReport
 from ledger.keys import LogKeys
+from ledger.sqlaccess import SqlAccess, as_tuples
 
 
 class LogError(Exception):
@@ -34,15 +35,12 @@ class TransparencyLog:
         self.application = application
         self.recorder = recorder = application.recorder
         self.keys = keys
-        self.pg = isinstance(recorder, PostgresApplicationRecorder)
-        if self.pg:
-            schema = f'"{recorder.datastore.schema}"'
-            self.tables = {"leaves": f"{schema}.merkle_leaves", "nodes": f"{schema}.merkle_nodes",
-                           "checkpoints": f"{schema}.merkle_checkpoints",
-                           "events": f'{schema}."{recorder.events_table_name}"', "nid": "notification_id"}
-        else:
-            self.tables = {"leaves": "merkle_leaves", "nodes": "merkle_nodes", "checkpoints": "merkle_checkpoints",
-                           "events": recorder.events_table_name, "nid": "rowid"}
+        pg = isinstance(recorder, PostgresApplicationRecorder)
+        events = f'"{recorder.events_table_name}"' if pg else recorder.events_table_name
+        self.access = SqlAccess(recorder, {"leaves": "merkle_leaves", "nodes": "merkle_nodes",
+                                           "checkpoints": "merkle_checkpoints", "events": events},
+                                names={"nid": "notification_id" if pg else "rowid"})
+        self.pg, self.tables = self.access.pg, self.access.tables
 
     # -- low-level access -------------------------------------------------------------------
     @contextmanager
@@ -57,8 +55,7 @@ class TransparencyLog:
 
     def sql(self, sql: str) -> str:
         """``sql`` with table names filled in and placeholders in the driver's style."""
-        sql = sql.format(**self.tables)
-        return sql.replace("?", "%s") if self.pg else sql
+        return self.access.render(sql)
 
     def rows(self, sql: str, params: tuple | list = (), *, commit: bool = False) -> list[tuple]:
         sql = self.sql(sql)
@@ -66,7 +63,7 @@ class TransparencyLog:
             c.execute(sql, params)
             if not sql.lstrip().upper().startswith(("SELECT", "WITH")):
                 return []
-            return [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in c.fetchall()]
+            return as_tuples(c.fetchall())
 
     def size(self) -> int:
         top = self.rows("SELECT MAX(leaf_index) FROM {leaves}")[0][0]
