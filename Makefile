@@ -8,7 +8,8 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: install run test demo clean prod bench bench-quick
 
-$(STAMP): pyproject.toml
+# setup.py builds the verifier's C inner loop (ledger/integrity/_scan.c): rebuilt when it changes.
+$(STAMP): pyproject.toml setup.py ledger/integrity/_scan.c
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'

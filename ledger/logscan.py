@@ -7,176 +7,39 @@ the page where its position belongs):
 - ``verify_reference`` turns every row into a ``LeafRecord`` and runs the auditor-readable
   ``verifier.verify_log`` over all of them, with every stored interior node looked up as the
   replay meets it. Slow and simple.
-- ``verify`` reads raw rows, hashes the page with ``fastpath``, and compares whole lists: leaf
-  indexes, positions, leaf hashes, stored nodes and checkpoint roots. Only a page where something
-  differs is turned into ``LeafRecord``s and handed to the reference replay, resumed at the
-  page's first leaf — so the problem reported is, by construction, the one the reference finds.
+- ``verify`` has each page read and checked by ``ledger.logpages`` (in C when the extension is
+  built): leaf indexes, positions, leaf hashes, stored nodes; then joins the pages and checks the
+  checkpoint roots. Only a page where something differs is turned into ``LeafRecord``s and handed
+  to the reference replay, resumed at the page's first leaf — so the problem reported is, by
+  construction, the one the reference finds.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import heapq
-import struct
-import warnings
-from concurrent.futures.process import BrokenProcessPool
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Iterator, Sequence
 from uuid import UUID
 
 from ledger.integrity.checkpoint import Checkpoint
-from ledger.integrity.fastpath import PageReplay, PageSummary, row_hashes, summarise_page
+from ledger.integrity.fastpath import PageReplay, PageSummary
 from ledger.integrity.leaf import encode_leaf
 from ledger.integrity.merkle import STORED_LEVEL, Frontier, frontier_addresses
 from ledger.integrity.verifier import LeafRecord, LogReplay, Problem, VerificationReport, verify_log
+from ledger.logpages import PageRead, PageSource
 
 PAGE = 8192  # leaves per page: a power of two (pages stay aligned to whole subtrees)
-PAGES_PER_TASK = 2  # pages a worker process summarises per task
-PARALLEL_FROM = 32 * PAGE  # fewer leaves (262,144) than this: one process (starting workers costs more)
-
-
-class PageSource:
-    """Raw rows of the log, a page at a time; picklable as a ``spec`` so worker processes can open
-    their own connection to the same database."""
-
-    def __init__(self, spec: dict[str, Any], fetch: Callable[[str, Sequence[Any]], list[tuple]] | None = None):
-        self.spec = spec
-        self.pg = spec["pg"]
-        self._conn: Any = None  # our own connection, if we opened one
-        self._fetch_rows = fetch or self._connect()
-
-    @classmethod
-    def for_log(cls, log: Any) -> PageSource:
-        datastore = log.recorder.datastore
-        if log.pg:
-            pool = datastore.pool
-            spec = {"pg": True, "connect": {k: pool.kwargs[k] for k in ("dbname", "host", "port", "user", "password")}}
-        else:
-            spec = {"pg": False, "path": datastore.pool.db_name}
-        spec["tables"] = log.tables
-        source = cls(spec, lambda sql, params: _pooled_fetch(log, sql, params))
-        # A connection of our own returns plain tuples (the pool's rows are dicts / sqlite3.Row).
-        return cls(spec) if source.shareable else source
-
-    @property
-    def shareable(self) -> bool:
-        """Can another process open this database? (Not an in-memory SQLite database.)"""
-        return self.pg or "memory" not in str(self.spec["path"])
-
-    def _connect(self) -> Callable[[str, Sequence[Any]], list[tuple]]:
-        if self.pg:
-            import psycopg
-            from psycopg.rows import tuple_row
-
-            conn = self._conn = psycopg.connect(**self.spec["connect"], autocommit=True, row_factory=tuple_row)
-
-            def fetch(sql: str, params: Sequence[Any]) -> list[tuple]:
-                with conn.cursor(binary=True) as cur:
-                    cur.execute(sql, params)
-                    return cur.fetchall()
-            return fetch
-        import sqlite3
-
-        conn = self._conn = sqlite3.connect(f"file:{self.spec['path']}?mode=ro", uri=True)
-        return lambda sql, params: conn.execute(sql, params).fetchall()
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
-    def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        sql = sql.format(**self.spec["tables"])
-        return self._fetch_rows(sql.replace("?", "%s") if self.pg else sql, params)
-
-    def _range(self, after: int, upto: int | None) -> tuple[str, tuple]:
-        return ("e.{nid} > ?", (after,)) if upto is None else ("e.{nid} > ? AND e.{nid} <= ?", (after, upto))
-
-    def leaf_page(self, first: int) -> list[tuple]:
-        return self.fetch("SELECT leaf_index, notification_id, leaf_hash FROM {leaves} WHERE leaf_index >= ? "
-                          "ORDER BY leaf_index LIMIT ?", (first, PAGE))
-
-    def event_rows(self, after: int, upto: int | None) -> list[tuple]:
-        where, params = self._range(after, upto)
-        originator = "uuid_send(e.originator_id)" if self.pg else "e.originator_id"
-        return self.fetch(f"SELECT {originator}, e.originator_version, e.topic, e.state, e.{{nid}} FROM {{events}} e "
-                          f"WHERE {where} ORDER BY e.{{nid}}", params)
-
-    def position_before(self, first: int) -> int:
-        """Log position of leaf ``first - 1`` (where a page starting at ``first`` takes over)."""
-        rows = self.fetch("SELECT notification_id FROM {leaves} WHERE leaf_index = ?", (first - 1,)) if first else []
-        return rows[0][0] if rows else 0
-
-    def stored_nodes(self, ranges: list[tuple[int, int, int]]) -> dict[tuple[int, int], bytes]:
-        if not ranges:
-            return {}
-        where = " OR ".join("(level = ? AND idx BETWEEN ? AND ?)" for _ in ranges)
-        rows = self.fetch(f"SELECT level, idx, hash FROM {{nodes}} WHERE {where}", [v for r in ranges for v in r])
-        return {(level, index): bytes(digest) for level, index, digest in rows}
-
-    def summarise(self, first: int, leaves: list[tuple], events: list[tuple],
-                  checkpoint_sizes: Sequence[int]) -> PageSummary | None:
-        """The page's summary if its leaves are exactly ``first``, ``first + 1``, … each with its
-        own event and the right hash, and the stored nodes inside it match; else None."""
-        if not leaves or [leaf[0] for leaf in leaves] != list(range(first, first + len(leaves))):
-            return None
-        if [leaf[1] for leaf in leaves] != [event[4] for event in events]:
-            return None  # a leaf without its event, or an event without a leaf
-        try:
-            hashes = row_hashes(events, hex_ids=not self.pg)
-        except (ValueError, TypeError, struct.error):
-            return None  # a malformed stored event: the reference names it
-        if hashes != [bytes(leaf[2]) for leaf in leaves]:
-            return None
-        inside = [r for r in PageReplay.stored_node_ranges(first, len(leaves)) if r[0] < _PAGE_LEVEL() + 1]
-        return summarise_page(first, hashes, self.stored_nodes(inside), checkpoint_sizes)
-
-
-def _PAGE_LEVEL() -> int:  # noqa: N802 - PAGE may be changed (tests use small pages)
-    return PAGE.bit_length() - 1
-
-
-def _pooled_fetch(log: Any, sql: str, params: Sequence[Any]) -> list[tuple]:
-    if log.pg:
-        from psycopg.rows import tuple_row
-
-        with log.recorder.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row, binary=True) as cur:
-            cur.execute(sql, params)
-            return cur.fetchall()
-    with log.cursor() as cur:
-        cur.execute(sql, params)
-        return [tuple(row) for row in cur.fetchall()]
-
-
-_SOURCES: dict[str, PageSource] = {}
-
-
-def _summarise_pages(spec: dict[str, Any], page: int, first: int, count: int,
-                     checkpoint_sizes: list[int]) -> list[PageSummary | None]:
-    """Worker process: summarise ``count`` pages from leaf ``first``; stops at a page that does not
-    check out (None) or at the log's last page."""
-    global PAGE
-    PAGE = page
-    key = repr(sorted(spec.items()))
-    if key not in _SOURCES:  # one connection per worker process
-        _SOURCES[key] = PageSource(spec)
-    source = _SOURCES[key]
-    after = source.position_before(first)
-    out: list[PageSummary | None] = []
-    for start in range(first, first + count * PAGE, PAGE):
-        leaves = source.leaf_page(start)
-        upto = _upto(leaves, position_at=1)
-        out.append(source.summarise(start, leaves, source.event_rows(after, upto), checkpoint_sizes))
-        if out[-1] is None or upto is None:
-            break
-        after = upto
-    return out
+READ_AHEAD = 2  # threads reading the next pages while one is joined (the C scan runs without the GIL)
 
 
 class LogScan:
     def __init__(self, log: Any):
         self.log = log
         self.pg = log.pg
-        self.source = PageSource.for_log(log)
+        self.page = PAGE  # tests use small pages
+        self.source = PageSource.for_log(log, self.page)
 
     def close(self) -> None:
         self.source.close()
@@ -188,8 +51,8 @@ class LogScan:
         rows = self.source.fetch("SELECT l.leaf_index, l.leaf_hash, l.notification_id, e.originator_id, "
                                  "e.originator_version, e.topic, e.state FROM {leaves} l LEFT JOIN {events} e "
                                  "ON e.{nid} = l.notification_id WHERE l.leaf_index >= ? ORDER BY l.leaf_index "
-                                 "LIMIT ?", (first, PAGE))
-        where, params = self.source._range(after, _upto(rows, position_at=2))
+                                 "LIMIT ?", (first, self.page))
+        where, params = self.source.range(after, rows[-1][2] if len(rows) == self.page else None)
         unlogged = self.source.fetch(f"SELECT e.{{nid}}, e.originator_id, e.originator_version, e.topic, e.state "
                                      f"FROM {{events}} e WHERE {where} AND NOT EXISTS (SELECT 1 FROM {{leaves}} l "
                                      f"WHERE l.notification_id = e.{{nid}}) ORDER BY e.{{nid}}", params)
@@ -208,7 +71,7 @@ class LogScan:
         while True:
             records, rows = self._page_records(first, after)
             yield from records
-            if len(rows) < PAGE:
+            if len(rows) < self.page:
                 return
             first, after = rows[-1][0] + 1, rows[-1][2]
 
@@ -217,82 +80,45 @@ class LogScan:
                          progress: Callable[[int], None] | None = None) -> VerificationReport:
         return _explain_unlogged(verify_log(self.leaf_records(), checkpoints, progress, StoredNodeRows(self.log)))
 
-    def verify(self, checkpoints: Sequence[Checkpoint], progress: Callable[[int], None] | None = None,
-               workers: int | None = None) -> VerificationReport:
+    def verify(self, checkpoints: Sequence[Checkpoint],
+               progress: Callable[[int], None] | None = None) -> VerificationReport:
         start = LogReplay(checkpoints)
         problem = start.start()  # checkpoints of the empty tree
         if problem is not None:
             return VerificationReport(False, 0, problem, start.checked)
-        replay = PageReplay(start.pending[start.next_cp:], PAGE)
-        workers = workers or 1
-        size = self.log.size()
-        if workers > 1 and size >= PARALLEL_FROM and self.source.shareable:
-            try:
-                report = self._parallel(replay, start.checked, size, workers, progress)
-            except (BrokenProcessPool, OSError) as e:  # e.g. a main script without a __main__ guard
-                warnings.warn(f"verifying in one process: worker processes failed ({e})", RuntimeWarning, stacklevel=2)
-                report = None
-            if report is not None:
-                return report
-        return self._sequential(replay, start.checked, progress)
+        return self._pages(PageReplay(start.pending[start.next_cp:], self.page), start.checked, progress)
 
-    def _sequential(self, replay: PageReplay, checked_before: int,
+    def _pages(self, replay: PageReplay, checked_before: int,
                     progress: Callable[[int], None] | None) -> VerificationReport:
-        first = replay.size
-        after = self.source.position_before(first)
-        while not replay.finished:
-            leaves = self.source.leaf_page(first)
-            upto = _upto(leaves, position_at=1)
-            events = self.source.event_rows(after, upto)
-            if not leaves and not events:
-                break
-            summary = self.source.summarise(first, leaves, events, replay.checkpoint_sizes(first, len(leaves)))
-            if summary is None or not replay.add(summary, self._stored_above(summary)):
-                report = self._reference_page(replay, checked_before, first, after, progress)
-                if report is not None:
-                    return report
-            if progress is not None:
-                progress(replay.size)
-            if upto is None:
-                break
-            first, after = replay.size, upto
+        """Pages in order, read ``READ_AHEAD`` pages ahead by threads: the database produces and
+        sends the next pages (and the C extension, which lets go of the GIL, hashes them) while
+        this thread joins the current one."""
+        with PageReader(self.source, [c.size for c in replay.pending]) as pages:
+            while not replay.finished:
+                first = replay.size
+                read = pages.get(first)
+                if read.empty:
+                    break
+                summary = read.summary
+                if summary is None or not replay.add(summary, self._stored_above(summary)):
+                    report = self._reference_page(replay, checked_before, first, self.source.position_before(first),
+                                                  progress)
+                    if report is not None:
+                        return report
+                if progress is not None:
+                    progress(replay.size)
+                if read.upto is None:
+                    break
         resumed = self._resume(replay, checked_before)
         problem = resumed.finish()
         return VerificationReport(problem is None, replay.size, problem, resumed.checked)
 
-    def _parallel(self, replay: PageReplay, checked_before: int, size: int, workers: int,
-                  progress: Callable[[int], None] | None) -> VerificationReport | None:
-        """Pages summarised by worker processes, joined here in order. Returns the report if a page
-        had a problem, else None (the caller finishes sequentially from where this stopped)."""
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        sizes = [c.size for c in replay.pending]
-        span = PAGE * PAGES_PER_TASK
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            tasks = [pool.submit(_summarise_pages, self.source.spec, PAGE, first, PAGES_PER_TASK, sizes)
-                     for first in range(0, size - size % PAGE, span)]
-            for task in tasks:
-                for summary in task.result():
-                    if summary is None or not replay.add(summary, self._stored_above(summary)):
-                        pool.shutdown(cancel_futures=True)
-                        first = replay.size
-                        report = self._reference_page(replay, checked_before, first,
-                                                      self.source.position_before(first), progress)
-                        return report  # None: the reference accepted it; go on sequentially
-                    if progress is not None:
-                        progress(replay.size)
-                    if replay.finished:
-                        return None
-        return None
-
     def _stored_above(self, page: PageSummary) -> dict[tuple[int, int], bytes]:
         """The stored nodes that join a full page to the pages before it."""
-        if page.count != PAGE:
+        if page.count != self.page:
             return {}
         return self.source.stored_nodes([r for r in PageReplay.stored_node_ranges(page.first, page.count)
-                                         if r[0] > _PAGE_LEVEL()])
+                                         if r[0] > self.source.page_level])
 
     def _resume(self, replay: PageReplay, checked_before: int) -> LogReplay:
         edge = dict(zip(frontier_addresses(replay.size), replay.frontier))
@@ -317,6 +143,49 @@ class LogScan:
         return None
 
 
+class PageReader:
+    """Pages of the log read ahead of their use by a few threads, each with its own connection
+    (pages are independent of each other: ``PageSource.summarise_next``)."""
+
+    def __init__(self, source: PageSource, checkpoint_sizes: list[int]):
+        self.source = source
+        self.sizes = checkpoint_sizes
+        self.threads = READ_AHEAD if source.shareable else 0  # an in-memory database: read here
+        self.local = threading.local()
+        self.opened: list[PageSource] = []
+        self.lock = threading.Lock()
+        self.pool = ThreadPoolExecutor(self.threads) if self.threads else None
+        self.pending: dict[int, Future] = {}
+
+    def __enter__(self) -> PageReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+        for source in self.opened:
+            source.close()
+
+    def get(self, first: int) -> PageRead:
+        if self.pool is None:
+            return self.source.summarise_next(first, self.sizes)
+        for ahead in range(self.threads + 1):  # this page and the next ones
+            start = first + ahead * self.source.page
+            if start not in self.pending:
+                self.pending[start] = self.pool.submit(self._read, start)
+        for start in [s for s in self.pending if s < first]:  # skipped (a page replayed by the reference)
+            self.pending.pop(start).cancel()
+        return self.pending.pop(first).result()
+
+    def _read(self, first: int) -> PageRead:
+        source = getattr(self.local, "source", None)
+        if source is None:
+            source = self.local.source = PageSource(self.source.spec, page=self.source.page)
+            with self.lock:
+                self.opened.append(source)
+        return source.summarise_next(first, self.sizes)
+
+
 class StoredNodeRows:
     """``verifier.StoredNodes`` on the ``merkle_nodes`` table, one query per node."""
 
@@ -331,11 +200,6 @@ class StoredNodeRows:
         rows = self.log.rows("SELECT level, idx FROM {nodes} WHERE level >= ? AND ((idx + 1) << level) > ? "
                              "ORDER BY ((idx + 1) << level), level LIMIT 1", (STORED_LEVEL, size))
         return (rows[0][0], rows[0][1]) if rows else None
-
-
-def _upto(rows: list[tuple], position_at: int) -> int | None:
-    """Last log position a page covers: its last leaf's, or no limit for the last page."""
-    return rows[-1][position_at] if len(rows) == PAGE else None
 
 
 def _uuid(originator: Any) -> UUID:

@@ -132,14 +132,13 @@ class TransparencyLog:
         return self._computed(lambda get_node: merkle.consistency_proof(old_size, new_size, get_node))
 
     # -- verification -----------------------------------------------------------------------
-    def verify(self, progress: Callable[[int], None] | None = None, *, reference: bool = False,
-               workers: int | None = None) -> VerificationReport:
+    def verify(self, progress: Callable[[int], None] | None = None, *, reference: bool = False) -> VerificationReport:
         """Recompute the whole log from the stored events; check every retained checkpoint and every
         stored interior node. ``reference=True`` replays leaf by leaf with the auditor-readable
-        ``verifier.verify_log`` only (slow); the default reads and hashes a page at a time — with
-        ``workers`` > 1, pages of a big log are summarised in that many worker processes (it pays
-        only when CPUs are free: measured in bench/RESULTS.md) — and hands any page where something
-        differs to that same code, so both report the same first problem.
+        ``verifier.verify_log`` only (slow); the default reads, hashes and checks a page at a time
+        (``ledger.logscan``, in C when the extension is built, pages read ahead by two threads) and
+        hands any page where something differs to that same code, so both report the same first
+        problem.
 
         A checkpoint whose signature does not verify is itself a failure (CheckpointError)."""
         from ledger.logscan import LogScan
@@ -149,7 +148,7 @@ class TransparencyLog:
         try:
             if reference:
                 return scan.verify_reference(checkpoints, progress)
-            return scan.verify(checkpoints, progress, workers)
+            return scan.verify(checkpoints, progress)
         finally:
             scan.close()
 

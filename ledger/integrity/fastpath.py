@@ -63,7 +63,7 @@ def row_hashes(rows: Sequence[tuple[Any, int, str, bytes, Any]], *, hex_ids: boo
                     + _LENGTH(len(state)) + state).digest() for oid, version, topic, state, _ in rows]
 
 
-def tree_levels(hashes: Sequence[bytes]) -> list[list[bytes]]:
+def tree_levels_python(hashes: Sequence[bytes]) -> list[list[bytes]]:
     """Every perfect subtree of an aligned run of leaf hashes, a level at a time:
     ``levels[L][j]`` is the root of leaves ``[j * 2**L, (j + 1) * 2**L)`` of the run."""
     levels = [list(hashes)]
@@ -73,6 +73,12 @@ def tree_levels(hashes: Sequence[bytes]) -> list[list[bytes]]:
         current = [_sha256(b"\x01" + left + right).digest() for left, right in zip(pairs, pairs)]
         levels.append(current)
     return levels
+
+
+try:  # the same in C (ledger/integrity/_scan.c, OpenSSL's SHA-256), when the extension is built
+    from ledger.integrity._scan import tree_levels
+except ImportError:
+    tree_levels = tree_levels_python
 
 
 def extend(size: int, frontier: list[bytes], hashes: Sequence[bytes],

@@ -1,0 +1,357 @@
+/* The verifier's inner loop in C: read a page of leaves and the events they stand for, check that
+ * they pair up, hash every event as its leaf (ledger/integrity/leaf.py) and build the page's subtree.
+ *
+ * Why C: verifying the whole log is a loop over millions of small rows, and in Python each row
+ * costs several microseconds of object handling for one SHA-256 call that OpenSSL does in a
+ * fraction of one. Nothing here decides what is valid: it computes exactly what
+ * ledger.integrity.fastpath computes (tests compare them), and it never reports a problem itself.
+ * When anything in a page is unusual (a missing row, a type or length it does not expect, a hash
+ * that differs, a non-ASCII topic), it answers None and the caller replays that page with the
+ * auditor-readable reference verifier, which names the problem.
+ *
+ * SHA-256 is OpenSSL's; no hashing is done here by hand.
+ *
+ * Rows come either from SQLite (read here through SQLite's C API on a read-only connection of our
+ * own) or from PostgreSQL packed by the query into two bytea values per page, so that no Python
+ * object is made per row.
+ */
+#define PY_SSIZE_T_CLEAN
+/* OpenSSL 3 marks its SHA256_Init/Update/Final deprecated in favour of EVP. They are the same
+ * implementation (SHA-NI where the CPU has it) without EVP's provider dispatch, which costs
+ * about 0.13 us per call — a third of hashing a typical leaf. */
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include <Python.h>
+#include <openssl/sha.h>
+#include <sqlite3.h>
+#include <stdint.h>
+#include <string.h>
+
+#define HASH 32
+static const char MAGIC[] = "caseledger-leaf-v1";  /* followed by 0x00: 19 bytes, see leaf.py */
+#define MAGIC_LEN 19
+#define HEADER_LEN (1 + MAGIC_LEN + 16 + 8 + 4)  /* 0x00 prefix, magic, id, version, topic length */
+
+static int sha256_parts(const void *a, size_t na, const void *b, size_t nb, const void *c, size_t nc,
+                        unsigned char *out) {
+    SHA256_CTX ctx;
+    return SHA256_Init(&ctx) && SHA256_Update(&ctx, a, na) && (nb == 0 || SHA256_Update(&ctx, b, nb)) &&
+           (nc == 0 || SHA256_Update(&ctx, c, nc)) && SHA256_Final(out, &ctx);
+}
+
+static void put_be(unsigned char *p, uint64_t v, int n) {
+    for (int i = n - 1; i >= 0; i--, v >>= 8) p[i] = (unsigned char)(v & 0xff);
+}
+
+static uint64_t get_be(const unsigned char *p, int n) {
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++) v = (v << 8) | p[i];
+    return v;
+}
+
+/* RFC 9162 leaf hash of one event: SHA-256(0x00 || encode_leaf(id, version, topic, state)). */
+static int leaf_hash(const unsigned char id[16], uint64_t version, const unsigned char *topic, size_t topic_len,
+                     const unsigned char *state, size_t state_len, unsigned char *out) {
+    unsigned char header[HEADER_LEN], state_prefix[4];
+    if (topic_len > 0xffffffffu || state_len > 0xffffffffu) return 0;
+    for (size_t i = 0; i < topic_len; i++)
+        if (topic[i] >= 0x80) return 0;  /* leave non-ASCII topics to the reference (UTF-8 rules) */
+    header[0] = 0x00;
+    memcpy(header + 1, MAGIC, MAGIC_LEN);  /* copies the terminating NUL as the magic's 0x00 */
+    memcpy(header + 1 + MAGIC_LEN, id, 16);
+    put_be(header + 1 + MAGIC_LEN + 16, version, 8);
+    put_be(header + 1 + MAGIC_LEN + 24, topic_len, 4);
+    put_be(state_prefix, state_len, 4);
+    SHA256_CTX ctx;
+    return SHA256_Init(&ctx) && SHA256_Update(&ctx, header, HEADER_LEN) &&
+           (topic_len == 0 || SHA256_Update(&ctx, topic, topic_len)) && SHA256_Update(&ctx, state_prefix, 4) &&
+           (state_len == 0 || SHA256_Update(&ctx, state, state_len)) && SHA256_Final(out, &ctx);
+}
+
+/* One page being checked: the leaves read first, then each event compared with its leaf. */
+typedef struct {
+    int64_t first;        /* leaf index the page starts at */
+    Py_ssize_t leaves;    /* leaf rows read */
+    int64_t *positions;   /* notification id of each leaf */
+    unsigned char *stored; /* stored leaf hash of each leaf */
+    unsigned char *computed; /* leaf hash computed from each event */
+    Py_ssize_t events;    /* event rows seen */
+    int ok;               /* everything so far pairs up and matches */
+} Page;
+
+static int page_alloc(Page *p, int64_t first, Py_ssize_t capacity) {
+    memset(p, 0, sizeof *p);
+    p->first = first;
+    p->ok = 1;
+    p->positions = PyMem_Malloc(sizeof(int64_t) * (capacity ? capacity : 1));
+    p->stored = PyMem_Malloc(HASH * (capacity ? capacity : 1));
+    p->computed = PyMem_Malloc(HASH * (capacity ? capacity : 1));
+    if (!p->positions || !p->stored || !p->computed) {
+        PyErr_NoMemory();
+        return 0;
+    }
+    return 1;
+}
+
+static void page_free(Page *p) {
+    PyMem_Free(p->positions);
+    PyMem_Free(p->stored);
+    PyMem_Free(p->computed);
+}
+
+static void page_leaf(Page *p, int64_t index, int64_t position, const void *hash, Py_ssize_t hash_len) {
+    if (index != p->first + p->leaves || hash_len != HASH) p->ok = 0;
+    else memcpy(p->stored + HASH * p->leaves, hash, HASH);
+    p->positions[p->leaves++] = position;
+}
+
+static void page_event(Page *p, const unsigned char id[16], int64_t version, const unsigned char *topic,
+                       size_t topic_len, const unsigned char *state, size_t state_len, int64_t position) {
+    Py_ssize_t i = p->events++;
+    if (!p->ok) return;
+    if (i >= p->leaves || p->positions[i] != position || version < 0 ||
+        !leaf_hash(id, (uint64_t)version, topic, topic_len, state, state_len, p->computed + HASH * i) ||
+        memcmp(p->computed + HASH * i, p->stored + HASH * i, HASH) != 0)
+        p->ok = 0;
+}
+
+/* (leaf rows, event rows, notification id of the last leaf, [leaf hashes] or None) */
+static PyObject *page_result(Page *p) {
+    int ok = p->ok && p->events == p->leaves && p->leaves > 0;
+    PyObject *hashes = Py_None;
+    if (ok) {
+        hashes = PyList_New(p->leaves);
+        if (!hashes) return NULL;
+        for (Py_ssize_t i = 0; i < p->leaves; i++) {
+            PyObject *h = PyBytes_FromStringAndSize((const char *)p->computed + HASH * i, HASH);
+            if (!h) { Py_DECREF(hashes); return NULL; }
+            PyList_SET_ITEM(hashes, i, h);
+        }
+    } else {
+        Py_INCREF(hashes);
+    }
+    PyObject *last = p->leaves ? PyLong_FromLongLong(p->positions[p->leaves - 1]) : Py_NewRef(Py_None);
+    return Py_BuildValue("nnNN", p->leaves, p->events, last, hashes);
+}
+
+/* ---- SQLite ------------------------------------------------------------------------------- */
+
+static int hex_digit(unsigned char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+static int parse_hex_id(const unsigned char *text, int len, unsigned char out[16]) {
+    if (len != 32) return 0;
+    for (int i = 0; i < 16; i++) {
+        int hi = hex_digit(text[2 * i]), lo = hex_digit(text[2 * i + 1]);
+        if (hi < 0 || lo < 0) return 0;
+        out[i] = (unsigned char)(hi << 4 | lo);
+    }
+    return 1;
+}
+
+/* Reads the leaves then the events of one page without the GIL; on an SQLite error returns 0 with
+ * its message in ``error``. */
+static int sqlite_read(sqlite3 *db, Page *p, const char *leaf_sql, Py_ssize_t page_size, const char *event_sql,
+                       char *error, size_t error_size) {
+    sqlite3_stmt *st = NULL;
+    int rc;
+    if (sqlite3_prepare_v2(db, leaf_sql, -1, &st, NULL) != SQLITE_OK) goto fail;
+    sqlite3_bind_int64(st, 1, p->first);
+    sqlite3_bind_int64(st, 2, page_size);
+    while (p->leaves < page_size && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (sqlite3_column_type(st, 0) != SQLITE_INTEGER || sqlite3_column_type(st, 1) != SQLITE_INTEGER ||
+            sqlite3_column_type(st, 2) != SQLITE_BLOB)
+            p->ok = 0;
+        page_leaf(p, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1), sqlite3_column_blob(st, 2),
+                  sqlite3_column_bytes(st, 2));
+    }
+    if (p->leaves < page_size && rc != SQLITE_DONE) goto fail;
+    sqlite3_finalize(st);
+    st = NULL;
+    /* the events after leaf first - 1's position, up to leaf first + page_size - 1's if it exists
+     * (ledger/logpages.py, PAGE_EVENTS) */
+    if (sqlite3_prepare_v2(db, event_sql, -1, &st, NULL) != SQLITE_OK) goto fail;
+    sqlite3_bind_int64(st, 1, p->first - 1);
+    sqlite3_bind_int64(st, 2, p->first == 0 ? 0 : INT64_MAX);  /* no leaf first - 1: nothing, or all from the start */
+    sqlite3_bind_int64(st, 3, p->first + page_size - 1);
+    unsigned char id[16];
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        /* types first: asking SQLite for a value converts it */
+        if (sqlite3_column_type(st, 0) != SQLITE_TEXT || sqlite3_column_type(st, 1) != SQLITE_INTEGER ||
+            sqlite3_column_type(st, 2) != SQLITE_TEXT || sqlite3_column_type(st, 3) != SQLITE_BLOB ||
+            sqlite3_column_type(st, 4) != SQLITE_INTEGER ||
+            !parse_hex_id(sqlite3_column_text(st, 0), sqlite3_column_bytes(st, 0), id)) {
+            p->events++;
+            p->ok = 0;
+            continue;
+        }
+        const unsigned char *topic = sqlite3_column_text(st, 2);
+        size_t topic_len = (size_t)sqlite3_column_bytes(st, 2);
+        const unsigned char *state = sqlite3_column_blob(st, 3);
+        size_t state_len = (size_t)sqlite3_column_bytes(st, 3);
+        page_event(p, id, sqlite3_column_int64(st, 1), topic, topic_len, state, state_len, sqlite3_column_int64(st, 4));
+    }
+    if (rc != SQLITE_DONE) goto fail;
+    sqlite3_finalize(st);
+    return 1;
+fail:
+    snprintf(error, error_size, "%s", sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    return 0;
+}
+
+static PyObject *sqlite_page(PyObject *self, PyObject *args) {
+    const char *path, *leaf_sql, *event_sql;
+    long long first;
+    Py_ssize_t page_size;
+    if (!PyArg_ParseTuple(args, "sLnss", &path, &first, &page_size, &leaf_sql, &event_sql)) return NULL;
+    if (page_size < 1) {
+        PyErr_SetString(PyExc_ValueError, "page_size must be positive");
+        return NULL;
+    }
+    Page p;
+    if (!page_alloc(&p, first, page_size)) { page_free(&p); return NULL; }
+    sqlite3 *db = NULL;
+    char error[512] = "";
+    int ok;
+    Py_BEGIN_ALLOW_THREADS
+    ok = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, NULL) == SQLITE_OK;
+    if (ok) {
+        sqlite3_busy_timeout(db, 10000);
+        /* map the file instead of copying every page through read(): a full scan reads it all */
+        sqlite3_exec(db, "PRAGMA mmap_size = 1073741824", NULL, NULL, NULL);
+        /* one read transaction for both queries, so the leaves and the events are one snapshot */
+        ok = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK &&
+             sqlite_read(db, &p, leaf_sql, page_size, event_sql, error, sizeof error);
+    }
+    if (!ok && !error[0]) snprintf(error, sizeof error, "%s", db ? sqlite3_errmsg(db) : "out of memory");
+    sqlite3_close(db);
+    Py_END_ALLOW_THREADS
+    PyObject *result = NULL;
+    if (ok) result = page_result(&p);
+    else PyErr_Format(PyExc_RuntimeError, "SQLite (%s): %s", path, error);
+    page_free(&p);
+    return result;
+}
+
+/* ---- PostgreSQL, packed by the query ---------------------------------------------------------- */
+
+typedef struct {
+    const unsigned char *data;
+    Py_ssize_t len, pos;
+} Reader;
+
+static const unsigned char *take(Reader *r, Py_ssize_t n) {
+    if (n < 0 || r->len - r->pos < n) return NULL;
+    const unsigned char *p = r->data + r->pos;
+    r->pos += n;
+    return p;
+}
+
+/* The query packs each page into two bytea values (ledger/logpages.py, PACKED_SQL), all integers
+ * big-endian: leaves as repeated (index u64, position u64, hash length u32, hash), events as
+ * repeated (id 16 bytes, version u64, topic length u32, topic, state length u32, state,
+ * position u64). PostgreSQL does the packing in C, so no Python object is made per row. */
+static PyObject *postgres_page(PyObject *self, PyObject *args) {
+    Py_buffer leaves_buf, events_buf;
+    long long first;
+    if (!PyArg_ParseTuple(args, "Ly*y*", &first, &leaves_buf, &events_buf)) return NULL;
+    Reader leaves = {leaves_buf.buf, leaves_buf.len, 0}, events = {events_buf.buf, events_buf.len, 0};
+    Py_ssize_t capacity = leaves_buf.len / 20 + 1;  /* each leaf takes at least 8 + 8 + 4 bytes */
+    Page p;
+    PyObject *result = NULL;
+    if (!page_alloc(&p, first, capacity)) goto done;
+    Py_BEGIN_ALLOW_THREADS
+    while (leaves.pos < leaves.len) {
+        const unsigned char *head = take(&leaves, 20), *hash;
+        if (!head || !(hash = take(&leaves, (Py_ssize_t)get_be(head + 16, 4)))) { p.ok = 0; break; }
+        page_leaf(&p, (int64_t)get_be(head, 8), (int64_t)get_be(head + 8, 8), hash, (Py_ssize_t)get_be(head + 16, 4));
+    }
+    while (p.ok && events.pos < events.len) {
+        const unsigned char *head = take(&events, 28), *topic = NULL, *state_len = NULL, *state = NULL, *tail = NULL;
+        size_t topic_len = head ? (size_t)get_be(head + 24, 4) : 0, length = 0;
+        if (head && (topic = take(&events, (Py_ssize_t)topic_len)) && (state_len = take(&events, 4)) &&
+            (state = take(&events, (Py_ssize_t)(length = (size_t)get_be(state_len, 4)))) && (tail = take(&events, 8)))
+            page_event(&p, head, (int64_t)get_be(head + 16, 8), topic, topic_len, state, length,
+                       (int64_t)get_be(tail, 8));
+        else { p.events++; p.ok = 0; }
+    }
+    Py_END_ALLOW_THREADS
+    result = page_result(&p);
+done:
+    page_free(&p);
+    PyBuffer_Release(&leaves_buf);
+    PyBuffer_Release(&events_buf);
+    return result;
+}
+
+/* ---- the tree over a page ---------------------------------------------------------------- */
+
+/* Every perfect subtree of an aligned run of leaf hashes, a level at a time, as
+ * fastpath.tree_levels: levels[L][j] is the root of leaves [j * 2**L, (j + 1) * 2**L). */
+static PyObject *tree_levels(PyObject *self, PyObject *arg) {
+    PyObject *seq = PySequence_Fast(arg, "tree_levels takes a sequence of 32-byte hashes");
+    if (!seq) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    unsigned char *level = PyMem_Malloc(HASH * (n ? n : 1));
+    PyObject *levels = PyList_New(0), *row = PyList_New(n);
+    if (!level || !levels || !row) { PyErr_NoMemory(); goto fail; }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+        if (!PyBytes_Check(item) || PyBytes_GET_SIZE(item) != HASH) {
+            PyErr_SetString(PyExc_ValueError, "tree_levels takes 32-byte hashes");
+            goto fail;
+        }
+        memcpy(level + HASH * i, PyBytes_AS_STRING(item), HASH);
+        PyList_SET_ITEM(row, i, Py_NewRef(item));
+    }
+    if (PyList_Append(levels, row) < 0) goto fail;
+    Py_CLEAR(row);
+    static const unsigned char node_prefix = 0x01;
+    while (n > 1) {
+        Py_ssize_t half = n / 2;
+        int ok = 1;
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t j = 0; j < half && ok; j++)  /* in place: node j overwrites hash j after reading 2j, 2j+1 */
+            ok = sha256_parts(&node_prefix, 1, level + HASH * 2 * j, HASH, level + HASH * (2 * j + 1), HASH,
+                              level + HASH * j);
+        Py_END_ALLOW_THREADS
+        if (!ok) { PyErr_SetString(PyExc_RuntimeError, "OpenSSL SHA-256 failed"); goto fail; }
+        row = PyList_New(half);
+        if (!row) goto fail;
+        for (Py_ssize_t j = 0; j < half; j++) {
+            PyObject *node = PyBytes_FromStringAndSize((const char *)level + HASH * j, HASH);
+            if (!node) goto fail;
+            PyList_SET_ITEM(row, j, node);
+        }
+        if (PyList_Append(levels, row) < 0) goto fail;
+        Py_CLEAR(row);
+        n = half;
+    }
+    PyMem_Free(level);
+    Py_DECREF(seq);
+    return levels;
+fail:
+    PyMem_Free(level);
+    Py_XDECREF(row);
+    Py_XDECREF(levels);
+    Py_DECREF(seq);
+    return NULL;
+}
+
+static PyMethodDef methods[] = {
+    {"sqlite_page", sqlite_page, METH_VARARGS,
+     "sqlite_page(path, first, page_size, leaf_sql, event_sql) -> "
+     "(leaves, events, last position, [leaf hashes] or None)"},
+    {"postgres_page", postgres_page, METH_VARARGS,
+     "postgres_page(first, packed_leaves, packed_events) -> (leaves, events, last position, [leaf hashes] or None)"},
+    {"tree_levels", tree_levels, METH_O, "tree_levels(hashes) -> [[level 0], [level 1], ...]"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_scan", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit__scan(void) { return PyModule_Create(&module); }
