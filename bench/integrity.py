@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import statistics
 import time
 import uuid
@@ -79,8 +80,13 @@ def bench_append(backend: str, dsn: str | None, quick: bool, rounds: int) -> lis
         ratio = statistics.median(ratios)
         rows.append([backend, per_tx, f"{rounds} × {total:,}", f"{statistics.median(rates[False]):,.0f}",
                      f"{statistics.median(rates[True]):,.0f}", f"{ratio:.2f}× ({ratios[0]:.2f}–{ratios[-1]:.2f})",
-                     "≥ 0.8×: " + ("met" if ratio >= 0.8 else "missed")])
+                     "≥ 0.8×: " + ("met" if ratio >= 0.8 else "missed"), load_average()])
     return rows
+
+
+def load_average() -> str:
+    """The 1-minute load average when a measurement ends (the CPUs are shared with other processes)."""
+    return f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "-"
 
 
 def fill(ledger, upto: int, done: int) -> int:
@@ -190,7 +196,7 @@ def main() -> None:
             verify_rows += v
             proof_rows += p
     print_table("Append: Merkle-logging recorder vs eventsourcing's recorder (events/s, median of rounds)",
-                ["backend", "events/tx", "events", "raw", "with log", "ratio (range)", "target"], append_rows)
+                ["backend", "events/tx", "events", "raw", "with log", "ratio (range)", "target", "load"], append_rows)
     print_table("Full verification vs plain SHA-256 over the same leaf bytes (leaves/s, median of rounds)",
                 ["backend", "leaves", "reference verifier", "hashlib", "verify", "ratio (range)",
                  "verify, no read-ahead", "ratio (range)", "target"], verify_rows)
