@@ -67,7 +67,7 @@ class Settings:
                 raise ValueError(f"unsupported database URL {self.database_url!r}")
             path = Path(unquote(self.database_url[len("sqlite:///"):]))
             path.parent.mkdir(parents=True, exist_ok=True)
-            return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(path),
+            return {"PERSISTENCE_MODULE": "ledger.sqlite_store:LedgerSQLiteFactory", "SQLITE_DBNAME": str(path),
                     "SQLITE_LOCK_TIMEOUT": "10", "APPLICATION_RECORDER_TOPIC": "ledger.recorders:LedgerSQLiteRecorder"}
         query = parse_qs(url.query)
         env = {

@@ -53,9 +53,13 @@ class LogScan:
                                  "ON e.{nid} = l.notification_id WHERE l.leaf_index >= ? ORDER BY l.leaf_index "
                                  "LIMIT ?", (first, self.page))
         where, params = self.source.range(after, rows[-1][2] if len(rows) == self.page else None)
+        # Events in the page's range of positions with no leaf in the page (a leaf elsewhere is out
+        # of place: the replay reports it where it stands). Bounded by the page's leaves, so that no
+        # index on notification_id is needed.
         unlogged = self.source.fetch(f"SELECT e.{{nid}}, e.originator_id, e.originator_version, e.topic, e.state "
-                                     f"FROM {{events}} e WHERE {where} AND NOT EXISTS (SELECT 1 FROM {{leaves}} l "
-                                     f"WHERE l.notification_id = e.{{nid}}) ORDER BY e.{{nid}}", params)
+                                     f"FROM {{events}} e WHERE {where} AND e.{{nid}} NOT IN (SELECT notification_id "
+                                     f"FROM {{leaves}} WHERE leaf_index >= ? AND leaf_index < ?) ORDER BY e.{{nid}}",
+                                     (*params, first, first + self.page))
         logged = [LeafRecord(index, bytes(digest), None if originator is None else _leaf_bytes(originator, version,
                                                                                                topic, state),
                              position, _label(originator, version, topic) if originator is not None else "missing event")

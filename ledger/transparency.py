@@ -112,13 +112,33 @@ class TransparencyLog:
     def leaf_of(self, aggregate_id: UUID, version: int) -> tuple[int, int, bytes]:
         """(leaf index, log position, leaf bytes) of one stored event."""
         oid = str(aggregate_id) if self.pg else UUID(str(aggregate_id)).hex
-        rows = self.rows("SELECT l.leaf_index, l.notification_id, e.originator_id, e.originator_version, e.topic, "
-                         "e.state FROM {events} e JOIN {leaves} l ON l.notification_id = e.{nid} "
+        rows = self.rows("SELECT e.{nid}, e.originator_id, e.originator_version, e.topic, e.state FROM {events} e "
                          "WHERE e.originator_id = ? AND e.originator_version = ?", (oid, version))
-        if not rows:
+        index = self._leaf_at(rows[0][0]) if rows else None
+        if index is None:
             raise LogError(f"no logged event {aggregate_id} v{version}")
-        index, position, originator, stored_version, topic, state = rows[0]
+        position, originator, stored_version, topic, state = rows[0]
         return index, position, encode_leaf(UUID(str(originator)), stored_version, topic, bytes(state))
+
+    def _leaf_at(self, position: int) -> int | None:
+        """The index of the leaf of the event at log ``position``. PostgreSQL indexes the leaves by
+        position; SQLite does not (one B-tree less per commit), and finds it by the leaf's rowid —
+        event rowids count from 1 and every event has the next leaf, so leaf = position - 1 — or,
+        if that does not hold, by bisection (positions grow with leaf indexes)."""
+        find = "SELECT leaf_index FROM {leaves} WHERE notification_id = ?"
+        if self.pg:
+            rows = self.rows(find, (position,))
+            return rows[0][0] if rows else None
+        if self.rows(find + " AND leaf_index = ?", (position, position - 1)):
+            return position - 1
+        low, high = 0, self.size() - 1
+        while low <= high:
+            middle = (low + high) // 2
+            found = self.rows("SELECT notification_id FROM {leaves} WHERE leaf_index = ?", (middle,))[0][0]
+            if found == position:
+                return middle
+            low, high = (middle + 1, high) if found < position else (low, middle - 1)
+        return None
 
     def inclusion_proof(self, leaf_index: int, tree_size: int | None = None) -> list[bytes]:
         tree_size = self.size() if tree_size is None else tree_size

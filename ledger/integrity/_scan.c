@@ -48,13 +48,12 @@ static uint64_t get_be(const unsigned char *p, int n) {
     return v;
 }
 
-/* RFC 9162 leaf hash of one event: SHA-256(0x00 || encode_leaf(id, version, topic, state)). */
-static int leaf_hash(const unsigned char id[16], uint64_t version, const unsigned char *topic, size_t topic_len,
-                     const unsigned char *state, size_t state_len, unsigned char *out) {
+/* RFC 9162 leaf hash of one event: SHA-256(0x00 || encode_leaf(id, version, topic, state)), the
+ * topic already UTF-8. */
+static int utf8_leaf_hash(const unsigned char id[16], uint64_t version, const unsigned char *topic, size_t topic_len,
+                          const unsigned char *state, size_t state_len, unsigned char *out) {
     unsigned char header[HEADER_LEN], state_prefix[4];
     if (topic_len > 0xffffffffu || state_len > 0xffffffffu) return 0;
-    for (size_t i = 0; i < topic_len; i++)
-        if (topic[i] >= 0x80) return 0;  /* leave non-ASCII topics to the reference (UTF-8 rules) */
     header[0] = 0x00;
     memcpy(header + 1, MAGIC, MAGIC_LEN);  /* copies the terminating NUL as the magic's 0x00 */
     memcpy(header + 1 + MAGIC_LEN, id, 16);
@@ -65,6 +64,57 @@ static int leaf_hash(const unsigned char id[16], uint64_t version, const unsigne
     return SHA256_Init(&ctx) && SHA256_Update(&ctx, header, HEADER_LEN) &&
            (topic_len == 0 || SHA256_Update(&ctx, topic, topic_len)) && SHA256_Update(&ctx, state_prefix, 4) &&
            (state_len == 0 || SHA256_Update(&ctx, state, state_len)) && SHA256_Final(out, &ctx);
+}
+
+/* The same for a topic read from the database, which is only trusted to be ASCII: whether other
+ * bytes are valid UTF-8 is left to the reference verifier. */
+static int leaf_hash(const unsigned char id[16], uint64_t version, const unsigned char *topic, size_t topic_len,
+                     const unsigned char *state, size_t state_len, unsigned char *out) {
+    for (size_t i = 0; i < topic_len; i++)
+        if (topic[i] >= 0x80) return 0;
+    return utf8_leaf_hash(id, version, topic, topic_len, state, state_len, out);
+}
+
+/* fastpath.leaf_hashes: the leaf hash of each (id as 16 bytes, version, topic, state) event. */
+static PyObject *leaf_hashes(PyObject *self, PyObject *arg) {
+    PyObject *seq = PySequence_Fast(arg, "leaf_hashes takes a sequence of (id, version, topic, state) tuples");
+    if (!seq) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject *out = PyList_New(n);
+    for (Py_ssize_t i = 0; out && i < n; i++) {
+        PyObject *event = PySequence_Fast_GET_ITEM(seq, i), *id, *version, *topic, *state;
+        if (!PyTuple_Check(event) || PyTuple_GET_SIZE(event) != 4) {
+            PyErr_SetString(PyExc_TypeError, "leaf_hashes takes (id, version, topic, state) tuples");
+            Py_CLEAR(out);
+            break;
+        }
+        id = PyTuple_GET_ITEM(event, 0), version = PyTuple_GET_ITEM(event, 1);
+        topic = PyTuple_GET_ITEM(event, 2), state = PyTuple_GET_ITEM(event, 3);
+        Py_ssize_t topic_len = 0;
+        const char *topic_utf8 = PyUnicode_Check(topic) ? PyUnicode_AsUTF8AndSize(topic, &topic_len) : NULL;
+        unsigned long long v = PyLong_Check(version) && !PyBool_Check(version) ? PyLong_AsUnsignedLongLong(version) : 0;
+        Py_buffer buffer;
+        unsigned char digest[HASH];
+        if (!PyErr_Occurred() && (!PyBytes_Check(id) || PyBytes_GET_SIZE(id) != 16 || !topic_utf8 ||
+                                  !PyLong_Check(version) || PyBool_Check(version)))
+            PyErr_SetString(PyExc_TypeError, "leaf_hashes takes (16-byte id, int version, str topic, bytes state)");
+        if (PyErr_Occurred() || PyObject_GetBuffer(state, &buffer, PyBUF_SIMPLE) < 0) {
+            Py_CLEAR(out);
+            break;
+        }
+        int ok = utf8_leaf_hash((const unsigned char *)PyBytes_AS_STRING(id), v, (const unsigned char *)topic_utf8,
+                                (size_t)topic_len, buffer.buf, (size_t)buffer.len, digest);
+        PyBuffer_Release(&buffer);
+        PyObject *h = ok ? PyBytes_FromStringAndSize((const char *)digest, HASH) : NULL;
+        if (!h) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "topic or state longer than 2**32 - 1 bytes");
+            Py_CLEAR(out);
+            break;
+        }
+        PyList_SET_ITEM(out, i, h);
+    }
+    Py_DECREF(seq);
+    return out;
 }
 
 /* One page being checked: the leaves read first, then each event compared with its leaf. */
@@ -349,6 +399,7 @@ static PyMethodDef methods[] = {
     {"postgres_page", postgres_page, METH_VARARGS,
      "postgres_page(first, packed_leaves, packed_events) -> (leaves, events, last position, [leaf hashes] or None)"},
     {"tree_levels", tree_levels, METH_O, "tree_levels(hashes) -> [[level 0], [level 1], ...]"},
+    {"leaf_hashes", leaf_hashes, METH_O, "leaf_hashes([(id, version, topic, state), ...]) -> [leaf hash, ...]"},
     {NULL, NULL, 0, NULL},
 };
 

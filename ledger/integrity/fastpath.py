@@ -38,7 +38,7 @@ class _TopicLengths(dict):
 _topics = _TopicLengths()
 
 
-def leaf_hashes(events: Iterable[tuple[bytes, int, str, bytes]]) -> list[bytes]:
+def leaf_hashes_python(events: Iterable[tuple[bytes, int, str, bytes]]) -> list[bytes]:
     """RFC 9162 leaf hashes of (originator id as 16 bytes, version, topic, state) events:
     ``leaf_hash(encode_leaf(...))`` for each, without per-field checks (trusted input only)."""
     topics = _topics
@@ -76,9 +76,9 @@ def tree_levels_python(hashes: Sequence[bytes]) -> list[list[bytes]]:
 
 
 try:  # the same in C (ledger/integrity/_scan.c, OpenSSL's SHA-256), when the extension is built
-    from ledger.integrity._scan import tree_levels
+    from ledger.integrity._scan import leaf_hashes, tree_levels
 except ImportError:
-    tree_levels = tree_levels_python
+    leaf_hashes, tree_levels = leaf_hashes_python, tree_levels_python
 
 
 def extend(size: int, frontier: list[bytes], hashes: Sequence[bytes],

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.integrity.checkpoint import Checkpoint
-from ledger.integrity.fastpath import (PageReplay, extend, leaf_hashes, load_frontier, row_hashes,
-                                       tree_levels)
+from ledger.integrity.fastpath import (PageReplay, extend, leaf_hashes, leaf_hashes_python, load_frontier,
+                                       row_hashes, tree_levels)
 from ledger.integrity.leaf import encode_leaf
 from ledger.integrity.merkle import (STORED_LEVEL, Frontier, frontier_addresses, leaf_hash,
                                      reference_root)
@@ -26,6 +26,7 @@ events = st.tuples(st.uuids(), st.integers(0, 2**64 - 1), st.text(max_size=40), 
 def test_leaf_hashes_are_the_reference_encoding_hashed(batch):
     expected = [leaf_hash(encode_leaf(oid, version, topic, state)) for oid, version, topic, state in batch]
     assert leaf_hashes([(oid.bytes, version, topic, state) for oid, version, topic, state in batch]) == expected
+    assert leaf_hashes_python([(oid.bytes, v, t, s) for oid, v, t, s in batch]) == expected  # when C is built
     assert row_hashes([(oid.bytes, v, t, s, 0) for oid, v, t, s in batch], hex_ids=False) == expected
     assert row_hashes([(oid.hex, v, t, s, 0) for oid, v, t, s in batch], hex_ids=True) == expected
 
@@ -36,6 +37,9 @@ def test_row_hashes_refuse_what_is_not_a_leaf():
         row_hashes([(" " + oid.hex[1:] + " ", 1, "t", b"", 0)], hex_ids=True)  # fromhex would skip spaces
     with pytest.raises(UnicodeError):
         row_hashes([(oid.bytes, 1, "\udc80", b"", 0)], hex_ids=False)
+    for hashes in (leaf_hashes, leaf_hashes_python):
+        with pytest.raises(UnicodeError):
+            hashes([(oid.bytes, 1, "\udc80", b"")])
 
 
 def leaf(i: int) -> bytes:

@@ -154,6 +154,22 @@ def test_forged_event_inserted(log, tamper):
     assert report.first_problem.position == top + 1 and "no leaf" in report.first_problem.description
 
 
+def test_a_leaf_is_found_by_its_event_after_a_forged_one(log, tamper, ledger, ctx):
+    """Past an event written outside the ledger, leaves and positions no longer count in step
+    (on SQLite, leaf = position - 1 stops holding): the leaf of a later event is still found,
+    and its inclusion proof checks against the log's root."""
+    from ledger.integrity.merkle import leaf_hash, verify_inclusion
+
+    tamper.run("INSERT INTO {events} (originator_id, originator_version, topic, state) VALUES (?, 1, ?, ?)",
+               ("0b1c9b0e5a8e4c558d6f3d3c0a000002", "t", b"{}"))
+    forged = tamper.run("SELECT MAX({nid}) FROM {events}")[0][0]
+    customer = ledger.register_customer(ctx(), kind="individual", tier="general", contact={})
+    index, position, leaf_bytes = log.leaf_of(customer.id, 1)
+    assert index == log.size() - 1 and position > forged
+    proof = log.inclusion_proof(index)
+    assert verify_inclusion(leaf_hash(leaf_bytes), index, log.size(), proof, log.root())
+
+
 def test_altered_leaf_hash(log, tamper):
     for index in positions(log):
         original = tamper.run("SELECT leaf_hash FROM {leaves} WHERE leaf_index = ?", (index,))[0][0]
