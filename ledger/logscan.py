@@ -31,7 +31,7 @@ from ledger.integrity.verifier import LeafRecord, LogReplay, Problem, Verificati
 from ledger.logpages import PageRead, PageSource
 
 PAGE = 8192  # leaves per page: a power of two (pages stay aligned to whole subtrees)
-READ_AHEAD = 2  # threads reading the next pages while one is joined (the C scan runs without the GIL)
+READ_AHEAD = 3  # threads reading the next pages while one is joined (the C scan runs without the GIL)
 
 
 class LogScan:

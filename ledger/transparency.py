@@ -156,7 +156,7 @@ class TransparencyLog:
         """Recompute the whole log from the stored events; check every retained checkpoint and every
         stored interior node. ``reference=True`` replays leaf by leaf with the auditor-readable
         ``verifier.verify_log`` only (slow); the default reads, hashes and checks a page at a time
-        (``ledger.logscan``, in C when the extension is built, pages read ahead by two threads) and
+        (``ledger.logscan``, in C when the extension is built, pages read ahead by three threads) and
         hands any page where something differs to that same code, so both report the same first
         problem.
 
