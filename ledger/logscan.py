@@ -97,7 +97,9 @@ class LogScan:
         """Pages in order, read ``READ_AHEAD`` pages ahead by threads: the database produces and
         sends the next pages (and the C extension, which lets go of the GIL, hashes them) while
         this thread joins the current one."""
-        with PageReader(self.source, [c.size for c in replay.pending]) as pages:
+        # A log of a page or two is read here: opening the threads' connections would cost more.
+        threads = READ_AHEAD if self.log.size() > 2 * self.page else 0
+        with PageReader(self.source, [c.size for c in replay.pending], threads) as pages:
             while not replay.finished:
                 first = replay.size
                 read = pages.get(first)
@@ -151,10 +153,10 @@ class PageReader:
     """Pages of the log read ahead of their use by a few threads, each with its own connection
     (pages are independent of each other: ``PageSource.summarise_next``)."""
 
-    def __init__(self, source: PageSource, checkpoint_sizes: list[int]):
+    def __init__(self, source: PageSource, checkpoint_sizes: list[int], threads: int):
         self.source = source
         self.sizes = checkpoint_sizes
-        self.threads = READ_AHEAD if source.shareable else 0  # an in-memory database: read here
+        self.threads = threads if source.shareable else 0  # an in-memory database: read here
         self.local = threading.local()
         self.opened: list[PageSource] = []
         self.lock = threading.Lock()
