@@ -1,6 +1,6 @@
 """Rebuild speed of the read models vs. the raw speed of reading + decoding the same notifications.
 
-    python -m bench.rebuild [--quick] [--events N[,N…]] [--backend postgres|sqlite|both] [--rounds R]
+    python -m bench.rebuild [--quick] [--events N[,N…]] [--backend postgres|sqlite|both] [--rounds R] [--workers W]
 
 Default: 100,000 and 1,000,000 events on PostgreSQL (``--quick``: 10,000, both backends).
 PostgreSQL is ``CASELEDGER_TEST_PG_DSN`` when set, else a throwaway cluster. Events are made by
@@ -14,12 +14,19 @@ at a time. Every figure is from one process, the baselines measured right before
 - read + decode, lean: the runtime's own reading (``ViewDatabase.notifications`` +
   ``projections.decode``), i.e. the floor under any rebuild;
 - rebuild of the four original read models (ticket list, complaint list, KPI counters, event
-  counts) and of every read model in ``projections.catalog``.
+  counts) and of every read model in ``projections.catalog``, in this process and split over
+  ``--workers`` processes (``projections.parallel``; default: one per core), whose digests must
+  equal the single process's.
+
+The 1-minute load average after each round is printed with each row: the machine's other work
+takes cores from the parallel rebuild first.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
 import time
 import uuid
@@ -102,36 +109,49 @@ def seconds(fn) -> float:
     return time.perf_counter() - started
 
 
-def measure(backend: str, dsn: str | None, events: int, rounds: int) -> list[list[object]]:
+def measure(backend: str, dsn: str | None, events: int, rounds: int, workers: int) -> list[list[object]]:
     url = fresh_database_url(backend, dsn)
     ledger = build({"CASELEDGER_DATABASE_URL": url, "CASELEDGER_HOME": f"/tmp/caseledger-bench-{uuid.uuid4().hex[:8]}"})
     started = time.perf_counter()
     generate(ledger, events)
     total = ledger.recorder.max_notification_id()
     print(f"{backend}: generated {total:,} events in {time.perf_counter() - started:.0f} s", flush=True)
-    runners = {"4 original read models": ProjectionRunner(ledger, [cls(ledger) for cls in ORIGINAL], batch_size=BATCH),
-               f"all {len(PROJECTIONS)} read models": ProjectionRunner(ledger, [cls(ledger) for cls in PROJECTIONS],
-                                                                      batch_size=BATCH)}
-    times: dict[str, list[float]] = {"eventsourcing": [], "lean": [], **{name: [] for name in runners}}
+    original = ProjectionRunner(ledger, [cls(ledger) for cls in ORIGINAL], batch_size=BATCH)
+    every = ProjectionRunner(ledger, [cls(ledger) for cls in PROJECTIONS], batch_size=BATCH)
+    variants = {"4 original read models": (original, 1), f"all {len(PROJECTIONS)} read models": (every, 1)}
+    if workers > 1:
+        variants[f"all {len(PROJECTIONS)} read models, {workers} processes"] = (every, workers)
+    times: dict[str, list[float]] = {"eventsourcing": [], "lean": [], **{name: [] for name in variants}}
+    loads: dict[str, list[float]] = {name: [] for name in times}
+    digests: dict[str, dict[str, str]] = {}
     for _ in range(rounds):
         times["eventsourcing"].append(seconds(lambda: read_with_eventsourcing(ledger)))
-        times["lean"].append(seconds(lambda: read_lean(ledger, next(iter(runners.values())).db)))
-        for name, runner in runners.items():
-            times[name].append(seconds(runner.rebuild))
+        loads["eventsourcing"].append(os.getloadavg()[0])
+        times["lean"].append(seconds(lambda: read_lean(ledger, original.db)))
+        loads["lean"].append(os.getloadavg()[0])
+        for name, (runner, processes) in variants.items():
+            times[name].append(seconds(lambda: runner.rebuild(workers=processes)))
+            loads[name].append(os.getloadavg()[0])
+            if runner is every and name not in digests:
+                digests[name] = runner.digests()
+    if len({json.dumps(d, sort_keys=True) for d in digests.values()}) > 1:
+        raise AssertionError(f"rebuilds in one and in {workers} processes differ: {digests}")
     baseline = statistics.median(times["eventsourcing"])
+    lean = statistics.median(times["lean"])
     rows = [[backend, f"{total:,}", "read + decode, eventsourcing (baseline)", f"{baseline:.2f}",
-             f"{total / baseline:,.0f}", "1.00×", ""],
-            [backend, f"{total:,}", "read + decode, lean (runtime's reading)", f"{statistics.median(times['lean']):.2f}",
-             f"{total / statistics.median(times['lean']):,.0f}", f"{baseline / statistics.median(times['lean']):.2f}×", ""]]
-    for name in runners:
+             f"{total / baseline:,.0f}", "1.00×", _range(loads["eventsourcing"]), ""],
+            [backend, f"{total:,}", "read + decode, lean (runtime's reading)", f"{lean:.2f}",
+             f"{total / lean:,.0f}", f"{baseline / lean:.2f}×", _range(loads["lean"]), ""]]
+    for name in variants:
         spent = statistics.median(times[name])
         rate, ratio = total / spent, baseline / spent
         spread = f" ({min(baseline / t for t in times[name]):.2f}–{max(baseline / t for t in times[name]):.2f})" \
             if rounds > 1 else ""
         rows.append([backend, f"{total:,}", f"rebuild {name}", f"{spent:.2f}", f"{rate:,.0f}", f"{ratio:.2f}×{spread}",
-                     ("met" if rate >= 50_000 and ratio >= 0.5 else "missed")])
-    for runner in runners.values():
-        runner.close()
+                     _range(loads[name]), ("met" if rate >= 50_000 and ratio >= 0.5 else
+                                           "ratio met" if ratio >= 0.5 else "missed")])
+    original.close()
+    every.close()
     ledger.close()
     if backend == "postgres":
         schema = url.rsplit("schema=", 1)[1]
@@ -140,12 +160,18 @@ def measure(backend: str, dsn: str | None, events: int, rounds: int) -> list[lis
     return rows
 
 
+def _range(values: list[float]) -> str:
+    return f"{min(values):.1f}" if max(values) - min(values) < 0.05 else f"{min(values):.1f}–{max(values):.1f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10,000 events on both backends")
     parser.add_argument("--events", help="comma-separated event counts (default 100000,1000000)")
     parser.add_argument("--backend", choices=("sqlite", "postgres", "both"))
     parser.add_argument("--rounds", type=int)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="processes for the parallel rebuild of all read models (default: the cores; 1: none)")
     args = parser.parse_args()
     counts = [int(n) for n in args.events.split(",")] if args.events else (
         [10_000] if args.quick else [100_000, 1_000_000])
@@ -157,10 +183,11 @@ def main() -> None:
         for events in counts:
             rounds = args.rounds or (3 if events <= 100_000 else 1)
             for name in backends:
-                rows += measure(name, dsn, events, rounds)
+                rows += measure(name, dsn, events, rounds, args.workers)
     print_table("Full rebuild vs reading + decoding the same notifications (median of rounds; ratio = baseline "
-                "time / time)", ["backend", "events", "what", "seconds", "events/s", "ratio (range)",
-                                 "≥ 50k/s and ≥ 0.5×"], rows)
+                "time / time; load = 1-minute load average after each round)",
+                ["backend", "events", "what", "seconds", "events/s", "ratio (range)", "load", "≥ 50k/s and ≥ 0.5×"],
+                rows)
 
 
 if __name__ == "__main__":

@@ -15,10 +15,12 @@ number the rule needs (grace times); code holds neither.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Mapping
-from uuid import UUID, uuid5
+from uuid import UUID, SafeUUID
 
 from eventsourcing.domain import event
 
@@ -61,7 +63,27 @@ RULES: dict[str, Rule] = {r.key: r for r in (
 
 
 def finding_id(rule: str, subject_kind: str, subject_id: str, discriminator: str = "") -> UUID:
-    return uuid5(FINDING_NAMESPACE, f"finding:{rule}:{subject_kind}:{subject_id}:{discriminator}")
+    return _finding_id(rule, subject_kind, subject_id, discriminator)
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _finding_id(rule: str, subject_kind: str, subject_id: str, discriminator: str) -> UUID:
+    # Cached: a suspicion's clearance (the case's next events) asks for the same id again.
+    return _uuid5(_NAMESPACE_BYTES, f"finding:{rule}:{subject_kind}:{subject_id}:{discriminator}")
+
+
+_NAMESPACE_BYTES = FINDING_NAMESPACE.bytes
+_UUID5_CLEAR, _UUID5_SET = ~((0xC000 << 48) | (0xF000 << 64)), (0x8000 << 48) | (5 << 76)
+
+
+def _uuid5(namespace: bytes, name: str) -> UUID:
+    """``uuid.uuid5`` (SHA-1 of namespace and name, version 5, RFC 4122 variant) without the
+    argument handling of ``UUID()``, which costs more than the hash (audits make two per contact)."""
+    made = object.__new__(UUID)
+    digest = int.from_bytes(hashlib.sha1(namespace + name.encode()).digest()[:16], "big")
+    object.__setattr__(made, "int", (digest & _UUID5_CLEAR) | _UUID5_SET)
+    object.__setattr__(made, "is_safe", SafeUUID.unknown)
+    return made
 
 
 @dataclass(frozen=True)
@@ -120,8 +142,9 @@ class CaseAudit:
         at = _at(e)
         register_due, route_due = at + _grace(policy, "contact_not_registered"), at + _grace(policy, "contact_not_routed")
         self.facts = {"agent": None, "register_due": register_due.isoformat(), "route_due": route_due.isoformat()}
-        return [self._suspect("contact_not_registered", register_due, received_at=at.isoformat()),
-                self._suspect("contact_not_routed", route_due, received_at=at.isoformat())]
+        received_at = at.isoformat()
+        return [self._suspect("contact_not_registered", register_due, received_at=received_at),
+                self._suspect("contact_not_routed", route_due, received_at=received_at)]
 
     def _Interaction_Registered(self, e: Any, policy: Policy, related: Mapping[str, Any]) -> list:
         out: list[Suspicion | Clearance] = []
@@ -213,11 +236,17 @@ class CaseAudit:
         return [self._suspect(f"complaint_archived_without_{what}", _at(e)) for what, gap in missing.items() if gap]
 
 
+#: The events (class qualnames) :func:`standalone_suspicions` decides on; it finds nothing in any other.
+STANDALONE_EVENTS = frozenset({"SLABreach.SLABreached", "JobRun.Finished", "DataAccess.PersonalDataDisclosed"})
+
+
 def standalone_suspicions(e: Any, roles_with_need: frozenset[str] | None = None) -> list[Suspicion]:
     """Rules that one event decides on its own: an SLA breach, a failed integrity check, an unmasked
     read by a role outside ``roles_with_need`` (the roles the access policy lets unmask personal
     data; None: no access policy known, the rule is inactive)."""
     name = type(e).__qualname__
+    if name not in STANDALONE_EVENTS:
+        return []
     policy_ref = e.meta.get("policy") or ""
     if name == "SLABreach.SLABreached":
         return [Suspicion("sla_breach", e.case_kind, e.case_id, e.policy_ref, _at(e),

@@ -93,6 +93,8 @@ _MARKS: dict[str, Callable[[Any], Mark | None]] = {
     "Feedback.Responded": _reach("responded"),
     "Feedback.Replied": _reach("replied"),
 }
+#: Events (class qualnames) that can mean something to the clocks: ``mark_of`` is None for any other.
+MARKED_EVENTS = frozenset(_MARKS)
 #: Creation events of the cases that have clocks, and the subject (clock.subject) they open.
 CREATION = {"Ticket.Received": "ticket", "Complaint.Accepted": "complaint", "Feedback.Submitted": "feedback"}
 
@@ -169,7 +171,7 @@ class CaseClocks:
 
     def apply(self, mark: Mark, policy: Policy) -> list[ClockRun]:
         """Fold one mark in; returns the runs it started or changed."""
-        clocks = {k: c for k, c in sorted(policy.clocks.items()) if c.subject == self.subject}
+        clocks = _subject_clocks(policy, self.subject)
         touched: list[ClockRun] = []
         open_runs = [r for r in self.runs if r.stopped_at is None]
         if mark.attrs is not None:
@@ -239,6 +241,22 @@ class CaseClocks:
                 break  # business time is monotonic per case
             clocks.apply(mark, policy)
         return clocks
+
+
+#: id(policy) -> (the policy, {subject: its clocks in key order}); the policy is kept, so its id stays its own.
+_CLOCKS_BY_SUBJECT: dict[int, tuple[Policy, dict[str, dict[str, Clock]]]] = {}
+
+
+def _subject_clocks(policy: Policy, subject: str) -> dict[str, Clock]:
+    """The policy's clocks of one subject, in key order (remembered per policy: every mark asks).
+    Callers must not change the dict."""
+    entry = _CLOCKS_BY_SUBJECT.get(id(policy))
+    if entry is None or entry[0] is not policy:
+        entry = _CLOCKS_BY_SUBJECT[id(policy)] = (policy, {})
+    by_subject = entry[1]
+    if subject not in by_subject:
+        by_subject[subject] = {k: c for k, c in sorted(policy.clocks.items()) if c.subject == subject}
+    return by_subject[subject]
 
 
 def crossing(run: ClockRun, base: datetime, as_of: datetime | None = None) -> tuple[datetime | None, datetime | None]:

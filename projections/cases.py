@@ -16,7 +16,7 @@ from domain.complaint import ComplaintStatus
 from domain.ticket import TicketStatus
 from projections.runtime import Projection
 from projections.store import RowCache, Table
-from projections.timeutil import occurred, parse, stamp
+from projections.timeutil import occurred, occurred_stamp, parse, stamp
 
 #: Ticket statuses in which the resolution clock runs (it stops when the ticket becomes resolved).
 RESOLUTION_RUNNING = frozenset({TicketStatus.RECEIVED, TicketStatus.CLASSIFIED, TicketStatus.ASSIGNED,
@@ -59,7 +59,7 @@ class _CaseList(Projection):
         row = rows.get(self.table.name, str(case_id))
         if row is None:
             raise LookupError(f"{self.table.name} has no row for {case_id}; its creation event was not seen")
-        row.update(changes, version=event.originator_version, updated_at=stamp(occurred(event)))
+        row.update(changes, version=event.originator_version, updated_at=occurred_stamp(event))
         rows.put(self.table.name, row)
         return row
 
@@ -83,11 +83,11 @@ class TicketList(_CaseList):
         policy = self.ledger.policies.get(row["policy_ref"])
         clock = policy.clock("ticket.resolution")
         attrs = {"priority": row["priority"], "complexity": row["complexity"]}
-        deadline = clock.deadline(parse(row["clock_started_at"]), attrs, self.ledger.calendar, policy.tz)
+        deadline = clock.deadline(parse(row["clock_started_at"]), attrs, self.calendar, policy.tz)
         return stamp(deadline + timedelta(seconds=row["paused_seconds"]))
 
     def on_Ticket_Received(self, e: Any, position: int, rows: RowCache) -> None:
-        at = stamp(occurred(e))
+        at = occurred_stamp(e)
         row = {"ticket_id": str(e.originator_id), "seq": position, "customer_id": e.customer_id,
                "interaction_id": e.interaction_id, "channel": e.channel, "status": TicketStatus.RECEIVED,
                "priority": None, "complexity": None, "high_risk": 0, "first_contact_owner": e.first_contact_owner,
@@ -116,7 +116,7 @@ class TicketList(_CaseList):
         self._touch(rows, e.originator_id, e, status=TicketStatus.IN_PROGRESS)
 
     def on_Ticket_ClockPaused(self, e: Any, position: int, rows: RowCache) -> None:
-        row = self._touch(rows, e.originator_id, e, paused_since=stamp(occurred(e)))
+        row = self._touch(rows, e.originator_id, e, paused_since=occurred_stamp(e))
         row["resolution_deadline"] = None
 
     def on_Ticket_ClockResumed(self, e: Any, position: int, rows: RowCache) -> None:
@@ -173,7 +173,7 @@ class ComplaintList(_CaseList):
     def on_Complaint_Accepted(self, e: Any, position: int, rows: RowCache) -> None:
         at = occurred(e)
         policy = self.ledger.policies.get(e.policy_ref)
-        deadline = policy.clock("complaint.closed_loop").deadline(at, {}, self.ledger.calendar, policy.tz)
+        deadline = policy.clock("complaint.closed_loop").deadline(at, {}, self.calendar, policy.tz)
         rows.put(self.table.name, {
             "complaint_id": str(e.originator_id), "seq": position, "customer_id": e.customer_id,
             "ticket_id": e.ticket_id, "channel": e.channel, "status": ComplaintStatus.ACCEPTED, "complaint_type": None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import threading
 from typing import Any
@@ -24,7 +25,7 @@ console = Console(stderr=True)
 
 @click.group()
 def projections() -> None:
-    """Read models derived from the event log (ticket and complaint lists, KPI counters, event counts)."""
+    """Read models derived from the event log (case lists, KPI counters, SLA clocks, retention, findings…)."""
 
 
 @projections.command()
@@ -54,7 +55,9 @@ def run(batch_size: int, poll_seconds: float, pause_between_batches: float) -> N
 @projections.command()
 @click.argument("name", required=False, type=click.Choice(NAMES))
 @click.option("--batch-size", default=1000, show_default=True)
-def rebuild(name: str | None, batch_size: int) -> None:
+@click.option("--workers", default=os.cpu_count() or 1, show_default="the cores",
+              help="Processes to rebuild all read models in, each projecting a share of them (1: this one).")
+def rebuild(name: str | None, batch_size: int, workers: int) -> None:
     """Drop a read model (default: all) and rebuild it from position 0."""
     ledger = build()
     runner = runner_for(ledger, batch_size=batch_size)
@@ -63,7 +66,7 @@ def rebuild(name: str | None, batch_size: int) -> None:
     try:
         with Progress(*columns, console=console) as progress:
             task = progress.add_task(name or "all read models", total=head)
-            runner.rebuild([name] if name else None, progress=lambda n: progress.advance(task, n))
+            runner.rebuild([name] if name else None, progress=lambda n: progress.advance(task, n), workers=workers)
     except ProjectionFailed as e:
         raise click.ClickException(str(e)) from None
     _print_status(runner)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, Sequence
-from uuid import UUID
+from uuid import UUID, SafeUUID
 
 import orjson
 from eventsourcing.persistence import JSONTranscoder, StoredEvent
@@ -61,3 +61,38 @@ class EventDecoder:
         """(position, topic, event) for rows (position, originator id, version, topic, state)."""
         event = self.event
         return [(position, topic, event(oid, version, topic, state)) for position, oid, version, topic, state in rows]
+
+
+class LogId(UUID):
+    """An originator id read from the log that keeps its text: every read model keys its rows by
+    ``str(originator_id)``, and ``UUID.__str__`` formats it afresh each time. Equal to, and
+    hashing like, the plain ``UUID``."""
+
+    __slots__ = ("_text",)
+
+    def __str__(self) -> str:
+        return self._text
+
+
+#: Ids of the aggregates seen lately: a case's events (read one after another) share one object.
+_RECENT_IDS: dict[str, UUID] = {}
+_RECENT_IDS_MAX = 1 << 16
+
+
+def log_id(text: str) -> UUID:
+    """The id of the 32 hex digits SQLite stores, or of PostgreSQL's text form, without ``UUID()``'s
+    parsing steps (a rebuild makes one per event)."""
+    made = _RECENT_IDS.get(text)
+    if made is not None:
+        return made
+    digits = (text.replace("-", "") if len(text) == 36 else text).lower()
+    if len(digits) != 32 or not digits.isalnum():
+        return UUID(text)
+    made = object.__new__(LogId)
+    object.__setattr__(made, "int", int(digits, 16))
+    object.__setattr__(made, "is_safe", SafeUUID.unknown)
+    object.__setattr__(made, "_text", f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}")
+    if len(_RECENT_IDS) >= _RECENT_IDS_MAX:
+        _RECENT_IDS.clear()
+    _RECENT_IDS[text] = made
+    return made

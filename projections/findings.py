@@ -14,22 +14,28 @@
 
 from __future__ import annotations
 
+import functools
 import json
-from typing import Any
+from typing import Any, Callable
 
-from domain.findings import CaseAudit, Clearance, Suspicion, standalone_suspicions
+from domain.findings import STANDALONE_EVENTS, CaseAudit, Clearance, Suspicion, standalone_suspicions
+from projections.jsontext import json_writer
 from projections.runtime import Projection
-from projections.store import RowCache, Table
-from projections.timeutil import occurred, stamp
+from projections.store import Codec, RowCache, Table
+from projections.timeutil import occurred_stamp, stamp
+
+_json = json_writer(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+#: The facts of cases and suspicions: dicts while projecting, written as JSON once per batch.
+FACTS = (("facts", Codec(encode=_json, decode=json.loads)),)
 
 AUDIT_CASE_TABLE = Table("rm_audit_case", columns=(("case_id", "TEXT"), ("kind", "TEXT"), ("policy_ref", "TEXT"),
-                                                   ("facts", "TEXT")), key=("case_id",))
+                                                   ("facts", "TEXT")), key=("case_id",), codecs=FACTS)
 SUSPECT_TABLE = Table(
     "rm_audit_suspect",
     columns=(("finding_id", "TEXT"), ("seq", "BIGINT"), ("rule", "TEXT"), ("subject_kind", "TEXT"),
              ("subject_id", "TEXT"), ("policy_ref", "TEXT"), ("due_at", "TEXT"), ("status", "TEXT"),
              ("discriminator", "TEXT"), ("facts", "TEXT")),
-    key=("finding_id",), indexes=(("status", "due_at"),))
+    key=("finding_id",), indexes=(("status", "due_at"),), codecs=FACTS)
 FINDING_TABLE = Table(
     "rm_finding",
     columns=(("finding_id", "TEXT"), ("seq", "BIGINT"), ("rule", "TEXT"), ("clause", "TEXT"), ("subject_kind", "TEXT"),
@@ -38,10 +44,8 @@ FINDING_TABLE = Table(
              ("acknowledged_role", "TEXT"), ("acknowledged_at", "TEXT"), ("ack_reason", "TEXT"), ("version", "BIGINT")),
     key=("finding_id",), indexes=(("seq",), ("status", "seq"), ("rule", "seq"), ("subject_id",)))
 _SEQ_SLOTS = 16
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+#: A finding id's text, remembered: a suspicion and its clearance (the case's next events) share it.
+_text = functools.lru_cache(maxsize=1 << 14)(str)
 
 
 def roles_with_need() -> frozenset[str] | None:
@@ -57,20 +61,28 @@ def roles_with_need() -> frozenset[str] | None:
 
 class ComplianceFindings(Projection):
     name = "compliance_findings"
+    rebuild_weight = 4
     tables = (AUDIT_CASE_TABLE, SUSPECT_TABLE, FINDING_TABLE)
 
     def __init__(self, ledger: Any):
         super().__init__(ledger)
         self.roles_with_need = roles_with_need()
 
-    def apply(self, event: Any, position: int, rows: RowCache) -> None:
-        name = type(event).__qualname__
+    def resolve(self, cls: type) -> Callable[..., None] | None:
+        name = cls.__qualname__
         if name.startswith("Finding."):
-            self._finding_event(name, event, position, rows)
-            return
-        results: list[Suspicion | Clearance] = list(standalone_suspicions(event, self.roles_with_need))
+            return functools.partial(self._finding_event, name)
         kind = CaseAudit.KINDS.get(name.split(".", 1)[0])
-        if kind and hasattr(CaseAudit, "_" + name.replace(".", "_")):
+        audited = kind if kind and hasattr(CaseAudit, "_" + name.replace(".", "_")) else None
+        standalone = name in STANDALONE_EVENTS
+        if audited is None and not standalone:
+            return None  # no rule looks at it
+        return functools.partial(self._event, audited, standalone)
+
+    def _event(self, kind: str | None, standalone: bool, event: Any, position: int, rows: RowCache) -> None:
+        results: list[Suspicion | Clearance] = (list(standalone_suspicions(event, self.roles_with_need))
+                                                if standalone else [])
+        if kind:
             results += self._audit(kind, event, rows)
         for index, item in enumerate(results):
             self._note(item, position * _SEQ_SLOTS + index, rows)
@@ -80,29 +92,31 @@ class ComplianceFindings(Projection):
         row = rows.get(AUDIT_CASE_TABLE.name, case_id)
         if row is None:
             row = {"case_id": case_id, "kind": kind, "policy_ref": getattr(event, "policy_ref", None) or event.meta["policy"],
-                   "facts": "{}"}
+                   "facts": {}}
         related: dict[str, Any] = {}
         if kind == "ticket" and getattr(event, "interaction_id", None) and event.originator_version == 1:
-            contact = rows.get(AUDIT_CASE_TABLE.name, str(event.interaction_id))
-            related = json.loads(contact["facts"]) if contact else {}
-        audit = CaseAudit(kind, case_id, row["policy_ref"], json.loads(row["facts"]))
+            contact = rows.peek(AUDIT_CASE_TABLE.name, str(event.interaction_id))
+            related = contact["facts"] if contact else {}
+        # CaseAudit works on its own copy of the facts; the row takes the result.
+        audit = CaseAudit(kind, case_id, row["policy_ref"], row["facts"])
         found = audit.apply(event, self.ledger.policies.get(row["policy_ref"]), related=related)
-        row["facts"] = _json(audit.facts)
+        row["facts"] = audit.facts
         rows.put(AUDIT_CASE_TABLE.name, row)
         return found
 
     def _note(self, item: Suspicion | Clearance, seq: int, rows: RowCache) -> None:
-        key = str(item.finding_id)
-        row = rows.get(SUSPECT_TABLE.name, key)
+        key = _text(item.finding_id)
+        row = rows.peek(SUSPECT_TABLE.name, key)  # changed only to be put
         if isinstance(item, Clearance):
             if row is not None and row["status"] == "pending":
-                rows.put(SUSPECT_TABLE.name, {**row, "status": "cleared"})
+                row["status"] = "cleared"
+                rows.put(SUSPECT_TABLE.name, row)
             return
         if row is None:
             rows.put(SUSPECT_TABLE.name, {
                 "finding_id": key, "seq": seq, "rule": item.rule, "subject_kind": item.subject_kind,
                 "subject_id": item.subject_id, "policy_ref": item.policy_ref, "due_at": stamp(item.due_at),
-                "status": "pending", "discriminator": item.discriminator, "facts": _json(dict(item.facts))})
+                "status": "pending", "discriminator": item.discriminator, "facts": dict(item.facts)})
 
     def _finding_event(self, name: str, e: Any, position: int, rows: RowCache) -> None:
         key = str(e.originator_id)
@@ -110,18 +124,18 @@ class ComplianceFindings(Projection):
             rows.put(FINDING_TABLE.name, {
                 "finding_id": key, "seq": position * _SEQ_SLOTS, "rule": e.rule, "clause": e.clause,
                 "subject_kind": e.subject_kind, "subject_id": e.subject_id, "policy_ref": e.policy_ref,
-                "status": "open", "due_at": stamp(e.due_at), "raised_at": stamp(occurred(e)),
+                "status": "open", "due_at": stamp(e.due_at), "raised_at": occurred_stamp(e),
                 "raised_by_run": e.meta.get("request_id"), "facts": _json(e.facts), "acknowledged_by": None,
                 "acknowledged_role": None, "acknowledged_at": None, "ack_reason": None,
                 "version": e.originator_version})
-            suspect = rows.get(SUSPECT_TABLE.name, key)
+            suspect = rows.peek(SUSPECT_TABLE.name, key)
             if suspect is not None:
                 rows.put(SUSPECT_TABLE.name, {**suspect, "status": "raised"})
         elif name == "Finding.Acknowledged":
-            row = rows.get(FINDING_TABLE.name, key)
+            row = rows.peek(FINDING_TABLE.name, key)
             if row is None:
                 raise LookupError(f"rm_finding has no row for {key}; its Raised event was not seen")
             rows.put(FINDING_TABLE.name, {**row, "status": "acknowledged", "acknowledged_by": e.meta["actor_id"],
                                           "acknowledged_role": e.meta["actor_role"],
-                                          "acknowledged_at": stamp(occurred(e)), "ack_reason": e.meta.get("reason"),
+                                          "acknowledged_at": occurred_stamp(e), "ack_reason": e.meta.get("reason"),
                                           "version": e.originator_version})

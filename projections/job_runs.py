@@ -12,9 +12,10 @@ import logging
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, TypeVar
 
+from projections.jsontext import json_writer
 from projections.runtime import Projection, ProjectionRunner
 from projections.store import Cursor, RowCache, Table
-from projections.timeutil import occurred, stamp
+from projections.timeutil import occurred_stamp, stamp
 
 JOB_RUN_TABLE = Table(
     "rm_job_run",
@@ -26,8 +27,7 @@ T = TypeVar("T")
 log = logging.getLogger("caseledger.scheduler")
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+_json = json_writer(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
 class JobRuns(Projection):
@@ -37,7 +37,7 @@ class JobRuns(Projection):
     def on_JobRun_Started(self, e: Any, position: int, rows: RowCache) -> None:
         rows.put(JOB_RUN_TABLE.name, {
             "run_id": str(e.originator_id), "seq": position, "job": e.job, "trigger_kind": e.trigger,
-            "instance": e.instance, "status": "running", "as_of": stamp(occurred(e)), "started_wall": stamp(e.timestamp),
+            "instance": e.instance, "status": "running", "as_of": occurred_stamp(e), "started_wall": stamp(e.timestamp),
             "ended_wall": None, "counts": "{}", "details": "{}", "reason": None, "version": e.originator_version})
 
     def _end(self, e: Any, rows: RowCache, **changes: Any) -> None:

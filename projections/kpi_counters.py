@@ -15,50 +15,65 @@ assigned: ``-``).
 
 from __future__ import annotations
 
-import functools
 import json
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Sequence
 
+from projections.jsontext import json_writer
 from projections.runtime import Projection
-from projections.store import RowCache, Table
-from projections.timeutil import local_day, occurred, parse, stamp
+from projections.store import Codec, RowCache, Table
+from projections.timeutil import local_day, occurred, occurred_stamp, parse
 
 NONE = "-"
 
 COUNTER_TABLE = Table("rm_kpi_counter", columns=(("day", "TEXT"), ("channel", "TEXT"), ("team", "TEXT"),
                                                  ("measure", "TEXT"), ("value", "BIGINT")),
                       key=("day", "channel", "team", "measure"), indexes=(("measure", "day"),))
+_sorted_json = json_writer(sort_keys=True)
+#: attrs and milestones are dicts while projecting, written as sorted JSON once per batch.
+_JSON = Codec(encode=_sorted_json, decode=json.loads)
 CASE_TABLE = Table("rm_kpi_case", columns=(("case_id", "TEXT"), ("kind", "TEXT"), ("channel", "TEXT"),
                                            ("team", "TEXT"), ("policy_ref", "TEXT"), ("cohort_day", "TEXT"),
                                            ("attrs", "TEXT"), ("milestones", "TEXT"), ("paused_since", "TEXT"),
                                            ("paused_seconds", "BIGINT")),
-                   key=("case_id",))
+                   key=("case_id",), codecs=(("attrs", _JSON), ("milestones", _JSON)))
 
 
 class KpiCounters(Projection):
     name = "kpi_counters"
+    rebuild_weight = 2
     tables = (COUNTER_TABLE, CASE_TABLE)
 
     def __init__(self, ledger: Any):
         super().__init__(ledger)
         self._stops: dict[tuple[str, str, str], list[tuple[str, Any]]] = {}
+        self._added: dict[tuple[str, str, str, str], int] = {}  # this batch's additions per counter
+
+    def apply(self, event: Any, position: int, rows: RowCache) -> None:
+        self.apply_batch([(position, "", event)], rows)
+
+    def apply_batch(self, events: Sequence[tuple[int, str, Any]], rows: RowCache) -> None:
+        """Counters are added up in memory over the batch and written to their rows at its end."""
+        self._added = {}
+        super().apply_batch(events, rows)
+        for key, by in self._added.items():
+            row = rows.get(COUNTER_TABLE.name, *key) or dict(zip(COUNTER_TABLE.key, key), value=0)
+            row["value"] += by
+            rows.put(COUNTER_TABLE.name, row)
 
     # -- helpers -----------------------------------------------------------------------------------
     def _policy(self, ref: str) -> Any:
         return self.ledger.policies.get(ref)
 
     def _bump(self, rows: RowCache, day: str, channel: str, team: str, measure: str, by: int = 1) -> None:
-        row = rows.get(COUNTER_TABLE.name, day, channel, team, measure) or {
-            "day": day, "channel": channel, "team": team, "measure": measure, "value": 0}
-        row["value"] += by
-        rows.put(COUNTER_TABLE.name, row)
+        key = (day, channel, team, measure)
+        self._added[key] = self._added.get(key, 0) + by  # a counter added 0 still gets its row
 
     def _open(self, rows: RowCache, e: Any, kind: str, channel: str) -> dict[str, Any]:
         at = occurred(e)
         case = {"case_id": str(e.originator_id), "kind": kind, "channel": channel, "team": NONE,
-                "policy_ref": e.policy_ref, "cohort_day": self._day(e.policy_ref, at), "attrs": "{}",
-                "milestones": "{}", "paused_since": None, "paused_seconds": 0}
+                "policy_ref": e.policy_ref, "cohort_day": self._day(e.policy_ref, at), "attrs": {},
+                "milestones": {}, "paused_since": None, "paused_seconds": 0}
         rows.put(CASE_TABLE.name, case)
         return case
 
@@ -89,22 +104,21 @@ class KpiCounters(Projection):
 
     def _milestone(self, rows: RowCache, case: dict[str, Any], name: str, e: Any) -> bool:
         """Record the first time a case reaches a milestone, and score every SLA clock it stops."""
-        milestones = _parsed(case["milestones"])
+        milestones = case["milestones"]
         if name in milestones:
             return False
-        at = occurred(e)
-        milestones = {**milestones, name: stamp(at)}
-        case["milestones"] = _sorted_json(milestones)
+        milestones[name] = occurred_stamp(e)
         rows.put(CASE_TABLE.name, case)
         stopping = self._stopping(case["policy_ref"], case["kind"], name)
         if not stopping:
             return True
+        at = occurred(e)
         policy = self._policy(case["policy_ref"])
-        attrs = json.loads(case["attrs"])
+        attrs = case["attrs"]
         for key, clock in stopping:
             if clock.start not in milestones:
                 continue
-            deadline = clock.deadline(parse(milestones[clock.start]), attrs, self.ledger.calendar, policy.tz)
+            deadline = clock.deadline(parse(milestones[clock.start]), attrs, self.calendar, policy.tz)
             if clock.pausable:
                 deadline += timedelta(seconds=case["paused_seconds"])
             self._count(rows, case, e, f"sla.{key}.stopped")
@@ -143,13 +157,13 @@ class KpiCounters(Projection):
     # -- tickets -------------------------------------------------------------------------------
     def on_Ticket_Received(self, e: Any, position: int, rows: RowCache) -> None:
         case = self._open(rows, e, "ticket", e.channel)
-        case["attrs"] = json.dumps({"complexity": None, "priority": None}, sort_keys=True)
+        case["attrs"] = {"complexity": None, "priority": None}
         self._milestone(rows, case, "received", e)
         self._count(rows, case, e, "tickets.received")
 
     def on_Ticket_Classified(self, e: Any, position: int, rows: RowCache) -> None:
         case = self._case(rows, e.originator_id)
-        case["attrs"] = json.dumps({"complexity": e.complexity, "priority": e.priority}, sort_keys=True)
+        case["attrs"] = {"complexity": e.complexity, "priority": e.priority}
         self._milestone(rows, case, "classified", e)
         rows.put(CASE_TABLE.name, case)
 
@@ -164,7 +178,7 @@ class KpiCounters(Projection):
 
     def on_Ticket_ClockPaused(self, e: Any, position: int, rows: RowCache) -> None:
         case = self._case(rows, e.originator_id)
-        case["paused_since"] = stamp(occurred(e))
+        case["paused_since"] = occurred_stamp(e)
         rows.put(CASE_TABLE.name, case)
 
     def on_Ticket_ClockResumed(self, e: Any, position: int, rows: RowCache) -> None:
@@ -177,7 +191,7 @@ class KpiCounters(Projection):
     def _resolved(self, rows: RowCache, e: Any) -> None:
         case = self._case(rows, e.originator_id)
         if self._milestone(rows, case, "resolved", e):
-            received = parse(_parsed(case["milestones"])["received"])
+            received = parse(case["milestones"]["received"])
             self._count(rows, case, e, "aht.resolved")
             self._count(rows, case, e, "aht.seconds", int((occurred(e) - received).total_seconds()))
 
@@ -255,11 +269,3 @@ class KpiCounters(Projection):
             self._count(rows, ticket, e, "nps.promoters", 1 if e.nps >= scales["nps_promoter_min"] else 0)
             self._count(rows, ticket, e, "nps.detractors", 1 if e.nps <= scales["nps_detractor_max"] else 0)
 
-
-@functools.lru_cache(maxsize=1 << 16)
-def _parsed(milestones: str) -> dict[str, str]:
-    """The milestones column parsed (cached by its text; callers never change the dict)."""
-    return json.loads(milestones)
-
-
-_sorted_json = json.JSONEncoder(sort_keys=True).encode  # = json.dumps(…, sort_keys=True), minus its argument handling

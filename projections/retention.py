@@ -10,12 +10,14 @@ Like every read model it holds ids and facts only, never personal data.
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import Any, Callable
 
+from domain.policy import RecordClass
 from domain.retention import due_at, milestone, record_class_for
 from projections.runtime import Projection
 from projections.store import RowCache, Table
-from projections.timeutil import occurred, parse, stamp
+from projections.timeutil import occurred, occurred_stamp, parse, stamp
 
 RECORD_TABLE = Table(
     "rm_retention_records",
@@ -57,53 +59,70 @@ class RetentionRecords(Projection):
     name = "retention"
     tables = (RECORD_TABLE, HOLD_TABLE, DESTROYED_TABLE, DISPOSITION_TABLE)
 
-    def apply(self, event: Any, position: int, rows: RowCache) -> None:
-        owner, _, event_name = type(event).__qualname__.partition(".")
-        kind = KIND_OF_CLASS.get(owner)
-        if kind is not None:
-            self._record_event(kind, event_name, event, position, rows)
-        else:
-            super().apply(event, position, rows)
+    def __init__(self, ledger: Any):
+        super().__init__(ledger)
+        self._class_of_kind: dict[tuple[str, str], RecordClass | None] = {}  # (policy ref, kind)
+        self._class_by_key: dict[tuple[str, str], tuple[Any, RecordClass]] = {}  # (policy ref, key) -> policy, class
 
-    def _record_event(self, kind: str, event_name: str, e: Any, position: int, rows: RowCache) -> None:
+    def resolve(self, cls: type) -> Callable[..., None] | None:
+        owner, _, event_name = cls.__qualname__.partition(".")
+        kind = KIND_OF_CLASS.get(owner)
+        if kind is not None:  # every event of a case: the first creates its row, one may trigger its period
+            return functools.partial(self._record_event, kind, milestone(kind, event_name))
+        return super().resolve(cls)
+
+    def _record_class_for(self, policy_ref: str, kind: str) -> RecordClass | None:
+        key = (policy_ref, kind)
+        if key not in self._class_of_kind:
+            self._class_of_kind[key] = record_class_for(self.ledger.policies.get(policy_ref), kind)
+        return self._class_of_kind[key]
+
+    def _record_class(self, policy_ref: str, record_class: str) -> tuple[Any, RecordClass]:
+        key = (policy_ref, record_class)
+        if key not in self._class_by_key:
+            policy = self.ledger.policies.get(policy_ref)
+            self._class_by_key[key] = (policy, policy.record_class(record_class))
+        return self._class_by_key[key]
+
+    def _record_event(self, kind: str, reached: str, e: Any, position: int, rows: RowCache) -> None:
         record_id = str(e.originator_id)
-        row = rows.get(RECORD_TABLE.name, kind, record_id)
+        row = rows.peek(RECORD_TABLE.name, kind, record_id)  # most events change nothing: no write
+        changed = row is None
         if row is None:
             if e.originator_version != 1:
                 raise LookupError(f"{kind} {record_id} has no retention row; its creation event was not seen")
-            policy = self.ledger.policies.get(e.policy_ref)
-            record_class = record_class_for(policy, kind)
+            record_class = self._record_class_for(e.policy_ref, kind)
             row = {"kind": kind, "record_id": record_id, "subject": _subject(kind, e),
                    "record_class": record_class.key if record_class else None,
                    "clause": record_class.source if record_class else None, "policy_ref": e.policy_ref,
-                   "created_at": stamp(occurred(e)), "trigger_milestone": None, "trigger_at": None, "due_at": None,
+                   "created_at": occurred_stamp(e), "trigger_milestone": None, "trigger_at": None, "due_at": None,
                    "seq": position}
         if row["record_class"] is not None:
-            reached = milestone(kind, event_name)
-            policy = self.ledger.policies.get(row["policy_ref"])
-            record_class = policy.record_class(row["record_class"])
+            policy, record_class = self._record_class(row["policy_ref"], row["record_class"])
             if reached in record_class.triggers:
                 at = occurred(e)
                 row.update(trigger_milestone=reached, trigger_at=stamp(at),
-                           due_at=stamp(due_at(record_class, at, self.ledger.calendar, policy.tz)))
-        rows.put(RECORD_TABLE.name, row)
+                           due_at=stamp(due_at(record_class, at, self.calendar, policy.tz)))
+                changed = True
+        if changed:
+            rows.put(RECORD_TABLE.name, row)
 
     def on_LegalHold_Placed(self, e: Any, position: int, rows: RowCache) -> None:
         rows.put(HOLD_TABLE.name, {
             "hold_id": str(e.originator_id), "target_kind": e.target_kind, "target_id": e.target_id,
             "subject": e.subject, "authority": e.authority, "reason": e.reason, "placed_by": e.meta["actor_id"],
-            "placed_at": stamp(occurred(e)), "released_by": None, "released_at": None, "status": "active",
+            "placed_at": occurred_stamp(e), "released_by": None, "released_at": None, "status": "active",
             "seq": position})
 
     def on_LegalHold_Released(self, e: Any, position: int, rows: RowCache) -> None:
         row = rows.get(HOLD_TABLE.name, str(e.originator_id))
         if row is None:
             raise LookupError(f"legal hold {e.originator_id} was released but never placed")
-        row.update(status="released", released_by=e.meta["actor_id"], released_at=stamp(occurred(e)))
+        row.update(status="released", released_by=e.meta["actor_id"], released_at=occurred_stamp(e))
         rows.put(HOLD_TABLE.name, row)
 
     def on_Disposition_Proposed(self, e: Any, position: int, rows: RowCache) -> None:
-        at = stamp(occurred(e))
+        at = occurred_stamp(e)
         rows.put(DISPOSITION_TABLE.name, {"disposition_id": str(e.originator_id), "subject": e.subject,
                                           "status": "proposed", "proposer": e.proposer, "approver": None,
                                           "proposed_at": at, "updated_at": at})
@@ -112,7 +131,7 @@ class RetentionRecords(Projection):
         row = rows.get(DISPOSITION_TABLE.name, str(e.originator_id))
         if row is None:
             raise LookupError(f"disposition {e.originator_id} has no row; its proposal was not seen")
-        row.update(status=status, updated_at=stamp(occurred(e)))
+        row.update(status=status, updated_at=occurred_stamp(e))
         rows.put(DISPOSITION_TABLE.name, row)
         return row
 

@@ -23,10 +23,23 @@ import sqlite3
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Mapping, Sequence
-from uuid import UUID, SafeUUID
+from typing import Any, Callable, Iterator, Mapping, NamedTuple, Sequence
+from uuid import UUID
+
+from projections.decode import log_id
 
 TRACKING_TABLE = "projection_tracking"
+#: SQLite page cache of the read-model connection (the default is 2 MiB).
+SQLITE_CACHE_KIB = 64 * 1024
+
+
+class Codec(NamedTuple):
+    """How a TEXT column is held in memory: ``encode`` makes the stored text of the live value
+    (when a batch is written), ``decode`` the live value of the stored text (when a row is read
+    back). NULL stays NULL / None."""
+
+    encode: Callable[[Any], str]
+    decode: Callable[[str], Any]
 
 
 @dataclass(frozen=True)
@@ -34,17 +47,54 @@ class Table:
     """A read-model table: its columns (``name SQLTYPE``), primary key and secondary indexes.
 
     Types are limited to TEXT and BIGINT (booleans as 0/1, times as fixed-width UTC ISO text) so
-    both databases hold exactly the same values and the digest is portable.
+    both databases hold exactly the same values and the digest is portable. ``codecs`` name the
+    TEXT columns that handlers see as live values (e.g. a dict for a JSON column): they are
+    encoded once per batch in :meth:`RowCache.changes`, not on every event.
     """
 
     name: str
     columns: tuple[tuple[str, str], ...]
     key: tuple[str, ...]
     indexes: tuple[tuple[str, ...], ...] = ()
+    codecs: tuple[tuple[str, Codec], ...] = ()
 
     @functools.cached_property
     def column_names(self) -> tuple[str, ...]:
         return tuple(name for name, _ in self.columns)
+
+    @functools.cached_property
+    def _pick(self) -> Callable[[dict[str, Any]], Any]:
+        return operator.itemgetter(*self.column_names)
+
+    @functools.cached_property
+    def encoders(self) -> tuple[tuple[int, Callable[[Any], str]], ...]:
+        """(column index, encode) of the codec columns."""
+        return tuple((self.column_names.index(name), codec.encode) for name, codec in self.codecs)
+
+    def values_of(self, rows: Sequence[dict[str, Any]]) -> list[Sequence[Any]]:
+        """The stored values of rows as handlers see them, in column order (codec columns encoded;
+        a column a row lacks is NULL)."""
+        try:
+            values: list[Sequence[Any]] = list(map(self._pick, rows))
+            if len(self.column_names) == 1:  # itemgetter of one name gives the value itself
+                values = [(value,) for value in values]
+        except KeyError:
+            values = [tuple(map(row.get, self.column_names)) for row in rows]
+        if self.encoders:
+            values = [list(row) for row in values]
+            for index, encode in self.encoders:
+                for row in values:
+                    if row[index] is not None:
+                        row[index] = encode(row[index])
+        return values
+
+    def row_from(self, values: Sequence[Any]) -> dict[str, Any]:
+        """A stored row as handlers see it (codec columns decoded)."""
+        row = dict(zip(self.column_names, values))
+        for name, codec in self.codecs:
+            if row[name] is not None:
+                row[name] = codec.decode(row[name])
+        return row
 
     def create_statements(self) -> list[str]:
         cols = ", ".join(f"{name} {kind}" for name, kind in self.columns)
@@ -90,7 +140,7 @@ class Cursor:
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
-            self.raw.executemany(self._sql(sql), [tuple(r) for r in rows])
+            self.raw.executemany(self._sql(sql), rows)  # lists or tuples: both drivers take either
 
     def fetchall(self) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in self.raw.fetchall()]
@@ -130,6 +180,11 @@ class ViewDatabase:
         conn = sqlite3.connect(self.env["SQLITE_DBNAME"], isolation_level=None, check_same_thread=False,
                                timeout=float(self.env.get("SQLITE_LOCK_TIMEOUT") or 10))
         conn.execute("PRAGMA journal_mode=WAL")
+        # Read models are derived data, committed with their tracking position: a batch that a power
+        # cut takes back (NORMAL syncs the WAL at checkpoints, not at every commit) takes its position
+        # with it and is redone — exactly once still holds. Our connection only; the ledger's are FULL.
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")  # a rebuild's upserts hit random pages
         return conn
 
     @property
@@ -183,14 +238,15 @@ class ViewDatabase:
         with self.lock:
             conn = self.connection
             if self.postgres:
-                with conn.cursor(binary=True) as cur:  # binary: ids as UUIDs, states as bytes, no hex
-                    cur.execute(f'SELECT notification_id, originator_id, originator_version, topic, state FROM '
+                with conn.cursor(binary=True) as cur:  # binary: states as bytes, no hex
+                    cur.execute(f'SELECT notification_id, originator_id::text, originator_version, topic, state FROM '
                                 f'"{events_table}" WHERE notification_id > %s ORDER BY notification_id LIMIT %s',
                                 (after, limit))
-                    return cur.fetchall()
-            rows = conn.execute(f"SELECT rowid, originator_id, originator_version, topic, state FROM {events_table} "
-                                "WHERE rowid > ? ORDER BY rowid LIMIT ?", (after, limit)).fetchall()
-            return [(position, _uuid(oid), version, topic, state) for position, oid, version, topic, state in rows]
+                    rows = cur.fetchall()
+            else:
+                rows = conn.execute(f"SELECT rowid, originator_id, originator_version, topic, state FROM {events_table} "
+                                    "WHERE rowid > ? ORDER BY rowid LIMIT ?", (after, limit)).fetchall()
+            return [(position, log_id(oid), version, topic, state) for position, oid, version, topic, state in rows]
 
     # -- schema ----------------------------------------------------------------------------------
     def create_tables(self, tables: Sequence[Table]) -> None:
@@ -211,15 +267,21 @@ _ENV_KEYS = ("PERSISTENCE_MODULE", "SQLITE_DBNAME", "SQLITE_LOCK_TIMEOUT", "POST
 
 
 class RowCache:
-    """A projection's rows, read once and changed in memory; :meth:`flush` writes the changed ones.
+    """A projection's rows, read once and changed in memory; :meth:`changes` and :meth:`write` write
+    the changed ones.
 
-    Handlers get and put plain dicts. The runner keeps one cache per projection across batches,
-    holding exactly what its last committed batch left in the database: it drops the cache when
-    the tracking row shows a position it did not commit itself (another runner went ahead) or when
-    a batch fails, and :meth:`flush` forgets rows a handler got but did not put (it may have
-    changed them in place; the database has the truth). ``complete`` means the cache started on
-    empty tables (a rebuild) and nothing was evicted since, so a row it does not hold does not
-    exist — no query needed to find that out.
+    Handlers get and put plain dicts (codec columns as live values, see :class:`Table`). The
+    runner keeps one cache per projection across batches, holding exactly what its last committed
+    batch left in the database: it drops the cache when the tracking row shows a position it did
+    not commit itself (another runner went ahead) or when a batch fails, and :meth:`changes` forgets
+    rows a handler got but did not put (it may have changed them in place; the database has the
+    truth). :meth:`peek` is the read-only get: the row stays cached.
+
+    ``complete`` means the cache started on empty tables (a rebuild), so a row it neither holds
+    nor let go of does not exist — no query needed to find that out. Rows it lets go of (trimmed
+    to bound memory, or forgotten) leave the hash of their key behind: a key with such a hash is
+    looked up in the database (a hash collision costs one query, nothing else), any other key is
+    known to be new. So a rebuild creates its millionth row as cheaply as its first.
 
     Writing: per table, one statement for all the batch's changed rows, in key order (stable lock
     order for concurrent batches): ``executemany`` on SQLite, one ``INSERT … SELECT FROM unnest``
@@ -234,20 +296,29 @@ class RowCache:
         self._rows: dict[str, dict[tuple[Any, ...], dict[str, Any] | None]] = {t.name: {} for t in tables}
         self._dirty: dict[str, set[tuple[Any, ...]]] = {t.name: set() for t in tables}
         self._borrowed: dict[str, set[tuple[Any, ...]]] = {t.name: set() for t in tables}
-        self._forgotten: dict[str, set[tuple[Any, ...]]] = {t.name: set() for t in tables}  # while complete
+        self._let_go: dict[str, set[int]] = {t.name: set() for t in tables}  # key hashes, while complete
         self._key_of = {t.name: _key_function(t.key) for t in tables}
 
+    def peek(self, table: str, *key: Any) -> dict[str, Any] | None:
+        """The row, for reading only: a caller that changes it must :meth:`put` it."""
+        row = self._rows[table].get(key, _MISSING)
+        return self._missing(table, key) if row is _MISSING else row
+
     def get(self, table: str, *key: Any) -> dict[str, Any] | None:
-        rows = self._rows[table]
-        row = rows.get(key, _MISSING)
+        row = self._rows[table].get(key, _MISSING)
         if row is _MISSING:
-            if self.complete and key not in self._forgotten[table]:
-                return None
-            spec = self.tables[table]
-            found = self.cur.execute(spec.select_by_key_statement(), key).fetchone()
-            rows[key] = row = None if found is None else dict(zip(spec.column_names, found))
+            row = self._missing(table, key)
         if row is not None:
             self._borrowed[table].add(key)
+        return row
+
+    def _missing(self, table: str, key: tuple[Any, ...]) -> dict[str, Any] | None:
+        """A row the cache does not hold: new, or read from the database."""
+        if self.complete and hash(key) not in self._let_go[table]:
+            return None
+        spec = self.tables[table]
+        found = self.cur.execute(spec.select_by_key_statement(), key).fetchone()
+        self._rows[table][key] = row = None if found is None else spec.row_from(found)
         return row
 
     def put(self, table: str, row: dict[str, Any]) -> None:
@@ -255,53 +326,47 @@ class RowCache:
         self._rows[table][key] = row
         self._dirty[table].add(key)
 
-    def flush(self) -> None:
+    def changes(self) -> list[tuple[Table, list[Sequence[Any]]]]:
+        """The rows put since the last call, per table, encoded and in key order, ready for
+        :meth:`write` (made before the write transaction, so that it is held only to write); rows
+        got but not put are forgotten here (they may have been changed in place)."""
+        changed = []
         for name, keys in self._dirty.items():
-            spec = self.tables[name]
             cached = self._rows[name]
-            for key in self._borrowed[name] - keys:  # got, maybe changed in place, not put
+            for key in self._borrowed[name] - keys:
                 del cached[key]
                 if self.complete:
-                    self._forgotten[name].add(key)
+                    self._let_go[name].add(hash(key))
             self._borrowed[name].clear()
             if keys:
-                columns = spec.column_names
-                values = [[cached[k].get(c) for c in columns] for k in sorted(keys, key=_sortable)]
-                if self.cur.postgres and _bulk_typed(spec, values):
-                    # binary parameters: text arrays need no quoting (psycopg quotes text ones with regexes)
-                    self.cur.raw.execute(spec.bulk_upsert_statement().replace("?", "%b"),
-                                         [list(column) for column in zip(*values)])
-                else:
-                    self.cur.executemany(spec.upsert_statement(), values)
+                changed.append((self.tables[name], self.tables[name].values_of([cached[k] for k in _in_key_order(keys)])))
                 keys.clear()
+        return changed
+
+    @staticmethod
+    def write(cur: Cursor, changed: list[tuple[Table, list[Sequence[Any]]]]) -> None:
+        for spec, values in changed:
+            if cur.postgres and _bulk_typed(spec, values):
+                # binary parameters: text arrays need no quoting (psycopg quotes text ones with regexes)
+                cur.raw.execute(spec.bulk_upsert_statement().replace("?", "%b"), [list(column) for column in zip(*values)])
+            else:
+                cur.executemany(spec.upsert_statement(), values)
 
     def size(self) -> int:
         return sum(len(rows) for rows in self._rows.values())
 
     def trim(self, max_rows: int) -> None:
-        """Keep memory bounded: past ``max_rows``, forget the oldest half (they stay in the database)."""
+        """Keep memory bounded: past ``max_rows``, let go of the oldest half (they stay in the database)."""
         if self.size() <= max_rows:
             return
-        for rows in self._rows.values():
+        for name, rows in self._rows.items():
+            let_go = self._let_go[name]
             for key in list(rows)[:len(rows) // 2 + 1]:
-                del rows[key]
-        self.complete = False
-        for forgotten in self._forgotten.values():
-            forgotten.clear()
+                if rows.pop(key) is not None:
+                    let_go.add(hash(key))
 
 
 _MISSING = object()
-
-
-def _uuid(text: str) -> UUID:
-    """``UUID(text)`` for the 32 hex digits SQLite stores, without its parsing steps (a rebuild
-    makes one per event)."""
-    if len(text) != 32 or not text.isalnum():
-        return UUID(text)
-    made = object.__new__(UUID)
-    object.__setattr__(made, "int", int(text, 16))
-    object.__setattr__(made, "is_safe", SafeUUID.unknown)
-    return made
 
 
 def _key_function(columns: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
@@ -318,6 +383,13 @@ def _bulk_typed(spec: Table, values: list[list[Any]]) -> bool:
     return all(v is None or (type(v) is kind) for row in values for v, kind in zip(row, kinds))
 
 
-def _sortable(key: tuple[Any, ...]) -> tuple[Any, ...]:
+def _in_key_order(keys: set[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     # Writing rows in key order keeps PostgreSQL lock order stable across concurrent batches.
+    try:
+        return sorted(keys)  # any fixed order does; this one needs no tuple per key
+    except TypeError:  # None or mixed types in keys
+        return sorted(keys, key=_sortable)
+
+
+def _sortable(key: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple((v is None, "" if v is None else str(v)) for v in key)

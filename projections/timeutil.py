@@ -49,10 +49,31 @@ def occurred(event: Any) -> datetime:
     return parse(event.meta["occurred_at"])
 
 
+def occurred_stamp(event: Any) -> str:
+    """``stamp(occurred(event))`` with one cache lookup (by the event's own text)."""
+    return _stamp_text(event.meta["occurred_at"])
+
+
 @functools.lru_cache(maxsize=1 << 16)
 def local_day(moment: datetime, tz: ZoneInfo) -> str:
     """The business day (in the policy's time zone) a moment falls on, as ``YYYY-MM-DD``."""
     return moment.astimezone(tz).date().isoformat()
+
+
+class CachedCalendar:
+    """A business calendar whose answers are remembered (per process: the calendar does not change
+    while it runs). Working-day deadlines ask about the same few days for every case, and asking
+    the holiday calendar costs tens of microseconds each time."""
+
+    def __init__(self, calendar: Any):
+        self.calendar = calendar
+        self._working: dict[date, bool] = {}
+
+    def is_working_day(self, day: date) -> bool:
+        known = self._working.get(day)
+        if known is None:
+            known = self._working[day] = bool(self.calendar.is_working_day(day))
+        return known
 
 
 def day_text(value: date | str) -> str:
