@@ -82,8 +82,9 @@ class PageSource:
             spec = {"pg": False, "path": datastore.pool.db_name}
         spec["tables"] = log.tables
         source = cls(spec, lambda sql, params: _pooled_fetch(log, sql, params), page)
-        # A connection of our own returns plain tuples (the pool's rows are dicts / sqlite3.Row).
-        return cls(spec, page=page) if source.shareable else source
+        # PostgreSQL: the ledger's pool (opening a connection costs more than reading a small log);
+        # SQLite: a read-only connection of our own, unless the database lives in this process only.
+        return cls(spec, page=page) if source.shareable and not log.pg else source
 
     @property
     def shareable(self) -> bool:
