@@ -97,8 +97,8 @@ class LogScan:
         """Pages in order, read ``READ_AHEAD`` pages ahead by threads: the database produces and
         sends the next pages (and the C extension, which lets go of the GIL, hashes them) while
         this thread joins the current one."""
-        # A log of a page or two is read here: opening the threads' connections would cost more.
-        threads = READ_AHEAD if self.log.size() > 2 * self.page else 0
+        # A log of one page is read here: starting the threads would cost more.
+        threads = READ_AHEAD if self.log.size() > self.page else 0
         with PageReader(self.source, [c.size for c in replay.pending], threads) as pages:
             while not replay.finished:
                 first = replay.size
@@ -150,8 +150,9 @@ class LogScan:
 
 
 class PageReader:
-    """Pages of the log read ahead of their use by a few threads, each with its own connection
-    (pages are independent of each other: ``PageSource.summarise_next``)."""
+    """Pages of the log read ahead of their use by a few threads (pages are independent of each
+    other: ``PageSource.summarise_next``), each query on a connection of the ledger's pool
+    (PostgreSQL) or of the thread's own (SQLite)."""
 
     def __init__(self, source: PageSource, checkpoint_sizes: list[int], threads: int):
         self.source = source
@@ -184,6 +185,8 @@ class PageReader:
         return self.pending.pop(first).result()
 
     def _read(self, first: int) -> PageRead:
+        if self.source.pg:  # the ledger's pool hands each query a connection of its own
+            return self.source.summarise_next(first, self.sizes)
         source = getattr(self.local, "source", None)
         if source is None:
             source = self.local.source = PageSource(self.source.spec, page=self.source.page)
