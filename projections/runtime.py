@@ -38,7 +38,6 @@ poll interval); on SQLite we poll.
 
 from __future__ import annotations
 
-import functools
 import gc
 import hashlib
 import json
@@ -50,7 +49,6 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from projections.decode import EventDecoder
 from projections.store import TRACKING_TABLE, Cursor, RowCache, Table, ViewDatabase
-from projections.timeutil import CachedCalendar
 
 #: Rows a projection keeps in memory between batches (per projection; beyond it, the oldest half go).
 CACHED_ROWS = 100_000
@@ -87,10 +85,10 @@ class Projection:
         self.ledger = ledger
         self._handlers: dict[type, Callable[..., None] | None] = {}
 
-    @functools.cached_property
-    def calendar(self) -> CachedCalendar:
-        """The ledger's business calendar, for deadlines (answers cached)."""
-        return CachedCalendar(self.ledger.calendar)
+    @property
+    def calendar(self) -> Any:
+        """The ledger's business calendar, for deadlines (it remembers its answers)."""
+        return self.ledger.calendar
 
     def resolve(self, cls: type) -> Callable[..., None] | None:
         """The handler of events of class ``cls`` (called once per class), None to ignore them."""

@@ -60,21 +60,5 @@ def local_day(moment: datetime, tz: ZoneInfo) -> str:
     return moment.astimezone(tz).date().isoformat()
 
 
-class CachedCalendar:
-    """A business calendar whose answers are remembered (per process: the calendar does not change
-    while it runs). Working-day deadlines ask about the same few days for every case, and asking
-    the holiday calendar costs tens of microseconds each time."""
-
-    def __init__(self, calendar: Any):
-        self.calendar = calendar
-        self._working: dict[date, bool] = {}
-
-    def is_working_day(self, day: date) -> bool:
-        known = self._working.get(day)
-        if known is None:
-            known = self._working[day] = bool(self.calendar.is_working_day(day))
-        return known
-
-
 def day_text(value: date | str) -> str:
     return value.isoformat() if isinstance(value, date) else date.fromisoformat(value).isoformat()
