@@ -108,19 +108,21 @@ def _drive_ticket(ledger: CaseLedger, ticket_id: uuid.UUID, rng: random.Random, 
 
 def _ticket_steps(handler: str, complexity: str, rng: random.Random) -> Iterator[tuple]:
     lead = rng.choice(LEADS)
-    yield "classify", lead, "team_lead", {"priority": rng.choice(["urgent", "important", "normal", "normal"]),
-                                          "complexity": complexity, "high_risk": rng.random() < 0.05}, None
+    priority, high_risk = rng.choice(["urgent", "important", "normal", "normal"]), rng.random() < 0.05
+    # Complex, major and high-risk tickets wait for a second reviewer after each resolution.
+    reviewed = complexity != "general" or high_risk
+    yield "classify", lead, "team_lead", {"priority": priority, "complexity": complexity, "high_risk": high_risk}, None
     yield "respond_first", handler, "agent", {"message": "您好，已收到您的问题"}, None
     yield "assign", lead, "team_lead", {"handler": handler, "team": "hotline"}, None
     yield "start_work", handler, "agent", {}, None
     yield "resolve", handler, "agent", {"resolution": "已处理"}, None
-    if complexity != "general":
+    if reviewed:
         yield "review", lead, "team_lead", {"approved": True}, None
     yield "feed_back_result", handler, "agent", {"channel": "sms"}, None
     if rng.random() < 0.15:  # the customer rejects once: rework
         yield "record_acceptance", handler, "agent", {"accepted": False, "comment": "问题仍未解决"}, None
         yield "resolve", handler, "agent", {"resolution": "二次处理"}, None
-        if complexity != "general":
+        if reviewed:
             yield "review", lead, "team_lead", {"approved": True}, None
         yield "feed_back_result", handler, "agent", {"channel": "phone"}, None
     yield "record_acceptance", handler, "agent", {"accepted": True}, None
