@@ -48,7 +48,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from projections.decode import EventDecoder
-from projections.store import TRACKING_TABLE, Cursor, RowCache, Table, ViewDatabase
+from projections.rowcache import RowCache
+from projections.store import TRACKING_TABLE, Cursor, Table, ViewDatabase
 
 #: Rows a projection keeps in memory between batches (per projection; beyond it, the oldest half go).
 CACHED_ROWS = 100_000

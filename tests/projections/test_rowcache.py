@@ -1,0 +1,66 @@
+"""RowCache: which rows a batch inserts as new and which it upserts, and that both land (both backends)."""
+
+from __future__ import annotations
+
+import pytest
+
+from projections.rowcache import RowCache
+from projections.store import Table, ViewDatabase
+
+TABLE = Table("rm_test_rows", columns=(("k", "TEXT"), ("n", "BIGINT")), key=("k",))
+
+
+@pytest.fixture
+def db(ledger):
+    db = ViewDatabase.for_ledger(ledger)
+    db.create_tables([TABLE])
+    yield db
+    db.close()
+
+
+def commit(db: ViewDatabase, cache: RowCache) -> list[tuple[list, list]]:
+    changed = cache.changes()
+    with db.transaction() as cur:
+        cache.write(cur, changed)
+    return [(list(inserted), list(upserted)) for _, inserted, upserted in changed]
+
+
+def stored(db: ViewDatabase) -> dict[str, int]:
+    with db.reading() as cur:
+        return dict(cur.execute(f"SELECT k, n FROM {TABLE.name}").fetchall())
+
+
+def test_a_rebuild_inserts_what_it_never_held_and_upserts_what_it_let_go(db):
+    cache = RowCache(None, [TABLE], complete=True)
+    for k in ("a", "b"):
+        assert cache.get(TABLE.name, k) is None
+        cache.put(TABLE.name, {"k": k, "n": 1})
+    assert commit(db, cache) == [([("a", 1), ("b", 1)], [])]
+    cache.trim(0)  # lets go of every row: they are in the database now
+    with db.reading() as cur:
+        cache.cur = cur
+        a = cache.get(TABLE.name, "a")  # read back, since the cache let go of it
+    a["n"] = 2
+    cache.put(TABLE.name, a)
+    cache.put(TABLE.name, {"k": "b", "n": 3})  # let go of, not read back: may exist
+    cache.put(TABLE.name, {"k": "c", "n": 1})
+    assert commit(db, cache) == [([("c", 1)], [("a", 2), ("b", 3)])]
+    assert stored(db) == {"a": 2, "b": 3, "c": 1}
+
+
+def test_an_incremental_batch_inserts_only_rows_it_looked_for_and_did_not_find(db):
+    with db.transaction() as cur:
+        cur.execute(f"INSERT INTO {TABLE.name} (k, n) VALUES ('old', 1)")
+    cache = RowCache(None, [TABLE], complete=False)
+    with db.reading() as cur:
+        cache.cur = cur
+        old = cache.get(TABLE.name, "old")
+        assert cache.get(TABLE.name, "new") is None
+    old["n"] += 1
+    cache.put(TABLE.name, old)
+    cache.put(TABLE.name, {"k": "new", "n": 1})
+    cache.put(TABLE.name, {"k": "unknown", "n": 1})  # never looked for: upserted
+    assert commit(db, cache) == [([("new", 1)], [("old", 2), ("unknown", 1)])]
+    cache.put(TABLE.name, {"k": "new", "n": 5})  # written by the last batch: now it exists
+    assert commit(db, cache) == [([], [("new", 5)])]
+    assert stored(db) == {"old": 2, "new": 5, "unknown": 1}
