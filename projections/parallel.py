@@ -91,6 +91,7 @@ def _work(parent: ProjectionRunner, names: list[str], head: int, sender: Connect
     db = ViewDatabase(parent.db.env)
     worker = ProjectionRunner(parent.ledger, [p for p in parent.projections if p.name in names], db,
                               batch_size=parent.batch_size)
+    worker.building = parent.building
     message: tuple[Any, ...] = ("done",)
     try:
         worker.catch_up(lambda count: sender.send(("progress", count)), head=head)

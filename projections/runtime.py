@@ -162,6 +162,9 @@ class ProjectionRunner:
         self.db = db or ViewDatabase.for_ledger(ledger)
         self.batch_size = batch_size
         self._ready = False
+        #: While rebuilding: tables get their secondary indexes only once they are full (one sorted
+        #: build instead of an index update per row; a runner that finds them missing creates them).
+        self.building = False
         self.decoder = EventDecoder(ledger)
         self._caches: dict[str, RowCache] = {}  # per projection: rows as of the position it committed
 
@@ -169,7 +172,7 @@ class ProjectionRunner:
     def ensure_tables(self) -> None:
         if self._ready:
             return
-        self.db.create_tables([t for p in self.projections for t in p.tables])
+        self.db.create_tables([t for p in self.projections for t in p.tables], indexes=not self.building)
         with self.db.transaction() as cur:
             for p in self.projections:
                 # ON CONFLICT: another process (the API, a second runner) may register it at the same time.
@@ -298,16 +301,21 @@ class ProjectionRunner:
             self.db.drop_tables(cur, [t for p in chosen for t in p.tables])
             for p in chosen:
                 cur.execute(f"DELETE FROM {TRACKING_TABLE} WHERE name = ?", (p.name,))
-        self._ready = False
-        self.ensure_tables()
-        if workers > 1 and len(chosen) > 1:
-            from projections.parallel import catch_up_in_processes
+        self._ready, self.building = False, True
+        try:
+            self.ensure_tables()
+            if workers > 1 and len(chosen) > 1:
+                from projections.parallel import catch_up_in_processes
 
-            head = self.ledger.recorder.max_notification_id() or 0
-            processed = catch_up_in_processes(self, [p.name for p in chosen], head, workers, progress)
-            return processed + self.catch_up(progress)  # whatever was appended meanwhile
-        with collections_paused():
-            return self.catch_up(progress)
+                head = self.ledger.recorder.max_notification_id() or 0
+                processed = catch_up_in_processes(self, [p.name for p in chosen], head, workers, progress)
+            else:
+                with collections_paused():
+                    processed = self.catch_up(progress)
+        finally:
+            self.building = False
+            self.db.create_tables([t for p in chosen for t in p.tables])  # the indexes
+        return processed + self.catch_up(progress)  # whatever was appended meanwhile
 
     def digests(self) -> dict[str, str]:
         self.ensure_tables()

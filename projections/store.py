@@ -258,12 +258,13 @@ class ViewDatabase:
             return [(position, log_id(oid), version, topic, state) for position, oid, version, topic, state in rows]
 
     # -- schema ----------------------------------------------------------------------------------
-    def create_tables(self, tables: Sequence[Table]) -> None:
+    def create_tables(self, tables: Sequence[Table], *, indexes: bool = True) -> None:
+        """Create what is missing; ``indexes=False``: the tables only (with their primary keys)."""
         with self.transaction() as cur:
             cur.execute(f"CREATE TABLE IF NOT EXISTS {TRACKING_TABLE} (name TEXT PRIMARY KEY, "
                         "position BIGINT NOT NULL, version BIGINT NOT NULL)")
             for table in tables:
-                for statement in table.create_statements():
+                for statement in table.create_statements()[:None if indexes else 1]:
                     cur.execute(statement)
 
     def drop_tables(self, cur: Cursor, tables: Sequence[Table]) -> None:

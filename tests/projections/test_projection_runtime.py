@@ -36,6 +36,23 @@ def test_incremental_processing_and_rebuild_from_zero_give_the_same_digests(ledg
     rebuilt.close()
 
 
+def index_names(runner) -> set[str]:
+    sql = ("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()" if runner.db.postgres else
+           "SELECT name FROM sqlite_master WHERE type = 'index'")
+    with runner.db.reading() as cur:
+        return {name for (name,) in cur.execute(sql).fetchall() if name.startswith("ix_")}
+
+
+def test_a_rebuild_adds_secondary_indexes_once_the_tables_are_full(ledger, scenario, runner):
+    declared = {f"ix_{t.name}_{'_'.join(index)}" for p in runner.projections for t in p.tables for index in t.indexes}
+    runner.catch_up()
+    assert index_names(runner) >= declared
+    seen_while_building = []
+    runner.rebuild(progress=lambda count: seen_while_building.append(index_names(runner) & declared))
+    assert seen_while_building and seen_while_building[0] == set()
+    assert index_names(runner) >= declared
+
+
 def test_digest_changes_when_content_changes(ledger, at, scenario, runner):
     runner.catch_up()
     before = runner.digests()
