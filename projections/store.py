@@ -67,6 +67,11 @@ class Table:
         return operator.itemgetter(*self.column_names)
 
     @functools.cached_property
+    def bulk_types(self) -> tuple[frozenset[type], ...]:
+        """Per column, the Python types a bulk write sends as they are (TEXT: str, BIGINT: int, NULL)."""
+        return tuple(frozenset({str if kind.upper() == "TEXT" else int, type(None)}) for _, kind in self.columns)
+
+    @functools.cached_property
     def encoders(self) -> tuple[tuple[int, Callable[[Any], str]], ...]:
         """(column index, encode) of the codec columns."""
         return tuple((self.column_names.index(name), codec.encode) for name, codec in self.codecs)
