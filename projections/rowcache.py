@@ -32,70 +32,80 @@ from projections.store import Cursor, Table
 Changes = tuple[Table, list[Sequence[Any]], list[Sequence[Any]]]
 
 
+class _TableRows:
+    """One table's part of a cache (one lookup by table name per call, then attribute reads)."""
+
+    __slots__ = ("spec", "rows", "dirty", "new", "borrowed", "let_go", "key_of")
+
+    def __init__(self, spec: Table):
+        self.spec = spec
+        self.rows: dict[tuple[Any, ...], dict[str, Any] | None] = {}
+        self.dirty: set[tuple[Any, ...]] = set()
+        self.new: set[tuple[Any, ...]] = set()  # put, and not in the database
+        self.borrowed: set[tuple[Any, ...]] = set()  # got (maybe changed in place), put or not
+        self.let_go: set[int] = set()  # hashes of keys of rows no longer held, while complete
+        self.key_of = _key_function(spec.key)
+
+
 class RowCache:
     def __init__(self, cur: Cursor | None, tables: Sequence[Table], *, complete: bool = False):
         self.cur = cur
         self.tables = {t.name: t for t in tables}
         self.complete = complete
         self.position: int | None = None  # tracking position the cached rows belong to
-        self._rows: dict[str, dict[tuple[Any, ...], dict[str, Any] | None]] = {t.name: {} for t in tables}
-        self._dirty: dict[str, set[tuple[Any, ...]]] = {t.name: set() for t in tables}
-        self._new: dict[str, set[tuple[Any, ...]]] = {t.name: set() for t in tables}  # not in the database
-        self._borrowed: dict[str, set[tuple[Any, ...]]] = {t.name: set() for t in tables}
-        self._let_go: dict[str, set[int]] = {t.name: set() for t in tables}  # key hashes, while complete
-        self._key_of = {t.name: _key_function(t.key) for t in tables}
+        self._by_name = {t.name: _TableRows(t) for t in tables}
 
     def peek(self, table: str, *key: Any) -> dict[str, Any] | None:
         """The row, for reading only: a caller that changes it must :meth:`put` it."""
-        row = self._rows[table].get(key, _MISSING)
-        return self._missing(table, key) if row is _MISSING else row
+        part = self._by_name[table]
+        row = part.rows.get(key, _MISSING)
+        return self._missing(part, key) if row is _MISSING else row
 
     def get(self, table: str, *key: Any) -> dict[str, Any] | None:
-        row = self._rows[table].get(key, _MISSING)
+        part = self._by_name[table]
+        row = part.rows.get(key, _MISSING)
         if row is _MISSING:
-            row = self._missing(table, key)
+            row = self._missing(part, key)
         if row is not None:
-            self._borrowed[table].add(key)
+            part.borrowed.add(key)
         return row
 
-    def _missing(self, table: str, key: tuple[Any, ...]) -> dict[str, Any] | None:
+    def _missing(self, part: _TableRows, key: tuple[Any, ...]) -> dict[str, Any] | None:
         """A row the cache does not hold: new, or read from the database."""
-        if self.complete and hash(key) not in self._let_go[table]:
+        if self.complete and hash(key) not in part.let_go:
             return None
-        spec = self.tables[table]
-        found = self.cur.execute(spec.select_by_key_statement(), key).fetchone()
-        self._rows[table][key] = row = None if found is None else spec.row_from(found)
+        found = self.cur.execute(part.spec.select_by_key_statement(), key).fetchone()
+        part.rows[key] = row = None if found is None else part.spec.row_from(found)
         return row
 
     def put(self, table: str, row: dict[str, Any]) -> None:
-        key = self._key_of[table](row)
-        rows = self._rows[table]
-        before = rows.get(key, _MISSING)
+        part = self._by_name[table]
+        key = part.key_of(row)
+        before = part.rows.get(key, _MISSING)
         # New to the database: looked for and not found, or never there in a complete cache.
-        if before is None or (before is _MISSING and self.complete and hash(key) not in self._let_go[table]):
-            self._new[table].add(key)
-        rows[key] = row
-        self._dirty[table].add(key)
+        if before is None or (before is _MISSING and self.complete and hash(key) not in part.let_go):
+            part.new.add(key)
+        part.rows[key] = row
+        part.dirty.add(key)
 
     def changes(self) -> list[Changes]:
         """The rows put since the last call, per table, encoded and in key order, ready for
         :meth:`write` (made before the write transaction, so that it is held only to write); rows
         got but not put are forgotten here (they may have been changed in place)."""
         changed = []
-        for name, keys in self._dirty.items():
-            cached, new = self._rows[name], self._new[name]
-            for key in self._borrowed[name] - keys:
+        for part in self._by_name.values():
+            keys, cached, new = part.dirty, part.rows, part.new
+            for key in part.borrowed - keys:
                 del cached[key]
                 if self.complete:
-                    self._let_go[name].add(hash(key))
-            self._borrowed[name].clear()
+                    part.let_go.add(hash(key))
+            part.borrowed.clear()
             if keys:
-                spec = self.tables[name]
                 ordered = _in_key_order(keys)
                 inserted = [k for k in ordered if k in new] if new else []
                 upserted = [k for k in ordered if k not in new] if new else ordered
-                changed.append((spec, spec.values_of([cached[k] for k in inserted]),
-                                spec.values_of([cached[k] for k in upserted])))
+                changed.append((part.spec, part.spec.values_of([cached[k] for k in inserted]),
+                                part.spec.values_of([cached[k] for k in upserted])))
                 keys.clear()
                 new.clear()
         return changed
@@ -120,17 +130,17 @@ class RowCache:
                 cur.executemany(spec.upsert_statement(), upserted)
 
     def size(self) -> int:
-        return sum(len(rows) for rows in self._rows.values())
+        return sum(len(part.rows) for part in self._by_name.values())
 
     def trim(self, max_rows: int) -> None:
         """Keep memory bounded: past ``max_rows``, let go of the oldest half (they stay in the database)."""
         if self.size() <= max_rows:
             return
-        for name, rows in self._rows.items():
-            let_go = self._let_go[name]
+        for part in self._by_name.values():
+            rows = part.rows
             for key in list(rows)[:len(rows) // 2 + 1]:
                 if rows.pop(key) is not None:
-                    let_go.add(hash(key))
+                    part.let_go.add(hash(key))
 
 
 _MISSING = object()
