@@ -190,6 +190,10 @@ class ViewDatabase:
                 connect_timeout=int(float(self.env.get("POSTGRES_CONNECT_TIMEOUT") or 10)), autocommit=True)
             # Unqualified table names resolve to the ledger's schema, next to its events.
             conn.execute("SELECT set_config('search_path', %s, false)", (f'"{self.schema}"',))
+            # As on SQLite below: a read-model batch a crash takes back takes its tracking position
+            # with it and is redone, so its commit need not wait for the WAL flush. Our session only;
+            # the ledger's own commits stay synchronous.
+            conn.execute("SET synchronous_commit = off")
             return conn
         conn = sqlite3.connect(self.env["SQLITE_DBNAME"], isolation_level=None, check_same_thread=False,
                                timeout=float(self.env.get("SQLITE_LOCK_TIMEOUT") or 10))
