@@ -1,6 +1,7 @@
 """Rebuild speed of the read models vs. the raw speed of reading + decoding the same notifications.
 
     python -m bench.rebuild [--quick] [--events N[,N…]] [--backend postgres|sqlite|both] [--rounds R] [--workers W]
+                            [--per-model]
 
 Default: 100,000 and 1,000,000 events on PostgreSQL (``--quick``: 10,000, both backends).
 PostgreSQL is ``CASELEDGER_TEST_PG_DSN`` when set, else a throwaway cluster. Events are made by
@@ -16,7 +17,9 @@ at a time. Every figure is from one process, the baselines measured right before
 - rebuild of the four original read models (ticket list, complaint list, KPI counters, event
   counts) and of every read model in ``projections.catalog``, in this process and split over
   ``--workers`` processes (``projections.parallel``; default: one per core), whose digests must
-  equal the single process's.
+  equal the single process's;
+- with ``--per-model``: each read model rebuilt alone (reading and decoding included), to show
+  where the time goes.
 
 The 1-minute load average after each round is printed with each row: the machine's other work
 takes cores from the parallel rebuild first.
@@ -109,7 +112,8 @@ def seconds(fn) -> float:
     return time.perf_counter() - started
 
 
-def measure(backend: str, dsn: str | None, events: int, rounds: int, workers: int) -> list[list[object]]:
+def measure(backend: str, dsn: str | None, events: int, rounds: int, workers: int,
+            per_model: bool = False) -> list[list[object]]:
     url = fresh_database_url(backend, dsn)
     ledger = build({"CASELEDGER_DATABASE_URL": url, "CASELEDGER_HOME": f"/tmp/caseledger-bench-{uuid.uuid4().hex[:8]}"})
     started = time.perf_counter()
@@ -134,6 +138,14 @@ def measure(backend: str, dsn: str | None, events: int, rounds: int, workers: in
             loads[name].append(os.getloadavg()[0])
             if runner is every and name not in digests:
                 digests[name] = runner.digests()
+    if per_model:
+        for cls in PROJECTIONS:
+            alone = ProjectionRunner(ledger, [cls(ledger)], batch_size=BATCH)
+            name = f"{cls.name} alone"
+            variants[name], times[name], loads[name] = (alone, 1), [], []
+            for _ in range(rounds):
+                times[name].append(seconds(lambda: alone.rebuild()))
+                loads[name].append(os.getloadavg()[0])
     if len({json.dumps(d, sort_keys=True) for d in digests.values()}) > 1:
         raise AssertionError(f"rebuilds in one and in {workers} processes differ: {digests}")
     baseline = statistics.median(times["eventsourcing"])
@@ -148,10 +160,11 @@ def measure(backend: str, dsn: str | None, events: int, rounds: int, workers: in
         spread = f" ({min(baseline / t for t in times[name]):.2f}–{max(baseline / t for t in times[name]):.2f})" \
             if rounds > 1 else ""
         rows.append([backend, f"{total:,}", f"rebuild {name}", f"{spent:.2f}", f"{rate:,.0f}", f"{ratio:.2f}×{spread}",
-                     _range(loads[name]), ("met" if rate >= 50_000 and ratio >= 0.5 else
+                     _range(loads[name]), ("" if name.endswith(" alone") else
+                                           "met" if rate >= 50_000 and ratio >= 0.5 else
                                            "ratio met" if ratio >= 0.5 else "missed")])
-    original.close()
-    every.close()
+    for runner, _ in variants.values():
+        runner.close()
     ledger.close()
     if backend == "postgres":
         schema = url.rsplit("schema=", 1)[1]
@@ -172,6 +185,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="processes for the parallel rebuild of all read models (default: the cores; 1: none)")
+    parser.add_argument("--per-model", action="store_true",
+                        help="also rebuild each read model alone (where the time goes)")
     args = parser.parse_args()
     counts = [int(n) for n in args.events.split(",")] if args.events else (
         [10_000] if args.quick else [100_000, 1_000_000])
@@ -183,7 +198,7 @@ def main() -> None:
         for events in counts:
             rounds = args.rounds or (3 if events <= 100_000 else 1)
             for name in backends:
-                rows += measure(name, dsn, events, rounds, args.workers)
+                rows += measure(name, dsn, events, rounds, args.workers, args.per_model)
     print_table("Full rebuild vs reading + decoding the same notifications (median of rounds; ratio = baseline "
                 "time / time; load = 1-minute load average after each round)",
                 ["backend", "events", "what", "seconds", "events/s", "ratio (range)", "load", "≥ 50k/s and ≥ 0.5×"],
