@@ -11,7 +11,8 @@ from projections.jsontext import json_writer
 
 OPTIONS = [dict(sort_keys=True, ensure_ascii=False, separators=(",", ":")), dict(sort_keys=True),
            dict(separators=(",", ":")), dict()]
-TEXTS = ["a", "é", "中文", "\x00", "\n", '"', "\\", "\u2028", "\x7f", "\ud800", "", "key", "Z" * 40]
+TEXTS = ["a", "é", "中文", "\x00", "\n", '"', "\\", "\u2028", "\x7f", "\ud800", "", "key", "Z" * 40,
+         "\x1f", "\t", "\x08", "\x0c", "\r", "\x85", "\ufeff", "😀", "\udfff", "/"]
 
 
 def _value(rng: random.Random, depth: int = 0) -> object:
@@ -47,6 +48,6 @@ def _outcome(write, value):
 def test_the_text_is_json_dumps_text(options):
     rng = random.Random(4)
     write = json_writer(**options)
-    for _ in range(5000):
+    for _ in range(20000):
         value = {_key(rng): _value(rng) for _ in range(rng.randint(0, 6))} if rng.random() < 0.9 else _value(rng)
         assert _outcome(write, value) == _outcome(lambda v: json.dumps(v, **options), value), value
