@@ -5,7 +5,7 @@ commands prevent today but data imported, or written under an older policy, may 
 (defence in depth). Rules name a policy entry ``audit.<rule>`` that holds the clause and any
 number the rule needs (grace times); code holds neither.
 
-- :class:`CaseAudit` folds one case's events into the few facts the rules need (ids and facts,
+- :class:`CaseAudit` folds a case's events into the few facts the rules need (ids and facts,
   never personal data) and reports :class:`Suspicion` s (a rule may be broken from ``due_at`` on)
   and :class:`Clearance` s (a pending suspicion turned out fine, e.g. the contact was registered
   within its grace time). :func:`standalone_suspicions` covers events that need no case state.
@@ -19,8 +19,9 @@ import functools
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import Any, Mapping
-from uuid import UUID, SafeUUID
+from uuid import UUID
 
 from eventsourcing.domain import event
 
@@ -63,27 +64,22 @@ RULES: dict[str, Rule] = {r.key: r for r in (
 
 
 def finding_id(rule: str, subject_kind: str, subject_id: str, discriminator: str = "") -> UUID:
-    return _finding_id(rule, subject_kind, subject_id, discriminator)
+    return UUID(finding_key(rule, subject_kind, subject_id, discriminator))
 
 
 @functools.lru_cache(maxsize=1 << 14)
-def _finding_id(rule: str, subject_kind: str, subject_id: str, discriminator: str) -> UUID:
-    # Cached: a suspicion's clearance (the case's next events) asks for the same id again.
-    return _uuid5(_NAMESPACE_BYTES, f"finding:{rule}:{subject_kind}:{subject_id}:{discriminator}")
+def finding_key(rule: str, subject_kind: str, subject_id: str, discriminator: str) -> str:
+    """:func:`finding_id` as text (what read models key by): ``uuid5(FINDING_NAMESPACE, …)``, spelled
+    from the SHA-1 digits directly — version 5 in the 13th digit, the RFC 4122 variant in the top bits
+    of the 17th — as ``UUID()`` costs more than the hash. Cached: a suspicion's clearance (the case's
+    next events) asks for the same id again."""
+    digits = hashlib.sha1(_NAMESPACE_BYTES + f"finding:{rule}:{subject_kind}:{subject_id}:{discriminator}".encode()
+                          ).hexdigest()
+    return f"{digits[:8]}-{digits[8:12]}-5{digits[13:16]}-{_VARIANT[digits[16]]}{digits[17:20]}-{digits[20:32]}"
 
 
 _NAMESPACE_BYTES = FINDING_NAMESPACE.bytes
-_UUID5_CLEAR, _UUID5_SET = ~((0xC000 << 48) | (0xF000 << 64)), (0x8000 << 48) | (5 << 76)
-
-
-def _uuid5(namespace: bytes, name: str) -> UUID:
-    """``uuid.uuid5`` (SHA-1 of namespace and name, version 5, RFC 4122 variant) without the
-    argument handling of ``UUID()``, which costs more than the hash (audits make two per contact)."""
-    made = object.__new__(UUID)
-    digest = int.from_bytes(hashlib.sha1(namespace + name.encode()).digest()[:16], "big")
-    object.__setattr__(made, "int", (digest & _UUID5_CLEAR) | _UUID5_SET)
-    object.__setattr__(made, "is_safe", SafeUUID.unknown)
-    return made
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 
 @dataclass(frozen=True)
@@ -102,10 +98,16 @@ class Suspicion:
     def finding_id(self) -> UUID:
         return finding_id(self.rule, self.subject_kind, self.subject_id, self.discriminator)
 
+    @property
+    def finding_key(self) -> str:
+        return finding_key(self.rule, self.subject_kind, self.subject_id, self.discriminator)
+
 
 @dataclass(frozen=True)
 class Clearance:
-    finding_id: UUID
+    """The pending suspicion with this finding id (as text, :func:`finding_key`) turned out fine."""
+
+    finding_key: str
 
 
 def _at(e: Any) -> datetime:
@@ -117,123 +119,169 @@ def _grace(policy: Policy, rule: str) -> timedelta:
     return timedelta(minutes=float(entry["grace_minutes"]))
 
 
+_NO_FACTS: Mapping[str, Any] = MappingProxyType({})
+
+
 class CaseAudit:
-    """The audit facts of one case (interaction, ticket or complaint), folded from its events."""
+    """The audit rules of one kind of case (interaction, ticket or complaint) under one policy: they
+    fold each event of a case into the few facts the rules need and report what it suspects or clears.
+
+    One per kind and policy, not per case or event (a read model folds every contact, three events
+    each): the policy entries the rules read (grace times, the second-review rule) are looked up
+    once, as a loaded policy never changes; a case's facts are a plain dict — what the read model
+    stores — that :meth:`apply` changes in place.
+    """
 
     KINDS = {"Interaction": "interaction", "Ticket": "ticket", "Complaint": "complaint"}
 
-    def __init__(self, kind: str, case_id: str, policy_ref: str, facts: dict[str, Any] | None = None):
-        self.kind, self.case_id, self.policy_ref = kind, case_id, policy_ref
-        self.facts = dict(facts or {})
+    def __init__(self, kind: str, policy_ref: str, policy: Policy):
+        self.kind, self.policy_ref, self.policy = kind, policy_ref, policy
 
-    def apply(self, e: Any, policy: Policy, *, related: Mapping[str, Any] | None = None) -> list[Suspicion | Clearance]:
-        """Fold one event; ``related``: the facts of the interaction a ticket was opened from."""
-        handler = getattr(self, "_" + type(e).__qualname__.replace(".", "_"), None)
-        return handler(e, policy, related or {}) if handler else []
+    @staticmethod
+    def folds(event_name: str) -> bool:
+        """Whether a rule looks at events of this class (its qualname, e.g. ``Ticket.Closed``)."""
+        return event_name in _FOLDS
 
-    def _suspect(self, rule: str, at: datetime, discriminator: str = "", **facts: Any) -> Suspicion:
-        return Suspicion(rule, self.kind, self.case_id, self.policy_ref, at, facts, discriminator)
+    def apply(self, case_id: str, facts: dict[str, Any], e: Any,
+              related: Mapping[str, Any] = _NO_FACTS) -> list[Suspicion | Clearance]:
+        """Fold one event of case ``case_id`` into its ``facts``; ``related``: the facts of the
+        interaction a ticket was opened from."""
+        fold = _FOLDS.get(type(e).__qualname__)
+        return fold(self, case_id, facts, e, related) if fold else []
 
-    def _clear(self, rule: str) -> Clearance:
-        return Clearance(finding_id(rule, self.kind, self.case_id))
+    @functools.cached_property
+    def _register_grace(self) -> timedelta:
+        return _grace(self.policy, "contact_not_registered")
+
+    @functools.cached_property
+    def _route_grace(self) -> timedelta:
+        return _grace(self.policy, "contact_not_routed")
+
+    @functools.cached_property
+    def _second_review(self) -> Mapping[str, Any]:
+        return self.policy.rule("second_review")
+
+    def _suspect(self, case_id: str, rule: str, at: datetime, discriminator: str = "", **facts: Any) -> Suspicion:
+        return Suspicion(rule, self.kind, case_id, self.policy_ref, at, facts, discriminator)
+
+    def _clear(self, case_id: str, rule: str) -> Clearance:
+        return Clearance(finding_key(rule, self.kind, case_id, ""))
 
     # -- interactions: registered and routed within the grace time; first-contact agent kept ----
-    def _Interaction_Received(self, e: Any, policy: Policy, related: Mapping[str, Any]) -> list:
+    def _Interaction_Received(self, case_id: str, facts: dict, e: Any, related: Mapping[str, Any]) -> list:
         at = _at(e)
-        register_due, route_due = at + _grace(policy, "contact_not_registered"), at + _grace(policy, "contact_not_routed")
-        self.facts = {"agent": None, "register_due": register_due.isoformat(), "route_due": route_due.isoformat()}
+        register_due, route_due = at + self._register_grace, at + self._route_grace
+        register_text = register_due.isoformat()
+        # The two graces are usually the same: one moment, spelled once.
+        route_text = register_text if route_due == register_due else route_due.isoformat()
+        _start(facts, {"agent": None, "register_due": register_text, "route_due": route_text})
         received_at = at.isoformat()
-        return [self._suspect("contact_not_registered", register_due, received_at=received_at),
-                self._suspect("contact_not_routed", route_due, received_at=received_at)]
+        return [self._suspect(case_id, "contact_not_registered", register_due, received_at=received_at),
+                self._suspect(case_id, "contact_not_routed", route_due, received_at=received_at)]
 
-    def _Interaction_Registered(self, e: Any, policy: Policy, related: Mapping[str, Any]) -> list:
+    def _Interaction_Registered(self, case_id: str, facts: dict, e: Any, related: Mapping[str, Any]) -> list:
         out: list[Suspicion | Clearance] = []
-        at, first = _at(e), self.facts.get("agent")
+        at, first = _at(e), facts.get("agent")
         if first is not None and first != e.agent_id:
-            out.append(self._suspect("first_contact_owner_changed", at, f"v{e.originator_version}",
+            out.append(self._suspect(case_id, "first_contact_owner_changed", at, f"v{e.originator_version}",
                                      first_contact_agent=first, registered_again_by=e.agent_id))
         else:
-            self.facts["agent"] = e.agent_id
-        if at <= datetime.fromisoformat(self.facts["register_due"]):
-            out.append(self._clear("contact_not_registered"))
+            facts["agent"] = e.agent_id
+        if at <= datetime.fromisoformat(facts["register_due"]):
+            out.append(self._clear(case_id, "contact_not_registered"))
         return out
 
-    def _Interaction_Routed(self, e: Any, policy: Policy, related: Mapping[str, Any]) -> list:
-        return [self._clear("contact_not_routed")] if _at(e) <= datetime.fromisoformat(self.facts["route_due"]) else []
+    def _Interaction_Routed(self, case_id: str, facts: dict, e: Any, related: Mapping[str, Any]) -> list:
+        if _at(e) <= datetime.fromisoformat(facts["route_due"]):
+            return [self._clear(case_id, "contact_not_routed")]
+        return []
 
     # -- tickets: acceptance before closing, second review, first-contact owner ---------------------
-    def _Ticket_Received(self, e: Any, policy: Policy, related: Mapping[str, Any]) -> list:
-        self.facts = {"owner": e.first_contact_owner, "handler": None, "accepted": False, "needs_review": False,
-                      "resolved_by": None}
+    def _Ticket_Received(self, case_id: str, facts: dict, e: Any, related: Mapping[str, Any]) -> list:
+        _start(facts, {"owner": e.first_contact_owner, "handler": None, "accepted": False, "needs_review": False,
+                       "resolved_by": None})
         agent = related.get("agent")
         if e.interaction_id and agent and agent != e.first_contact_owner:
-            return [self._suspect("first_contact_owner_changed", _at(e), first_contact_owner=e.first_contact_owner,
-                                  interaction_id=e.interaction_id, first_contact_agent=agent)]
+            return [self._suspect(case_id, "first_contact_owner_changed", _at(e),
+                                  first_contact_owner=e.first_contact_owner, interaction_id=e.interaction_id,
+                                  first_contact_agent=agent)]
         return []
 
-    def _Ticket_Classified(self, e: Any, policy: Policy, related: Mapping[str, Any]) -> list:
-        review = policy.rule("second_review")
-        self.facts["needs_review"] = e.complexity in review["complexities"] or (bool(review.get("high_risk"))
-                                                                              and bool(e.high_risk))
-        self.facts["classification"] = {"complexity": e.complexity, "high_risk": bool(e.high_risk)}
+    def _Ticket_Classified(self, case_id: str, facts: dict, e: Any, related: Mapping[str, Any]) -> list:
+        review = self._second_review
+        facts["needs_review"] = e.complexity in review["complexities"] or (bool(review.get("high_risk"))
+                                                                         and bool(e.high_risk))
+        facts["classification"] = {"complexity": e.complexity, "high_risk": bool(e.high_risk)}
         return []
 
-    def _Ticket_Assigned(self, e: Any, policy: Policy, related: Mapping[str, Any]) -> list:
-        self.facts["handler"] = e.handler
+    def _Ticket_Assigned(self, case_id: str, facts: dict, e: Any, related: Mapping[str, Any]) -> list:
+        facts["handler"] = e.handler
         return []
 
-    def _Ticket_Resolved(self, e: Any, policy: Policy, related: Mapping[str, Any]) -> list:
-        self.facts["resolved_by"] = e.meta["actor_id"]
-        if not e.review_required and self.facts.get("needs_review"):
-            return [self._suspect("second_review_missing", _at(e), f"v{e.originator_version}", resolved_by=
-                                  e.meta["actor_id"], reviewed=False, **self.facts.get("classification", {}))]
+    def _Ticket_Resolved(self, case_id: str, facts: dict, e: Any, related: Mapping[str, Any]) -> list:
+        facts["resolved_by"] = e.meta["actor_id"]
+        if not e.review_required and facts.get("needs_review"):
+            return [self._suspect(case_id, "second_review_missing", _at(e), f"v{e.originator_version}",
+                                  resolved_by=e.meta["actor_id"], reviewed=False, **facts.get("classification", {}))]
         return []
 
-    def _Ticket_Reviewed(self, e: Any, policy: Policy, related: Mapping[str, Any]) -> list:
+    def _Ticket_Reviewed(self, case_id: str, facts: dict, e: Any, related: Mapping[str, Any]) -> list:
         reviewer = e.meta["actor_id"]
-        if e.approved and reviewer in {self.facts.get("resolved_by"), self.facts.get("handler")}:
-            return [self._suspect("second_review_missing", _at(e), f"v{e.originator_version}", reviewed=True,
-                                  reviewer=reviewer, resolved_by=self.facts.get("resolved_by"))]
+        if e.approved and reviewer in {facts.get("resolved_by"), facts.get("handler")}:
+            return [self._suspect(case_id, "second_review_missing", _at(e), f"v{e.originator_version}", reviewed=True,
+                                  reviewer=reviewer, resolved_by=facts.get("resolved_by"))]
         return []
 
-    def _Ticket_AcceptanceRecorded(self, e: Any, policy: Policy, related: Mapping[str, Any]) -> list:
-        self.facts["accepted"] = bool(e.accepted)
+    def _Ticket_AcceptanceRecorded(self, case_id: str, facts: dict, e: Any, related: Mapping[str, Any]) -> list:
+        facts["accepted"] = bool(e.accepted)
         return []
 
-    def _Ticket_Reopened(self, e: Any, policy: Policy, related: Mapping[str, Any]) -> list:
-        self.facts["accepted"] = False
+    def _Ticket_Reopened(self, case_id: str, facts: dict, e: Any, related: Mapping[str, Any]) -> list:
+        facts["accepted"] = False
         return []
 
-    def _Ticket_Closed(self, e: Any, policy: Policy, related: Mapping[str, Any]) -> list:
-        if not self.facts.get("accepted"):
-            return [self._suspect("closed_without_acceptance", _at(e), f"v{e.originator_version}")]
+    def _Ticket_Closed(self, case_id: str, facts: dict, e: Any, related: Mapping[str, Any]) -> list:
+        if not facts.get("accepted"):
+            return [self._suspect(case_id, "closed_without_acceptance", _at(e), f"v{e.originator_version}")]
         return []
 
     # -- complaints: evidence, remedy, notification and evaluation before archiving ----------------
-    def _Complaint_Accepted(self, e: Any, policy: Policy, related: Mapping[str, Any]) -> list:
-        self.facts = {"evidence": 0, "remedied": False, "notified": False, "evaluated": False}
+    def _Complaint_Accepted(self, case_id: str, facts: dict, e: Any, related: Mapping[str, Any]) -> list:
+        _start(facts, {"evidence": 0, "remedied": False, "notified": False, "evaluated": False})
         return []
 
-    def _Complaint_EvidenceAdded(self, e: Any, policy: Policy, related: Mapping[str, Any]) -> list:
-        self.facts["evidence"] += 1
+    def _Complaint_EvidenceAdded(self, case_id: str, facts: dict, e: Any, related: Mapping[str, Any]) -> list:
+        facts["evidence"] += 1
         return []
 
-    def _Complaint_RemedyDecided(self, e: Any, policy: Policy, related: Mapping[str, Any]) -> list:
-        self.facts["remedied"] = True
+    def _Complaint_RemedyDecided(self, case_id: str, facts: dict, e: Any, related: Mapping[str, Any]) -> list:
+        facts["remedied"] = True
         return []
 
-    def _Complaint_CustomerNotified(self, e: Any, policy: Policy, related: Mapping[str, Any]) -> list:
-        self.facts["notified"] = True
+    def _Complaint_CustomerNotified(self, case_id: str, facts: dict, e: Any, related: Mapping[str, Any]) -> list:
+        facts["notified"] = True
         return []
 
-    def _Complaint_Evaluated(self, e: Any, policy: Policy, related: Mapping[str, Any]) -> list:
-        self.facts["evaluated"] = True
+    def _Complaint_Evaluated(self, case_id: str, facts: dict, e: Any, related: Mapping[str, Any]) -> list:
+        facts["evaluated"] = True
         return []
 
-    def _Complaint_Archived(self, e: Any, policy: Policy, related: Mapping[str, Any]) -> list:
-        missing = {"evidence": not self.facts["evidence"], "remedy": not self.facts["remedied"],
-                   "notification": not self.facts["notified"], "evaluation": not self.facts["evaluated"]}
-        return [self._suspect(f"complaint_archived_without_{what}", _at(e)) for what, gap in missing.items() if gap]
+    def _Complaint_Archived(self, case_id: str, facts: dict, e: Any, related: Mapping[str, Any]) -> list:
+        missing = {"evidence": not facts["evidence"], "remedy": not facts["remedied"],
+                   "notification": not facts["notified"], "evaluation": not facts["evaluated"]}
+        return [self._suspect(case_id, f"complaint_archived_without_{what}", _at(e))
+                for what, gap in missing.items() if gap]
+
+
+#: The fold of each event class a case rule looks at: ``Ticket.Closed`` → ``CaseAudit._Ticket_Closed``.
+_FOLDS = {name[1:].replace("_", ".", 1): fold for name, fold in vars(CaseAudit).items()
+          if name[1:].partition("_")[0] in CaseAudit.KINDS}
+
+
+def _start(facts: dict[str, Any], first: dict[str, Any]) -> None:
+    """A case's first event: its facts are these, whatever they were."""
+    facts.clear()
+    facts.update(first)
 
 
 #: The events (class qualnames) :func:`standalone_suspicions` decides on; it finds nothing in any other.

@@ -44,8 +44,7 @@ FINDING_TABLE = Table(
              ("acknowledged_role", "TEXT"), ("acknowledged_at", "TEXT"), ("ack_reason", "TEXT"), ("version", "BIGINT")),
     key=("finding_id",), indexes=(("seq",), ("status", "seq"), ("rule", "seq"), ("subject_id",)))
 _SEQ_SLOTS = 16
-#: A finding id's text, remembered: a suspicion and its clearance (the case's next events) share it.
-_text = functools.lru_cache(maxsize=1 << 14)(str)
+_NOTHING = object()  # never equal to a due time
 
 
 def roles_with_need() -> frozenset[str] | None:
@@ -67,56 +66,69 @@ class ComplianceFindings(Projection):
     def __init__(self, ledger: Any):
         super().__init__(ledger)
         self.roles_with_need = roles_with_need()
+        self._audits: dict[tuple[str, str], CaseAudit] = {}  # (kind, policy_ref): policies never change
+        # The last due time stamped, and its stamp: a contact's two suspicions are usually due at once.
+        self._last_due: tuple[Any, str] = (_NOTHING, "")
 
     def resolve(self, cls: type) -> Callable[..., None] | None:
         name = cls.__qualname__
         if name.startswith("Finding."):
             return functools.partial(self._finding_event, name)
-        kind = CaseAudit.KINDS.get(name.split(".", 1)[0])
-        audited = kind if kind and hasattr(CaseAudit, "_" + name.replace(".", "_")) else None
+        audited = CaseAudit.KINDS.get(name.split(".", 1)[0]) if CaseAudit.folds(name) else None
         standalone = name in STANDALONE_EVENTS
         if audited is None and not standalone:
             return None  # no rule looks at it
         return functools.partial(self._event, audited, standalone)
 
     def _event(self, kind: str | None, standalone: bool, event: Any, position: int, rows: RowCache) -> None:
-        results: list[Suspicion | Clearance] = (list(standalone_suspicions(event, self.roles_with_need))
-                                                if standalone else [])
-        if kind:
-            results += self._audit(kind, event, rows)
-        for index, item in enumerate(results):
-            self._note(item, position * _SEQ_SLOTS + index, rows)
+        found = self._audit(kind, event, rows) if kind else []
+        if standalone:
+            found[:0] = standalone_suspicions(event, self.roles_with_need)  # they take the first seq slots
+        seq = position * _SEQ_SLOTS
+        for item in found:
+            if type(item) is Clearance:
+                self._clear(item.finding_key, rows)
+            else:
+                self._suspect(item, seq, rows)
+            seq += 1
 
     def _audit(self, kind: str, event: Any, rows: RowCache) -> list[Suspicion | Clearance]:
         case_id = str(event.originator_id)
-        row = rows.get(AUDIT_CASE_TABLE.name, case_id)
+        # The facts are folded in place and the row put back: if the fold fails, the runner throws the
+        # batch's cache away, so a half-folded row is never kept.
+        row = rows.peek(AUDIT_CASE_TABLE.name, case_id)
         if row is None:
             row = {"case_id": case_id, "kind": kind, "policy_ref": getattr(event, "policy_ref", None) or event.meta["policy"],
                    "facts": {}}
-        related: dict[str, Any] = {}
+        audit = self._audits.get((kind, row["policy_ref"])) or self._new_audit(kind, row["policy_ref"])
         if kind == "ticket" and getattr(event, "interaction_id", None) and event.originator_version == 1:
             contact = rows.peek(AUDIT_CASE_TABLE.name, str(event.interaction_id))
-            related = contact["facts"] if contact else {}
-        # CaseAudit works on its own copy of the facts; the row takes the result.
-        audit = CaseAudit(kind, case_id, row["policy_ref"], row["facts"])
-        found = audit.apply(event, self.ledger.policies.get(row["policy_ref"]), related=related)
-        row["facts"] = audit.facts
+            found = audit.apply(case_id, row["facts"], event, contact["facts"] if contact else {})
+        else:
+            found = audit.apply(case_id, row["facts"], event)
         rows.put(AUDIT_CASE_TABLE.name, row)
         return found
 
-    def _note(self, item: Suspicion | Clearance, seq: int, rows: RowCache) -> None:
-        key = _text(item.finding_id)
-        row = rows.peek(SUSPECT_TABLE.name, key)  # changed only to be put
-        if isinstance(item, Clearance):
-            if row is not None and row["status"] == "pending":
-                row["status"] = "cleared"
-                rows.put(SUSPECT_TABLE.name, row)
+    def _new_audit(self, kind: str, policy_ref: str) -> CaseAudit:
+        audit = self._audits[kind, policy_ref] = CaseAudit(kind, policy_ref, self.ledger.policies.get(policy_ref))
+        return audit
+
+    def _suspect(self, item: Suspicion, seq: int, rows: RowCache) -> None:
+        key = item.finding_key
+        if rows.peek(SUSPECT_TABLE.name, key) is not None:
             return
-        if row is None:
-            rows.put(SUSPECT_TABLE.name, {
-                "finding_id": key, "seq": seq, "rule": item.rule, "subject_kind": item.subject_kind,
-                "subject_id": item.subject_id, "policy_ref": item.policy_ref, "due_at": stamp(item.due_at),
-                "status": "pending", "discriminator": item.discriminator, "facts": dict(item.facts)})
+        if item.due_at != self._last_due[0]:
+            self._last_due = (item.due_at, stamp(item.due_at))
+        rows.put(SUSPECT_TABLE.name, {
+            "finding_id": key, "seq": seq, "rule": item.rule, "subject_kind": item.subject_kind,
+            "subject_id": item.subject_id, "policy_ref": item.policy_ref, "due_at": self._last_due[1],
+            "status": "pending", "discriminator": item.discriminator, "facts": dict(item.facts)})
+
+    def _clear(self, key: str, rows: RowCache) -> None:
+        row = rows.peek(SUSPECT_TABLE.name, key)  # changed only to be put
+        if row is not None and row["status"] == "pending":
+            row["status"] = "cleared"
+            rows.put(SUSPECT_TABLE.name, row)
 
     def _finding_event(self, name: str, e: Any, position: int, rows: RowCache) -> None:
         key = str(e.originator_id)

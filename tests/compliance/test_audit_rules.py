@@ -4,11 +4,14 @@ exactly the expected findings, each citing its clause, and running it again rais
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta, timezone
 from uuid import uuid4
 
+import pytest
+
 from domain.access import DataAccess
-from domain.findings import finding_id
+from domain.findings import FINDING_NAMESPACE, finding_id, finding_key
 from domain.jobs import JobRun
 from domain.ticket import Ticket
 from ledger.keys import LogKeys
@@ -175,3 +178,11 @@ def test_integrity_check_failed(ledger, env, jobs, at, customer, database_url):
     finding = ledger.get("finding", finding_id("integrity_check_failed", "log", "transparency-log",
                                                outcome.details["problem_key"]))
     assert finding.facts["problem"].startswith("leaf 0 ") and finding.clause == "000 §4.5.2"
+
+
+@pytest.mark.parametrize("subject", ["0cf4c878-6e68-407e-9b3d-04440458fc10", "transparency-log", "客户-7", ""])
+def test_finding_ids_are_uuid5_of_rule_subject_and_discriminator(subject):
+    for discriminator in ("", "v3", "ticket.resolution:2"):
+        expected = uuid.uuid5(FINDING_NAMESPACE, f"finding:sla_breach:ticket:{subject}:{discriminator}")
+        assert finding_id("sla_breach", "ticket", subject, discriminator) == expected
+        assert finding_key("sla_breach", "ticket", subject, discriminator) == str(expected)
