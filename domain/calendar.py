@@ -8,6 +8,7 @@ whether a day is a working day.
 
 from __future__ import annotations
 
+import functools
 from datetime import date, datetime, time, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
@@ -55,12 +56,18 @@ def add_working_days(start: datetime, days: int, calendar: BusinessCalendar, tz:
 
 def add_duration(start: datetime, amount: float, unit: str, calendar: BusinessCalendar, tz: ZoneInfo) -> datetime:
     """``start`` plus a policy limit, in the limit's own unit."""
-    if unit == "minutes":
-        return start + timedelta(minutes=amount)
-    if unit == "hours":
-        return start + timedelta(hours=amount)
+    if unit == "minutes" or unit == "hours":
+        return _later(start, id(start.tzinfo), start.fold, amount, unit)
     if unit == "working_days":
         if amount != int(amount):
             raise InvalidValue("working-day limits must be whole days", rule="calendar.fraction")
         return add_working_days(start, int(amount), calendar, tz)
     raise InvalidValue(f"unknown time unit {unit!r}", rule="calendar.unit")
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _later(start: datetime, tzinfo_id: int, fold: int, amount: float, unit: str) -> datetime:
+    # A clock's deadline is asked again on each event of its case: one object per deadline is cheaper
+    # to make again, and to compare and format later. Equal datetimes in other time zones or folds are
+    # equal keys on their own, so the key also holds the very tzinfo (kept alive by ``start``).
+    return start + (timedelta(minutes=amount) if unit == "minutes" else timedelta(hours=amount))

@@ -24,9 +24,10 @@ recording conflicts) and its escalations up the ladder, one step at a time, each
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, NamedTuple
 from uuid import UUID, uuid5
 from zoneinfo import ZoneInfo
 
@@ -45,9 +46,8 @@ SLA_NAMESPACE = UUID("5a226ca1-75e4-4680-88ae-14dd42ec8ec0")
 _AFTER_RESOLUTION = ("resolved", "result_fed_back", "accepted", "closed")
 
 
-@dataclass(frozen=True)
-class Mark:
-    """What one event means for the clocks of its case."""
+class Mark(NamedTuple):
+    """What one event means for the clocks of its case (a named tuple: one is made per event)."""
 
     at: datetime
     milestone: str | None = None
@@ -58,7 +58,14 @@ class Mark:
 
 
 def _at(e: Any) -> datetime:
-    return datetime.fromisoformat(e.meta["occurred_at"])
+    return _moment(e.meta["occurred_at"])
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _moment(text: str) -> datetime:
+    # Parsed once per text: the events of one command share their business time, and a run's times
+    # are its marks' times, so one object serves them all (datetimes are immutable).
+    return datetime.fromisoformat(text)
 
 
 def _reach(name: str) -> Callable[[Any], Mark]:
@@ -128,22 +135,29 @@ class ClockRun:
         return int(total)
 
     def to_json(self) -> dict[str, Any]:
-        return {"key": self.key, "cycle": self.cycle, "started_at": self.started_at.isoformat(),
+        return {"key": self.key, "cycle": self.cycle, "started_at": _iso(self.started_at),
                 "attrs": self.attrs, "stopped_at": _iso(self.stopped_at),
                 "pauses": [[_iso(s), _iso(e)] for s, e in self.pauses]}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ClockRun:
-        return cls(data["key"], data["cycle"], datetime.fromisoformat(data["started_at"]), dict(data["attrs"]),
+        return cls(data["key"], data["cycle"], _moment(data["started_at"]), dict(data["attrs"]),
                    _time(data["stopped_at"]), [[_time(s), _time(e)] for s, e in data["pauses"]])
 
 
 def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
+    return None if value is None else _iso_text(value, id(value.tzinfo), value.fold)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _iso_text(value: datetime, tzinfo_id: int, fold: int) -> str:
+    # Written each time a case's state is saved. Equal datetimes in other time zones or folds are
+    # equal keys on their own, so the key also holds the very tzinfo (kept alive by ``value``).
+    return value.isoformat()
 
 
 def _time(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value)
+    return None if value is None else _moment(value)
 
 
 class CaseClocks:
@@ -171,9 +185,11 @@ class CaseClocks:
 
     def apply(self, mark: Mark, policy: Policy) -> list[ClockRun]:
         """Fold one mark in; returns the runs it started or changed."""
-        clocks = _subject_clocks(policy, self.subject)
+        terms = _terms(policy, self.subject)
+        clocks = terms.clocks
         touched: list[ClockRun] = []
-        open_runs = [r for r in self.runs if r.stopped_at is None]
+        changes_open_runs = mark.attrs is not None or mark.pause or mark.resume  # most marks are milestones only
+        open_runs = [r for r in self.runs if r.stopped_at is None] if changes_open_runs else []
         if mark.attrs is not None:
             self.attrs.update(mark.attrs)
             for run in open_runs:
@@ -200,7 +216,7 @@ class CaseClocks:
                     touched.append(self._start(key, clock, mark.at))
         if mark.milestone and mark.milestone not in self.reached:
             self.reached[mark.milestone] = mark.at
-            for key, clock in clocks.items():
+            for key, clock in terms.at_milestone.get(mark.milestone, ()):
                 run = self.current(key)
                 if run is None and clock.start == mark.milestone:
                     touched.append(self._start(key, clock, mark.at))
@@ -209,7 +225,7 @@ class CaseClocks:
                         run.pauses[-1][1] = mark.at
                     run.stopped_at = mark.at
                     touched.append(run)
-        return list({id(r): r for r in touched}.values())
+        return list({id(r): r for r in touched}.values()) if len(touched) > 1 else touched
 
     def _start(self, key: str, clock: Clock, at: datetime) -> ClockRun:
         run = ClockRun(key, self.cycle, at, dict(self.attrs))
@@ -220,12 +236,12 @@ class CaseClocks:
 
     def to_json(self) -> dict[str, Any]:
         return {"subject": self.subject, "cycle": self.cycle, "paused_since": _iso(self.paused_since),
-                "attrs": self.attrs, "reached": {k: v.isoformat() for k, v in self.reached.items()},
+                "attrs": self.attrs, "reached": {k: _iso(v) for k, v in self.reached.items()},
                 "runs": [r.to_json() for r in self.runs]}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> CaseClocks:
-        return cls(data["subject"], reached={k: datetime.fromisoformat(v) for k, v in data["reached"].items()},
+        return cls(data["subject"], reached={k: _moment(v) for k, v in data["reached"].items()},
                    cycle=data["cycle"], paused_since=_time(data["paused_since"]), attrs=data["attrs"],
                    runs=[ClockRun.from_json(r) for r in data["runs"]])
 
@@ -243,19 +259,30 @@ class CaseClocks:
         return clocks
 
 
-#: id(policy) -> (the policy, {subject: its clocks in key order}); the policy is kept, so its id stays its own.
-_CLOCKS_BY_SUBJECT: dict[int, tuple[Policy, dict[str, dict[str, Clock]]]] = {}
+class _SubjectTerms(NamedTuple):
+    """The clocks of one subject under one policy, as the fold asks for them on every mark."""
+
+    clocks: dict[str, Clock]  # in key order
+    at_milestone: dict[str, list[tuple[str, Clock]]]  # milestone -> the clocks it starts or stops, in key order
 
 
-def _subject_clocks(policy: Policy, subject: str) -> dict[str, Clock]:
-    """The policy's clocks of one subject, in key order (remembered per policy: every mark asks).
-    Callers must not change the dict."""
-    entry = _CLOCKS_BY_SUBJECT.get(id(policy))
+#: id(policy) -> (the policy, {subject: its terms}); the policy is kept, so its id stays its own.
+_TERMS: dict[int, tuple[Policy, dict[str, _SubjectTerms]]] = {}
+
+
+def _terms(policy: Policy, subject: str) -> _SubjectTerms:
+    """The policy's clocks of one subject (remembered per policy: every mark asks); not to be changed."""
+    entry = _TERMS.get(id(policy))
     if entry is None or entry[0] is not policy:
-        entry = _CLOCKS_BY_SUBJECT[id(policy)] = (policy, {})
+        entry = _TERMS[id(policy)] = (policy, {})
     by_subject = entry[1]
     if subject not in by_subject:
-        by_subject[subject] = {k: c for k, c in sorted(policy.clocks.items()) if c.subject == subject}
+        clocks = {k: c for k, c in sorted(policy.clocks.items()) if c.subject == subject}
+        at_milestone: dict[str, list[tuple[str, Clock]]] = {}
+        for key, clock in clocks.items():
+            for milestone in dict.fromkeys((clock.start, clock.stop)):
+                at_milestone.setdefault(milestone, []).append((key, clock))
+        by_subject[subject] = _SubjectTerms(clocks, at_milestone)
     return by_subject[subject]
 
 
@@ -279,8 +306,7 @@ def crossing(run: ClockRun, base: datetime, as_of: datetime | None = None) -> tu
     return None, deadline
 
 
-@dataclass(frozen=True)
-class Reading:
+class Reading(NamedTuple):
     """A clock run judged by its policy at ``as_of`` (or, for the read model, by its events only)."""
 
     run: ClockRun

@@ -20,16 +20,46 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import Any, Callable
+from datetime import datetime
+from typing import Any, Callable, Mapping, NamedTuple
+from zoneinfo import ZoneInfo
 
+import orjson
+
+from domain.policy import Clock, Policy
 from domain.sla import CREATION, MARKED_EVENTS, CaseClocks, ClockRun, SLABreach, mark_of, next_due, read
 from projections.runtime import Projection
 from projections.store import Codec, RowCache, Table
 from projections.timeutil import occurred_stamp, stamp
 
 _compact_json = json.JSONEncoder(separators=(",", ":")).encode  # = json.dumps(…, separators=(",", ":"))
-CLOCKS_CODEC = Codec(encode=lambda clocks: _compact_json(clocks.to_json()),
-                     decode=lambda text: CaseClocks.from_json(json.loads(text)))
+_SCALARS = frozenset({str, int, bool, type(None)})
+
+
+def _state_text(clocks: CaseClocks) -> str:
+    """``json.dumps(clocks.to_json(), separators=(",", ":"))``, mostly written by orjson (several
+    times faster).
+
+    For dicts, lists, text, integers, booleans and None, orjson writes that very text except that
+    it leaves non-ASCII characters and DEL unescaped (json escapes them), and it writes floats its
+    own way. ``to_json`` makes only text, integers and None, but the case's attributes are event
+    values: they go to orjson when they are of those kinds, and its text is kept when it is ASCII
+    without DEL. Anything else is written by json itself.
+    """
+    data = clocks.to_json()
+    if all(type(v) in _SCALARS for v in clocks.attrs.values()) and \
+            all(type(v) in _SCALARS for run in clocks.runs for v in run.attrs.values()):
+        try:
+            text = orjson.dumps(data).decode()
+        except orjson.JSONEncodeError:  # e.g. an integer beyond 64 bits, a key that is not text
+            pass
+        else:
+            if text.isascii() and "\x7f" not in text:
+                return text
+    return _compact_json(data)
+
+
+CLOCKS_CODEC = Codec(encode=_state_text, decode=lambda text: CaseClocks.from_json(json.loads(text)))
 
 SLA_CASE_TABLE = Table("rm_sla_case", columns=(("case_id", "TEXT"), ("kind", "TEXT"), ("policy_ref", "TEXT"),
                                                ("state", "TEXT")), key=("case_id",), codecs=(("state", CLOCKS_CODEC),))
@@ -54,10 +84,35 @@ def _clock_id(case_id: str, key: str, cycle: int) -> str:
     return str(SLABreach.id_for(case_id, key, cycle))
 
 
+@functools.lru_cache(maxsize=1 << 8)
+def _limit_text(limit: float) -> str:
+    return f"{limit:g}"  # a policy has a handful of limits
+
+
+def _stamp_of(value: datetime, moment: datetime | None, moment_stamp: str) -> str:
+    # The times an event gives a run are its own (the very object), already stamped.
+    return moment_stamp if value is moment else stamp(value)
+
+
+class _Terms(NamedTuple):
+    """A policy version as every row under it asks for it: looked up once per policy."""
+
+    policy: Policy
+    tz: ZoneInfo
+    clocks: Mapping[str, Clock]
+
+    def clock(self, key: str) -> Clock:
+        return self.clocks.get(key) or self.policy.clock(key)  # the latter raises for an unknown key
+
+
 class SlaClocks(Projection):
     name = "sla_clocks"
     rebuild_weight = 2
     tables = (SLA_CASE_TABLE, SLA_CLOCK_TABLE)
+
+    def __init__(self, ledger: Any):
+        super().__init__(ledger)
+        self._terms: dict[str, _Terms] = {}
 
     def resolve(self, cls: type) -> Callable[..., None] | None:
         qualname = cls.__qualname__
@@ -65,23 +120,32 @@ class SlaClocks(Projection):
             return self._breach_event
         return self._marked_event if qualname in MARKED_EVENTS else None
 
+    def _terms_of(self, policy_ref: str) -> _Terms:
+        terms = self._terms.get(policy_ref)
+        if terms is None:
+            policy = self.ledger.policies.get(policy_ref)
+            terms = self._terms[policy_ref] = _Terms(policy, policy.tz, policy.clocks)
+        return terms
+
     def _marked_event(self, event: Any, position: int, rows: RowCache) -> None:
         mark = mark_of(event)
         if mark is None:
             return
         case_id = str(event.originator_id)
-        qualname = type(event).__qualname__
-        if qualname in CREATION:
-            case = {"case_id": case_id, "kind": CREATION[qualname], "policy_ref": event.policy_ref,
-                    "state": CaseClocks(CREATION[qualname])}
+        subject = CREATION.get(type(event).__qualname__)
+        if subject is not None:
+            case = {"case_id": case_id, "kind": subject, "policy_ref": event.policy_ref, "state": CaseClocks(subject)}
         else:
             case = rows.get(SLA_CASE_TABLE.name, case_id)
             if case is None:
                 raise LookupError(f"rm_sla_case has no row for {case_id}; its creation event was not seen")
         clocks: CaseClocks = case["state"]
-        policy = self.ledger.policies.get(case["policy_ref"])
-        touched = clocks.apply(mark, policy)
+        terms = self._terms_of(case["policy_ref"])
+        touched = clocks.apply(mark, terms.policy)
         rows.put(SLA_CASE_TABLE.name, case)
+        if not touched:
+            return
+        now = occurred_stamp(event)  # the stamp of mark.at: the times of the runs this event started or stopped
         started = 0
         for run in touched:
             clock_id = _clock_id(case_id, run.key, run.cycle)
@@ -89,27 +153,38 @@ class SlaClocks(Projection):
             if row is None:
                 row = {"clock_id": clock_id, "seq": position * _SEQ_SLOTS + started, "case_kind": case["kind"],
                        "case_id": case_id, "clock_key": run.key, "cycle": run.cycle, "policy_ref": case["policy_ref"],
+                       "started_at": _stamp_of(run.started_at, mark.at, now), "stopped_at": None,
                        "breached": 0, "breached_at": None, "rung": None, "escalations": 0}
                 started += 1
-            self._refresh(row, run, policy, occurred_stamp(event))
+            self._refresh(row, run, terms, now, mark.at)
             rows.put(SLA_CLOCK_TABLE.name, row)
 
-    def _refresh(self, row: dict[str, Any], run: ClockRun, policy: Any, updated_at: str) -> None:
-        clock = policy.clock(run.key)
-        reading = read(run, clock, self.calendar, policy.tz)
-        done = (1 + row["escalations"]) if row["breached"] else 0
+    def _refresh(self, row: dict[str, Any], run: ClockRun, terms: _Terms, updated_at: str,
+                 moment: datetime | None = None) -> None:
+        """The row's reading of the run, at an event of time ``moment`` (stamped ``updated_at``).
+        A run's start and stop times never change once set: they are stamped once."""
+        if row["stopped_at"] is None and run.stopped_at is not None:
+            row["stopped_at"] = _stamp_of(run.stopped_at, moment, updated_at)
+        clock = terms.clock(run.key)
+        reading = read(run, clock, self.calendar, terms.tz)
+        row["clause"] = clock.source
+        row["unit"] = clock.unit
+        row["paused_seconds"] = run.paused_seconds()
+        row["updated_at"] = updated_at
         if reading is None:
-            due = None
-        elif done == 0:  # the breach is next: this very reading says when
-            due = reading.crossed_at or (reading.deadline if run.stopped_at is None else None)
+            row["status"] = "no_limit"
+            row["limit_value"] = row["deadline"] = row["next_check"] = None
+            return
+        deadline = reading.deadline
+        row["status"] = reading.state
+        row["limit_value"] = _limit_text(reading.limit)
+        row["deadline"] = deadline_text = None if deadline is None else stamp(deadline)
+        done = (1 + row["escalations"]) if row["breached"] else 0
+        if done == 0:  # the breach is next: this very reading says when
+            due = reading.crossed_at or (deadline if run.stopped_at is None else None)
         else:
-            due = next_due(run, clock, policy, self.calendar, done)
-        row.update(clause=clock.source, status=reading.state if reading else "no_limit",
-                   limit_value=None if reading is None else f"{reading.limit:g}", unit=clock.unit,
-                   started_at=stamp(run.started_at), stopped_at=stamp(run.stopped_at) if run.stopped_at else None,
-                   paused_seconds=run.paused_seconds(),
-                   deadline=stamp(reading.deadline) if reading and reading.deadline else None,
-                   next_check=stamp(due) if due else None, updated_at=updated_at)
+            due = next_due(run, clock, terms.policy, self.calendar, done)
+        row["next_check"] = None if due is None else deadline_text if due is deadline else stamp(due)
 
     def _breach_event(self, event: Any, position: int, rows: RowCache) -> None:
         row = rows.get(SLA_CLOCK_TABLE.name, str(event.originator_id))
@@ -121,5 +196,5 @@ class SlaClocks(Projection):
             row.update(rung=event.to_rung, escalations=row["escalations"] + 1)
         case = rows.peek(SLA_CASE_TABLE.name, row["case_id"])  # read only: the run is not changed
         run = case["state"].run(row["clock_key"], row["cycle"])
-        self._refresh(row, run, self.ledger.policies.get(row["policy_ref"]), occurred_stamp(event))
+        self._refresh(row, run, self._terms_of(row["policy_ref"]), occurred_stamp(event))
         rows.put(SLA_CLOCK_TABLE.name, row)
