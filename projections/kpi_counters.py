@@ -11,13 +11,22 @@ zone, of the event that is counted (for cohort measures: of the case's creation)
 the case's channel (surveys: the ticket's); ``team`` is the ticket's team at the time of the
 event (interactions: the queue they were routed to; complaints, feedback and cases not yet
 assigned: ``-``).
+
+Cost: a rebuild runs a handler per event, most of them for interactions (three events each,
+all counted in the cohort bucket their case row already holds). So what depends only on the
+policy version — its time zone, the clocks that stop at a milestone and their counter names —
+is looked up once per version (:class:`_Terms`), business days are cached by the event's own
+time text, and a case row changed by several events of a batch is put once, at its end.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-from datetime import datetime, timedelta
-from typing import Any, Sequence
+from collections import defaultdict
+from datetime import timedelta
+from typing import Any, NamedTuple, Sequence
+from zoneinfo import ZoneInfo
 
 from projections.jsontext import json_writer
 from projections.runtime import Projection
@@ -30,13 +39,52 @@ COUNTER_TABLE = Table("rm_kpi_counter", columns=(("day", "TEXT"), ("channel", "T
                                                  ("measure", "TEXT"), ("value", "BIGINT")),
                       key=("day", "channel", "team", "measure"), indexes=(("measure", "day"),))
 _sorted_json = json_writer(sort_keys=True)
+
+
+def _encode(value: dict[str, Any]) -> str:
+    # Interactions, complaints and feedback never have attrs: "{}" without the writer's set-up.
+    return "{}" if type(value) is dict and not value else _sorted_json(value)
+
+
 #: attrs and milestones are dicts while projecting, written as sorted JSON once per batch.
-_JSON = Codec(encode=_sorted_json, decode=json.loads)
+_JSON = Codec(encode=_encode, decode=json.loads)
 CASE_TABLE = Table("rm_kpi_case", columns=(("case_id", "TEXT"), ("kind", "TEXT"), ("channel", "TEXT"),
                                            ("team", "TEXT"), ("policy_ref", "TEXT"), ("cohort_day", "TEXT"),
                                            ("attrs", "TEXT"), ("milestones", "TEXT"), ("paused_since", "TEXT"),
                                            ("paused_seconds", "BIGINT")),
                    key=("case_id",), codecs=(("attrs", _JSON), ("milestones", _JSON)))
+_CASES = CASE_TABLE.name
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _business_day(occurred_at: str, tz: ZoneInfo) -> str:
+    # Keyed by the event's time text (events of one command share it): no datetime to hash.
+    return local_day(parse(occurred_at), tz)
+
+
+class _Stop(NamedTuple):
+    """A clock that stops at a milestone, with the names of the two counters it scores."""
+
+    clock: Any
+    stopped: str
+    met: str
+
+
+class _Terms:
+    """What the handlers need of one policy version, looked up once per version."""
+
+    def __init__(self, policy: Any):
+        self.policy = policy
+        self.tz = policy.tz
+        #: milestone -> the clocks (of any kind of case) that stop there, in key order
+        self.stops: dict[str, list[_Stop]] = {}
+        for key in sorted(policy.clocks):
+            clock = policy.clocks[key]
+            self.stops.setdefault(clock.stop, []).append(_Stop(clock, f"sla.{key}.stopped", f"sla.{key}.met"))
+
+    def day(self, e: Any) -> str:
+        """The business day, in this policy's time zone, on which event ``e`` happened."""
+        return _business_day(e.meta["occurred_at"], self.tz)
 
 
 class KpiCounters(Projection):
@@ -46,132 +94,134 @@ class KpiCounters(Projection):
 
     def __init__(self, ledger: Any):
         super().__init__(ledger)
-        self._stops: dict[tuple[str, str, str], list[tuple[str, Any]]] = {}
-        self._added: dict[tuple[str, str, str, str], int] = {}  # this batch's additions per counter
+        self._terms_of: dict[str, _Terms] = {}  # per policy ref
+        #: Milestones at which some clock of some policy version stops: reaching any other one
+        #: scores nothing, whatever the case's policy.
+        self._stop_names = {clock.stop for policy in ledger.policies.policies.values()
+                            for clock in policy.clocks.values()}
+        self._added: defaultdict[tuple[str, str, str, str], int] = defaultdict(int)  # this batch's, per counter
+        self._changed: dict[str, dict[str, Any]] = {}  # case rows this batch changed (put at its end), by id
 
     def apply(self, event: Any, position: int, rows: RowCache) -> None:
         self.apply_batch([(position, "", event)], rows)
 
     def apply_batch(self, events: Sequence[tuple[int, str, Any]], rows: RowCache) -> None:
-        """Counters are added up in memory over the batch and written to their rows at its end."""
-        self._added = {}
+        """Counters are added up in memory over the batch and written to their rows at its end, with
+        the case rows the batch changed."""
+        self._added = defaultdict(int)  # a counter added 0 still gets its row
+        self._changed = {}
         super().apply_batch(events, rows)
+        for case in self._changed.values():
+            rows.put(_CASES, case)
         for key, by in self._added.items():
             row = rows.get(COUNTER_TABLE.name, *key) or dict(zip(COUNTER_TABLE.key, key), value=0)
             row["value"] += by
             rows.put(COUNTER_TABLE.name, row)
 
     # -- helpers -----------------------------------------------------------------------------------
-    def _policy(self, ref: str) -> Any:
-        return self.ledger.policies.get(ref)
+    def _terms(self, policy_ref: str) -> _Terms:
+        terms = self._terms_of.get(policy_ref)
+        if terms is None:
+            terms = self._terms_of[policy_ref] = _Terms(self.ledger.policies.get(policy_ref))
+        return terms
 
-    def _bump(self, rows: RowCache, day: str, channel: str, team: str, measure: str, by: int = 1) -> None:
-        key = (day, channel, team, measure)
-        self._added[key] = self._added.get(key, 0) + by  # a counter added 0 still gets its row
-
-    def _open(self, rows: RowCache, e: Any, kind: str, channel: str) -> dict[str, Any]:
-        at = occurred(e)
-        case = {"case_id": str(e.originator_id), "kind": kind, "channel": channel, "team": NONE,
-                "policy_ref": e.policy_ref, "cohort_day": self._day(e.policy_ref, at), "attrs": {},
+    def _open(self, e: Any, kind: str, milestone: str, attrs: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The case row of a case's first event, which reaches its first milestone."""
+        case = {"case_id": str(e.originator_id), "kind": kind, "channel": e.channel, "team": NONE,
+                "policy_ref": e.policy_ref, "cohort_day": self._terms(e.policy_ref).day(e), "attrs": attrs or {},
                 "milestones": {}, "paused_since": None, "paused_seconds": 0}
-        rows.put(CASE_TABLE.name, case)
+        self._milestone(case, milestone, e)
         return case
 
     def _case(self, rows: RowCache, case_id: Any) -> dict[str, Any]:
-        case = rows.get(CASE_TABLE.name, str(case_id))
+        """A case's row: as this batch changed it, or as the cache holds it (to read only; a handler
+        that changes it marks it :meth:`_changed_case`)."""
+        case_id = str(case_id)
+        case = self._changed.get(case_id) or rows.peek(_CASES, case_id)
         if case is None:
             raise LookupError(f"no KPI case row for {case_id}; its creation event was not seen")
         return case
 
-    def _day(self, policy_ref: str, at: datetime) -> str:
-        return local_day(at, self._policy(policy_ref).tz)
+    def _changed_case(self, case: dict[str, Any]) -> None:
+        """Mark a case row as changed: it is put once, at the end of the batch."""
+        self._changed[case["case_id"]] = case
 
-    def _count(self, rows: RowCache, case: dict[str, Any], e: Any, measure: str, by: int = 1, *,
-               cohort: bool = False) -> None:
-        day = case["cohort_day"] if cohort else self._day(case["policy_ref"], occurred(e))
-        self._bump(rows, day, case["channel"], NONE if cohort else case["team"], measure, by)
+    def _count(self, case: dict[str, Any], e: Any, measure: str, by: int = 1) -> None:
+        """Add to a counter of the day of event ``e``, the case's channel and its team now."""
+        day = self._terms(case["policy_ref"]).day(e)
+        self._added[(day, case["channel"], case["team"], measure)] += by
 
-    def _stopping(self, policy_ref: str, kind: str, name: str) -> list[tuple[str, Any]]:
-        """(key, clock) of the policy's clocks of this kind of case that stop at this milestone,
-        in key order (computed once per policy, kind and milestone)."""
-        found = self._stops.get((policy_ref, kind, name))
-        if found is None:
-            clocks = self._policy(policy_ref).clocks
-            found = self._stops[(policy_ref, kind, name)] = [
-                (key, clocks[key]) for key in sorted(clocks)
-                if clocks[key].subject == kind and clocks[key].stop == name]
-        return found
+    def _count_cohort(self, case: dict[str, Any], measure: str) -> None:
+        """Add one to a counter of the case's creation day and channel (no team)."""
+        self._added[(case["cohort_day"], case["channel"], NONE, measure)] += 1
 
-    def _milestone(self, rows: RowCache, case: dict[str, Any], name: str, e: Any) -> bool:
-        """Record the first time a case reaches a milestone, and score every SLA clock it stops."""
+    def _milestone(self, case: dict[str, Any], name: str, e: Any) -> bool:
+        """Record the first time a case reaches a milestone, and score every SLA clock of its kind
+        that stops there. False if it had reached it before (nothing changes)."""
         milestones = case["milestones"]
         if name in milestones:
             return False
         milestones[name] = occurred_stamp(e)
-        rows.put(CASE_TABLE.name, case)
-        stopping = self._stopping(case["policy_ref"], case["kind"], name)
-        if not stopping:
+        self._changed_case(case)
+        if name not in self._stop_names:
             return True
+        terms = self._terms(case["policy_ref"])
         at = occurred(e)
-        policy = self._policy(case["policy_ref"])
-        attrs = case["attrs"]
-        for key, clock in stopping:
-            if clock.start not in milestones:
+        for stop in terms.stops.get(name, ()):
+            clock = stop.clock
+            if clock.subject != case["kind"] or clock.start not in milestones:
                 continue
-            deadline = clock.deadline(parse(milestones[clock.start]), attrs, self.calendar, policy.tz)
-            if clock.pausable:
+            deadline = clock.deadline(parse(milestones[clock.start]), case["attrs"], self.calendar, terms.tz)
+            if clock.pausable and case["paused_seconds"]:
                 deadline += timedelta(seconds=case["paused_seconds"])
-            self._count(rows, case, e, f"sla.{key}.stopped")
-            self._count(rows, case, e, f"sla.{key}.met", 1 if at <= deadline else 0)
+            self._count(case, e, stop.stopped)
+            self._count(case, e, stop.met, 1 if at <= deadline else 0)
         return True
 
     def _reach(self, rows: RowCache, e: Any, name: str) -> dict[str, Any]:
         case = self._case(rows, e.originator_id)
-        self._milestone(rows, case, name, e)
+        self._milestone(case, name, e)
         return case
 
     # -- customers and interactions ----------------------------------------------------------------
     def on_Customer_Registered(self, e: Any, position: int, rows: RowCache) -> None:
-        self._bump(rows, self._day(e.policy_ref, occurred(e)), NONE, NONE, "customers.registered")
+        self._added[(self._terms(e.policy_ref).day(e), NONE, NONE, "customers.registered")] += 1
 
     def on_Interaction_Received(self, e: Any, position: int, rows: RowCache) -> None:
-        case = self._open(rows, e, "interaction", e.channel)
-        self._milestone(rows, case, "received", e)
-        self._count(rows, case, e, "intake.received", cohort=True)
+        self._count_cohort(self._open(e, "interaction", "received"), "intake.received")
 
     def on_Interaction_Registered(self, e: Any, position: int, rows: RowCache) -> None:
-        if self._milestone(rows, case := self._case(rows, e.originator_id), "registered", e):
-            self._count(rows, case, e, "intake.registered", cohort=True)
+        if self._milestone(case := self._case(rows, e.originator_id), "registered", e):
+            self._count_cohort(case, "intake.registered")
 
     def on_Interaction_Routed(self, e: Any, position: int, rows: RowCache) -> None:
         case = self._case(rows, e.originator_id)
         case["team"] = e.queue or NONE
-        if self._milestone(rows, case, "routed", e):
-            self._count(rows, case, e, "intake.routed", cohort=True)
+        self._changed_case(case)
+        if self._milestone(case, "routed", e):
+            self._count_cohort(case, "intake.routed")
 
     def on_Interaction_Closed(self, e: Any, position: int, rows: RowCache) -> None:
         case = self._reach(rows, e, "closed")
-        self._count(rows, case, e, "fcr.closed")
-        self._count(rows, case, e, "fcr.resolved", 1 if e.resolved_on_first_contact else 0)
+        self._count(case, e, "fcr.closed")
+        self._count(case, e, "fcr.resolved", 1 if e.resolved_on_first_contact else 0)
 
     # -- tickets -------------------------------------------------------------------------------
     def on_Ticket_Received(self, e: Any, position: int, rows: RowCache) -> None:
-        case = self._open(rows, e, "ticket", e.channel)
-        case["attrs"] = {"complexity": None, "priority": None}
-        self._milestone(rows, case, "received", e)
-        self._count(rows, case, e, "tickets.received")
+        case = self._open(e, "ticket", "received", {"complexity": None, "priority": None})
+        self._count(case, e, "tickets.received")
 
     def on_Ticket_Classified(self, e: Any, position: int, rows: RowCache) -> None:
         case = self._case(rows, e.originator_id)
         case["attrs"] = {"complexity": e.complexity, "priority": e.priority}
-        self._milestone(rows, case, "classified", e)
-        rows.put(CASE_TABLE.name, case)
+        self._changed_case(case)
+        self._milestone(case, "classified", e)
 
     def on_Ticket_Assigned(self, e: Any, position: int, rows: RowCache) -> None:
         case = self._case(rows, e.originator_id)
         case["team"] = e.team or NONE
-        self._milestone(rows, case, "assigned", e)
-        rows.put(CASE_TABLE.name, case)
+        self._changed_case(case)
+        self._milestone(case, "assigned", e)
 
     def on_Ticket_FirstResponded(self, e: Any, position: int, rows: RowCache) -> None:
         self._reach(rows, e, "first_responded")
@@ -179,21 +229,21 @@ class KpiCounters(Projection):
     def on_Ticket_ClockPaused(self, e: Any, position: int, rows: RowCache) -> None:
         case = self._case(rows, e.originator_id)
         case["paused_since"] = occurred_stamp(e)
-        rows.put(CASE_TABLE.name, case)
+        self._changed_case(case)
 
     def on_Ticket_ClockResumed(self, e: Any, position: int, rows: RowCache) -> None:
         case = self._case(rows, e.originator_id)
         if case["paused_since"]:
             case["paused_seconds"] += int((occurred(e) - parse(case["paused_since"])).total_seconds())
         case["paused_since"] = None
-        rows.put(CASE_TABLE.name, case)
+        self._changed_case(case)
 
     def _resolved(self, rows: RowCache, e: Any) -> None:
         case = self._case(rows, e.originator_id)
-        if self._milestone(rows, case, "resolved", e):
+        if self._milestone(case, "resolved", e):
             received = parse(case["milestones"]["received"])
-            self._count(rows, case, e, "aht.resolved")
-            self._count(rows, case, e, "aht.seconds", int((occurred(e) - received).total_seconds()))
+            self._count(case, e, "aht.resolved")
+            self._count(case, e, "aht.seconds", int((occurred(e) - received).total_seconds()))
 
     def on_Ticket_Resolved(self, e: Any, position: int, rows: RowCache) -> None:
         if not e.review_required:
@@ -212,19 +262,17 @@ class KpiCounters(Projection):
 
     def on_Ticket_Closed(self, e: Any, position: int, rows: RowCache) -> None:
         case = self._reach(rows, e, "closed")
-        self._count(rows, case, e, "tickets.closed")
+        self._count(case, e, "tickets.closed")
 
     def on_Ticket_Reopened(self, e: Any, position: int, rows: RowCache) -> None:
-        self._count(rows, self._case(rows, e.originator_id), e, "tickets.reopened")
+        self._count(self._case(rows, e.originator_id), e, "tickets.reopened")
 
     def on_Ticket_Archived(self, e: Any, position: int, rows: RowCache) -> None:
         self._reach(rows, e, "archived")
 
     # -- complaints, feedback, surveys ------------------------------------------------------------
     def on_Complaint_Accepted(self, e: Any, position: int, rows: RowCache) -> None:
-        case = self._open(rows, e, "complaint", e.channel)
-        self._milestone(rows, case, "accepted", e)
-        self._count(rows, case, e, "complaints.accepted", cohort=True)
+        self._count_cohort(self._open(e, "complaint", "accepted"), "complaints.accepted")
 
     def on_Complaint_Classified(self, e: Any, position: int, rows: RowCache) -> None:
         self._reach(rows, e, "classified")
@@ -234,8 +282,8 @@ class KpiCounters(Projection):
 
     def on_Complaint_Escalated(self, e: Any, position: int, rows: RowCache) -> None:
         case = self._case(rows, e.originator_id)
-        if self._milestone(rows, case, "escalated", e):
-            self._count(rows, case, e, "complaints.escalated", cohort=True)
+        if self._milestone(case, "escalated", e):
+            self._count_cohort(case, "complaints.escalated")
 
     def on_Complaint_RemedyDecided(self, e: Any, position: int, rows: RowCache) -> None:
         self._reach(rows, e, "remedied")
@@ -250,7 +298,7 @@ class KpiCounters(Projection):
         self._reach(rows, e, "archived")
 
     def on_Feedback_Submitted(self, e: Any, position: int, rows: RowCache) -> None:
-        self._milestone(rows, self._open(rows, e, "feedback", e.channel), "received", e)
+        self._open(e, "feedback", "received")
 
     def on_Feedback_Responded(self, e: Any, position: int, rows: RowCache) -> None:
         self._reach(rows, e, "responded")
@@ -260,12 +308,11 @@ class KpiCounters(Projection):
 
     def on_SurveyResponse_Answered(self, e: Any, position: int, rows: RowCache) -> None:
         ticket = self._case(rows, e.ticket_id)
-        scales = self._policy(e.policy_ref).rule("survey_scales")
+        scales = self._terms(e.policy_ref).policy.rule("survey_scales")
         if e.csat is not None:
-            self._count(rows, ticket, e, "csat.answered")
-            self._count(rows, ticket, e, "csat.satisfied", 1 if e.csat >= scales["csat_satisfied_min"] else 0)
+            self._count(ticket, e, "csat.answered")
+            self._count(ticket, e, "csat.satisfied", 1 if e.csat >= scales["csat_satisfied_min"] else 0)
         if e.nps is not None:
-            self._count(rows, ticket, e, "nps.answered")
-            self._count(rows, ticket, e, "nps.promoters", 1 if e.nps >= scales["nps_promoter_min"] else 0)
-            self._count(rows, ticket, e, "nps.detractors", 1 if e.nps <= scales["nps_detractor_max"] else 0)
-
+            self._count(ticket, e, "nps.answered")
+            self._count(ticket, e, "nps.promoters", 1 if e.nps >= scales["nps_promoter_min"] else 0)
+            self._count(ticket, e, "nps.detractors", 1 if e.nps <= scales["nps_detractor_max"] else 0)

@@ -27,6 +27,7 @@ RECORD_TABLE = Table(
     key=("kind", "record_id"),
     indexes=(("subject",), ("due_at",)),
 )
+_RECORDS = RECORD_TABLE.name
 HOLD_TABLE = Table(
     "rm_legal_holds",
     columns=(("hold_id", "TEXT"), ("target_kind", "TEXT"), ("target_id", "TEXT"), ("subject", "TEXT"),
@@ -63,12 +64,17 @@ class RetentionRecords(Projection):
         super().__init__(ledger)
         self._class_of_kind: dict[tuple[str, str], RecordClass | None] = {}  # (policy ref, kind)
         self._class_by_key: dict[tuple[str, str], tuple[Any, RecordClass]] = {}  # (policy ref, key) -> policy, class
+        #: Milestones that start the period of some record class of some policy version: only
+        #: events reaching one of these can change an existing row.
+        self._triggers = {trigger for policy in ledger.policies.policies.values()
+                          for record_class in policy.record_classes.values() for trigger in record_class.triggers}
 
     def resolve(self, cls: type) -> Callable[..., None] | None:
         owner, _, event_name = cls.__qualname__.partition(".")
         kind = KIND_OF_CLASS.get(owner)
         if kind is not None:  # every event of a case: the first creates its row, one may trigger its period
-            return functools.partial(self._record_event, kind, milestone(kind, event_name))
+            reached = milestone(kind, event_name)
+            return functools.partial(self._record_event, kind, reached if reached in self._triggers else None)
         return super().resolve(cls)
 
     def _record_class_for(self, policy_ref: str, kind: str) -> RecordClass | None:
@@ -84,28 +90,40 @@ class RetentionRecords(Projection):
             self._class_by_key[key] = (policy, policy.record_class(record_class))
         return self._class_by_key[key]
 
-    def _record_event(self, kind: str, reached: str, e: Any, position: int, rows: RowCache) -> None:
+    def _record_event(self, kind: str, reached: str | None, e: Any, position: int, rows: RowCache) -> None:
+        """Any event of a case; ``reached``: its milestone if that starts some record class's period."""
         record_id = str(e.originator_id)
-        row = rows.peek(RECORD_TABLE.name, kind, record_id)  # most events change nothing: no write
-        changed = row is None
-        if row is None:
-            if e.originator_version != 1:
-                raise LookupError(f"{kind} {record_id} has no retention row; its creation event was not seen")
-            record_class = self._record_class_for(e.policy_ref, kind)
-            row = {"kind": kind, "record_id": record_id, "subject": _subject(kind, e),
-                   "record_class": record_class.key if record_class else None,
-                   "clause": record_class.source if record_class else None, "policy_ref": e.policy_ref,
-                   "created_at": occurred_stamp(e), "trigger_milestone": None, "trigger_at": None, "due_at": None,
-                   "seq": position}
-        if row["record_class"] is not None:
-            policy, record_class = self._record_class(row["policy_ref"], row["record_class"])
-            if reached in record_class.triggers:
-                at = occurred(e)
-                row.update(trigger_milestone=reached, trigger_at=stamp(at),
-                           due_at=stamp(due_at(record_class, at, self.calendar, policy.tz)))
-                changed = True
-        if changed:
-            rows.put(RECORD_TABLE.name, row)
+        row = rows.peek(_RECORDS, kind, record_id)
+        if row is None:  # the case's first event
+            row = self._new_row(kind, record_id, e, position)
+            if reached is not None:
+                self._trigger(row, reached, e)
+            rows.put(_RECORDS, row)
+        elif reached is not None and self._trigger(row, reached, e):
+            rows.put(_RECORDS, row)
+        # Most events change nothing: no write.
+
+    def _new_row(self, kind: str, record_id: str, e: Any, position: int) -> dict[str, Any]:
+        if e.originator_version != 1:
+            raise LookupError(f"{kind} {record_id} has no retention row; its creation event was not seen")
+        record_class = self._record_class_for(e.policy_ref, kind)
+        return {"kind": kind, "record_id": record_id, "subject": _subject(kind, e),
+                "record_class": record_class.key if record_class else None,
+                "clause": record_class.source if record_class else None, "policy_ref": e.policy_ref,
+                "created_at": occurred_stamp(e), "trigger_milestone": None, "trigger_at": None, "due_at": None,
+                "seq": position}
+
+    def _trigger(self, row: dict[str, Any], reached: str, e: Any) -> bool:
+        """Start the record's retention period if ``reached`` is its record class's trigger."""
+        if row["record_class"] is None:
+            return False
+        policy, record_class = self._record_class(row["policy_ref"], row["record_class"])
+        if reached not in record_class.triggers:
+            return False
+        at = occurred(e)
+        row.update(trigger_milestone=reached, trigger_at=occurred_stamp(e),
+                   due_at=stamp(due_at(record_class, at, self.calendar, policy.tz)))
+        return True
 
     def on_LegalHold_Placed(self, e: Any, position: int, rows: RowCache) -> None:
         rows.put(HOLD_TABLE.name, {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,7 +21,17 @@ def parse(value: str | datetime) -> datetime:
 @functools.lru_cache(maxsize=1 << 16)
 def _parse_text(value: str) -> datetime:
     # Events of one command share their business time, and several read models parse it: cached.
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if type(moment.tzinfo) is timezone:
+        # One tzinfo object per offset: datetimes with the very same tzinfo compare, hash and
+        # subtract without asking it for their offsets (fromisoformat makes a new one each time).
+        moment = moment.replace(tzinfo=_fixed_zone(moment.utcoffset()))
+    return moment
+
+
+@functools.lru_cache(maxsize=256)
+def _fixed_zone(offset: timedelta) -> timezone:
+    return timezone(offset)
 
 
 def stamp(value: str | datetime) -> str:
