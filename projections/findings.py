@@ -60,7 +60,7 @@ def roles_with_need() -> frozenset[str] | None:
 
 class ComplianceFindings(Projection):
     name = "compliance_findings"
-    rebuild_weight = 4
+    rebuild_weight = 34
     tables = (AUDIT_CASE_TABLE, SUSPECT_TABLE, FINDING_TABLE)
 
     def __init__(self, ledger: Any):

@@ -89,7 +89,7 @@ class _Terms:
 
 class KpiCounters(Projection):
     name = "kpi_counters"
-    rebuild_weight = 2
+    rebuild_weight = 10
     tables = (COUNTER_TABLE, CASE_TABLE)
 
     def __init__(self, ledger: Any):

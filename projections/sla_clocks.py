@@ -107,7 +107,7 @@ class _Terms(NamedTuple):
 
 class SlaClocks(Projection):
     name = "sla_clocks"
-    rebuild_weight = 2
+    rebuild_weight = 12
     tables = (SLA_CASE_TABLE, SLA_CLOCK_TABLE)
 
     def __init__(self, ledger: Any):
