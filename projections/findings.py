@@ -3,9 +3,12 @@
 - ``rm_audit_case``: per interaction, ticket and complaint, the facts the audit rules need
   (:class:`domain.findings.CaseAudit`, JSON; ids and facts only, never personal data).
 - ``rm_audit_suspect``: one row per possible finding (keyed by the finding id it would get):
-  ``pending`` from ``due_at`` on, ``cleared`` when it turned out fine in time (e.g. the contact was
-  registered within the grace time), ``raised`` once the audit job recorded the finding. The
-  audit job reads ``pending`` rows with ``due_at <= as_of``; time-dependent rules need no rescan.
+  ``pending`` from ``due_at`` on, ``raised`` once the audit job recorded the finding. The audit
+  job reads ``pending`` rows with ``due_at <= as_of``; time-dependent rules need no rescan. A
+  suspicion that turns out fine in time (e.g. the contact was registered within the grace time)
+  is deleted: the table is the audit's work list, not a history (the log is), and nearly every
+  contact raises two suspicions that its next events clear — kept, they would be most of the
+  table, and of the cost of a rebuild. (Version 1 kept them as ``cleared``.)
 - ``rm_finding``: the findings themselves, from ``Finding`` events: rule, clause, subject, status
   (open / acknowledged), who acknowledged it, when and why.
 
@@ -60,6 +63,7 @@ def roles_with_need() -> frozenset[str] | None:
 
 class ComplianceFindings(Projection):
     name = "compliance_findings"
+    version = 2
     rebuild_weight = 34
     tables = (AUDIT_CASE_TABLE, SUSPECT_TABLE, FINDING_TABLE)
 
@@ -125,10 +129,9 @@ class ComplianceFindings(Projection):
             "status": "pending", "discriminator": item.discriminator, "facts": dict(item.facts)})
 
     def _clear(self, key: str, rows: RowCache) -> None:
-        row = rows.peek(SUSPECT_TABLE.name, key)  # changed only to be put
+        row = rows.peek(SUSPECT_TABLE.name, key)
         if row is not None and row["status"] == "pending":
-            row["status"] = "cleared"
-            rows.put(SUSPECT_TABLE.name, row)
+            rows.delete(SUSPECT_TABLE.name, key)
 
     def _finding_event(self, name: str, e: Any, position: int, rows: RowCache) -> None:
         key = str(e.originator_id)

@@ -28,20 +28,22 @@ from typing import Any, Callable, Sequence
 
 from projections.store import Cursor, Table
 
-#: One table's changed rows: new ones (inserted) and ones that may exist (upserted), stored values.
-Changes = tuple[Table, list[Sequence[Any]], list[Sequence[Any]]]
+#: One table's changes: rows new to it (inserted) and ones that may exist (upserted), as stored
+#: values, and the keys of rows to delete.
+Changes = tuple[Table, list[Sequence[Any]], list[Sequence[Any]], list[tuple[Any, ...]]]
 
 
 class _TableRows:
     """One table's part of a cache (one lookup by table name per call, then attribute reads)."""
 
-    __slots__ = ("spec", "rows", "dirty", "new", "borrowed", "let_go", "key_of")
+    __slots__ = ("spec", "rows", "dirty", "new", "deleted", "borrowed", "let_go", "key_of")
 
     def __init__(self, spec: Table):
         self.spec = spec
         self.rows: dict[tuple[Any, ...], dict[str, Any] | None] = {}
         self.dirty: set[tuple[Any, ...]] = set()
         self.new: set[tuple[Any, ...]] = set()  # put, and not in the database
+        self.deleted: set[tuple[Any, ...]] = set()  # to delete from the database
         self.borrowed: set[tuple[Any, ...]] = set()  # got (maybe changed in place), put or not
         self.let_go: set[int] = set()  # hashes of keys of rows no longer held, while complete
         self.key_of = _key_function(spec.key)
@@ -82,11 +84,26 @@ class RowCache:
         part = self._by_name[table]
         key = part.key_of(row)
         before = part.rows.get(key, _MISSING)
+        if part.deleted and key in part.deleted:
+            part.deleted.discard(key)  # deleted, then put again: it is still in the database
         # New to the database: looked for and not found, or never there in a complete cache.
-        if before is None or (before is _MISSING and self.complete and hash(key) not in part.let_go):
+        elif before is None or (before is _MISSING and self.complete and hash(key) not in part.let_go):
             part.new.add(key)
         part.rows[key] = row
         part.dirty.add(key)
+
+    def delete(self, table: str, *key: Any) -> None:
+        """The row is gone (whether or not it exists); a row put in this batch and never written
+        costs the database nothing."""
+        part = self._by_name[table]
+        row = part.rows.get(key, _MISSING)
+        if key in part.new:
+            part.new.discard(key)
+        elif row is not None and (row is not _MISSING or not self.complete or hash(key) in part.let_go):
+            part.deleted.add(key)  # it is, or may be, in the database
+        part.dirty.discard(key)
+        part.borrowed.discard(key)
+        part.rows[key] = None  # known not to exist
 
     def changes(self) -> list[Changes]:
         """The rows put since the last call, per table, encoded and in key order, ready for
@@ -100,19 +117,21 @@ class RowCache:
                 if self.complete:
                     part.let_go.add(hash(key))
             part.borrowed.clear()
-            if keys:
+            if keys or part.deleted:
                 ordered = _in_key_order(keys)
                 inserted = [k for k in ordered if k in new] if new else []
                 upserted = [k for k in ordered if k not in new] if new else ordered
                 changed.append((part.spec, part.spec.values_of([cached[k] for k in inserted]),
-                                part.spec.values_of([cached[k] for k in upserted])))
+                                part.spec.values_of([cached[k] for k in upserted]), _in_key_order(part.deleted)))
                 keys.clear()
                 new.clear()
+                part.deleted.clear()
         return changed
 
     @staticmethod
     def write(cur: Cursor, changed: list[Changes]) -> None:
-        for spec, inserted, upserted in changed:
+        for spec, inserted, upserted, deleted in changed:
+            cur.executemany(spec.delete_statement(), deleted)  # first: a key may be deleted, then put again
             if inserted:
                 if cur.postgres and _bulk_typed(spec, inserted):
                     with cur.raw.copy(spec.copy_statement()) as copy:

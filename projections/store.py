@@ -134,6 +134,9 @@ class Table:
         return (f"INSERT INTO {self.name} ({', '.join(names)}) SELECT * FROM unnest({arrays}) "
                 f"ON CONFLICT ({', '.join(self.key)}) DO UPDATE SET {update}")
 
+    def delete_statement(self) -> str:
+        return f"DELETE FROM {self.name} WHERE {' AND '.join(f'{k} = ?' for k in self.key)}"
+
     def select_by_key_statement(self) -> str:
         where = " AND ".join(f"{k} = ?" for k in self.key)
         return f"SELECT {', '.join(self.column_names)} FROM {self.name} WHERE {where}"

@@ -22,7 +22,7 @@ def commit(db: ViewDatabase, cache: RowCache) -> list[tuple[list, list]]:
     changed = cache.changes()
     with db.transaction() as cur:
         cache.write(cur, changed)
-    return [(list(inserted), list(upserted)) for _, inserted, upserted in changed]
+    return [(list(inserted), list(upserted), deleted) for _, inserted, upserted, deleted in changed]
 
 
 def stored(db: ViewDatabase) -> dict[str, int]:
@@ -35,7 +35,7 @@ def test_a_rebuild_inserts_what_it_never_held_and_upserts_what_it_let_go(db):
     for k in ("a", "b"):
         assert cache.get(TABLE.name, k) is None
         cache.put(TABLE.name, {"k": k, "n": 1})
-    assert commit(db, cache) == [([("a", 1), ("b", 1)], [])]
+    assert commit(db, cache) == [([("a", 1), ("b", 1)], [], [])]
     cache.trim(0)  # lets go of every row: they are in the database now
     with db.reading() as cur:
         cache.cur = cur
@@ -44,7 +44,7 @@ def test_a_rebuild_inserts_what_it_never_held_and_upserts_what_it_let_go(db):
     cache.put(TABLE.name, a)
     cache.put(TABLE.name, {"k": "b", "n": 3})  # let go of, not read back: may exist
     cache.put(TABLE.name, {"k": "c", "n": 1})
-    assert commit(db, cache) == [([("c", 1)], [("a", 2), ("b", 3)])]
+    assert commit(db, cache) == [([("c", 1)], [("a", 2), ("b", 3)], [])]
     assert stored(db) == {"a": 2, "b": 3, "c": 1}
 
 
@@ -60,7 +60,27 @@ def test_an_incremental_batch_inserts_only_rows_it_looked_for_and_did_not_find(d
     cache.put(TABLE.name, old)
     cache.put(TABLE.name, {"k": "new", "n": 1})
     cache.put(TABLE.name, {"k": "unknown", "n": 1})  # never looked for: upserted
-    assert commit(db, cache) == [([("new", 1)], [("old", 2), ("unknown", 1)])]
+    assert commit(db, cache) == [([("new", 1)], [("old", 2), ("unknown", 1)], [])]
     cache.put(TABLE.name, {"k": "new", "n": 5})  # written by the last batch: now it exists
-    assert commit(db, cache) == [([], [("new", 5)])]
+    assert commit(db, cache) == [([], [("new", 5)], [])]
     assert stored(db) == {"old": 2, "new": 5, "unknown": 1}
+
+
+def test_deleted_rows_leave_the_database_and_rows_never_written_cost_nothing(db):
+    cache = RowCache(None, [TABLE], complete=True)
+    for k in ("kept", "gone", "back"):
+        cache.put(TABLE.name, {"k": k, "n": 1})
+    cache.put(TABLE.name, {"k": "brief", "n": 1})
+    cache.delete(TABLE.name, "brief")  # put and deleted in one batch: never written
+    cache.delete(TABLE.name, "never")  # a complete cache never held it: nothing to delete
+    assert commit(db, cache) == [([("back", 1), ("gone", 1), ("kept", 1)], [], [])]
+    cache.delete(TABLE.name, "gone")
+    cache.delete(TABLE.name, "back")
+    cache.put(TABLE.name, {"k": "back", "n": 2})  # deleted, then put again: still in the database
+    assert cache.peek(TABLE.name, "gone") is None
+    assert commit(db, cache) == [([], [("back", 2)], [("gone",)])]
+    assert stored(db) == {"kept": 1, "back": 2}
+    incremental = RowCache(None, [TABLE], complete=False)
+    incremental.delete(TABLE.name, "kept")  # not cached: may exist, so it is deleted
+    assert commit(db, incremental) == [([], [], [("kept",)])]
+    assert stored(db) == {"back": 2}
