@@ -32,7 +32,7 @@ _json = json_writer(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 class JobRuns(Projection):
     name = "job_runs"
-    rebuild_weight = 2
+    rebuild_weight = 1
     tables = (JOB_RUN_TABLE,)
 
     def on_JobRun_Started(self, e: Any, position: int, rows: RowCache) -> None:
