@@ -109,14 +109,16 @@ class Projection:
 
     def apply_batch(self, events: Sequence[tuple[int, str, Any]], rows: RowCache) -> None:
         """Apply (position, topic, event)s in log order; the first failure raises :class:`ProjectionFailed`."""
-        handlers, resolve = self._handlers, self.handler
-        for position, topic, event in events:
-            handle = handlers[type(event)] if type(event) in handlers else resolve(event)
-            if handle is not None:
-                try:
+        handlers = self._handlers
+        for cls in {type(event) for _, _, event in events} - handlers.keys():
+            handlers[cls] = self.resolve(cls)  # once per class, before the loop: one lookup per event in it
+        try:
+            for position, topic, event in events:
+                handle = handlers[type(event)]
+                if handle is not None:
                     handle(event, position, rows)
-                except Exception as e:  # noqa: BLE001 - any handler error stops the projection
-                    raise ProjectionFailed(self.name, position, topic, e) from e
+        except Exception as e:  # noqa: BLE001 - any handler error stops the projection
+            raise ProjectionFailed(self.name, position, topic, e) from e
 
     # -- digest ----------------------------------------------------------------------------------
     def digest(self, db: ViewDatabase) -> str:
