@@ -122,3 +122,8 @@ def log_id(text: str) -> UUID:
         _RECENT_IDS.clear()
     _RECENT_IDS[text] = made
     return made
+
+
+def forget_recent_ids() -> None:
+    """Empty the ids remembered by :func:`log_id` (benchmarks start each round cold)."""
+    _RECENT_IDS.clear()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,17 +21,7 @@ def parse(value: str | datetime) -> datetime:
 @functools.lru_cache(maxsize=1 << 16)
 def _parse_text(value: str) -> datetime:
     # Events of one command share their business time, and several read models parse it: cached.
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if type(moment.tzinfo) is timezone:
-        # One tzinfo object per offset: datetimes with the very same tzinfo compare, hash and
-        # subtract without asking it for their offsets (fromisoformat makes a new one each time).
-        moment = moment.replace(tzinfo=_fixed_zone(moment.utcoffset()))
-    return moment
-
-
-@functools.lru_cache(maxsize=256)
-def _fixed_zone(offset: timedelta) -> timezone:
-    return timezone(offset)
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def stamp(value: str | datetime) -> str:
@@ -43,16 +33,20 @@ def stamp(value: str | datetime) -> str:
 
 @functools.lru_cache(maxsize=1 << 16)
 def _stamp_text(value: str) -> str:
-    return _stamp(parse(value))
+    return _utc_text(parse(value))  # not through _stamp's cache: a new text is nearly always a new moment
 
 
 @functools.lru_cache(maxsize=1 << 16)
 def _stamp(moment: datetime) -> str:
     # Keyed by the instant (datetimes of equal instants are equal), which is all the text depends on.
-    utc = moment.astimezone(timezone.utc)
+    return _utc_text(moment)
+
+
+def _utc_text(moment: datetime) -> str:
+    utc = moment if moment.tzinfo is timezone.utc else moment.astimezone(timezone.utc)
     if utc.year < 1000:  # isoformat pads the year, strftime does not
         return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    return utc.isoformat(timespec="microseconds")[:-6] + "Z"  # without its "+00:00"
 
 
 def occurred(event: Any) -> datetime:
