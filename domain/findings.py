@@ -16,7 +16,6 @@ number the rule needs (grace times); code holds neither.
 from __future__ import annotations
 
 import functools
-import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import MappingProxyType
@@ -28,6 +27,7 @@ from eventsourcing.domain import event
 from domain.case import Case
 from domain.context import Context
 from domain.errors import InvalidValue, require
+from domain.ids import uuid5_text
 from domain.policy import Policy
 
 FINDING_NAMESPACE = UUID("e46d053d-e242-44b4-bca4-4c6cd679759d")
@@ -69,17 +69,9 @@ def finding_id(rule: str, subject_kind: str, subject_id: str, discriminator: str
 
 @functools.lru_cache(maxsize=1 << 14)
 def finding_key(rule: str, subject_kind: str, subject_id: str, discriminator: str) -> str:
-    """:func:`finding_id` as text (what read models key by): ``uuid5(FINDING_NAMESPACE, …)``, spelled
-    from the SHA-1 digits directly — version 5 in the 13th digit, the RFC 4122 variant in the top bits
-    of the 17th — as ``UUID()`` costs more than the hash. Cached: a suspicion's clearance (the case's
-    next events) asks for the same id again."""
-    digits = hashlib.sha1(_NAMESPACE_BYTES + f"finding:{rule}:{subject_kind}:{subject_id}:{discriminator}".encode()
-                          ).hexdigest()
-    return f"{digits[:8]}-{digits[8:12]}-5{digits[13:16]}-{_VARIANT[digits[16]]}{digits[17:20]}-{digits[20:32]}"
-
-
-_NAMESPACE_BYTES = FINDING_NAMESPACE.bytes
-_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
+    """:func:`finding_id` as text (what read models key by). Cached: a suspicion's clearance (the
+    case's next events) asks for the same id again."""
+    return uuid5_text(FINDING_NAMESPACE, f"finding:{rule}:{subject_kind}:{subject_id}:{discriminator}")
 
 
 @dataclass(frozen=True)

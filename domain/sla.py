@@ -28,7 +28,7 @@ import functools
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Mapping, NamedTuple
-from uuid import UUID, uuid5
+from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from eventsourcing.domain import event
@@ -38,9 +38,16 @@ from domain.case import Case
 from domain.complaint import _rung_index
 from domain.context import Context
 from domain.errors import PolicyError, require
+from domain.ids import uuid5_text
 from domain.policy import Clock, Policy
 
 SLA_NAMESPACE = UUID("5a226ca1-75e4-4680-88ae-14dd42ec8ec0")
+
+
+def breach_key(case_id: str, clock_key: str, cycle: int) -> str:
+    """The id (as text) of the breach of run ``cycle`` of clock ``clock_key`` of a case: what
+    ``SLABreach.id_for`` gives, and what the SLA read model keys the run's row by."""
+    return uuid5_text(SLA_NAMESPACE, f"sla-breach:{case_id}:{clock_key}:{cycle}")
 
 #: Milestones a reopened ticket has to reach again.
 _AFTER_RESOLUTION = ("resolved", "result_fed_back", "accepted", "closed")
@@ -382,7 +389,7 @@ class SLABreach(Case):
 
     @staticmethod
     def id_for(case_id: str, clock_key: str, cycle: int) -> UUID:
-        return uuid5(SLA_NAMESPACE, f"sla-breach:{case_id}:{clock_key}:{cycle}")
+        return UUID(breach_key(case_id, clock_key, cycle))
 
     @classmethod
     def record(cls, *, case_kind: str, case_id: str, reading: Reading, policy: Policy, ctx: Context) -> SLABreach:

@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from domain.policy import Clock, Policy
-from domain.sla import CREATION, MARKED_EVENTS, CaseClocks, ClockRun, SLABreach, mark_of, next_due, read
+from domain.sla import CREATION, MARKED_EVENTS, CaseClocks, ClockRun, breach_key, mark_of, next_due, read
 from projections.runtime import Projection
 from projections.store import Codec, RowCache, Table
 from projections.timeutil import occurred_stamp, stamp
@@ -81,7 +81,7 @@ _SEQ_SLOTS = 64
 @functools.lru_cache(maxsize=1 << 16)
 def _clock_id(case_id: str, key: str, cycle: int) -> str:
     # A case's later events touch the same runs: their ids (uuid5) are made once.
-    return str(SLABreach.id_for(case_id, key, cycle))
+    return breach_key(case_id, key, cycle)
 
 
 @functools.lru_cache(maxsize=1 << 8)
