@@ -74,7 +74,7 @@ class TicketList(_CaseList):
     """
 
     name = "ticket_list"
-    rebuild_weight = 3
+    rebuild_weight = 7
     table = TICKET_TABLE
     tables = (TICKET_TABLE,)
 

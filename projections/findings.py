@@ -64,7 +64,7 @@ def roles_with_need() -> frozenset[str] | None:
 class ComplianceFindings(Projection):
     name = "compliance_findings"
     version = 2
-    rebuild_weight = 21
+    rebuild_weight = 27
     tables = (AUDIT_CASE_TABLE, SUSPECT_TABLE, FINDING_TABLE)
 
     def __init__(self, ledger: Any):

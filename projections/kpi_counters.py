@@ -89,7 +89,7 @@ class _Terms:
 
 class KpiCounters(Projection):
     name = "kpi_counters"
-    rebuild_weight = 10
+    rebuild_weight = 17
     tables = (COUNTER_TABLE, CASE_TABLE)
 
     def __init__(self, ledger: Any):

@@ -58,7 +58,7 @@ KIND_OF_CLASS = {"Customer": "customer", "Interaction": "interaction", "Ticket":
 
 class RetentionRecords(Projection):
     name = "retention"
-    rebuild_weight = 8
+    rebuild_weight = 9
     tables = (RECORD_TABLE, HOLD_TABLE, DESTROYED_TABLE, DISPOSITION_TABLE)
 
     def __init__(self, ledger: Any):

@@ -79,8 +79,8 @@ class Projection:
     name: str = ""
     version: int = 1
     tables: tuple[Table, ...] = ()
-    #: Cost of a rebuild in µs of CPU per event beyond reading and decoding (measured with
-    #: ``python -m bench.rebuild --per-model``): balances parallel rebuilds.
+    #: Cost of a rebuild in µs per event beyond reading and decoding (``python -m bench.rebuild
+    #: --per-model``, 100k events, cold): balances parallel rebuilds.
     rebuild_weight: int = 1
 
     def __init__(self, ledger: Any):

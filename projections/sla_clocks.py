@@ -107,7 +107,7 @@ class _Terms(NamedTuple):
 
 class SlaClocks(Projection):
     name = "sla_clocks"
-    rebuild_weight = 12
+    rebuild_weight = 18
     tables = (SLA_CASE_TABLE, SLA_CLOCK_TABLE)
 
     def __init__(self, ledger: Any):
