@@ -27,6 +27,7 @@ import hashlib
 import json
 import os
 import secrets
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Mapping
@@ -72,10 +73,7 @@ class KeyEncryptionKey:
             return cls(base64.b64decode(environ["CASELEDGER_KEK"]))
         path = Path(environ.get("CASELEDGER_KEK_FILE") or home / "data-kek.key")
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as out:
-                out.write(base64.b64encode(AESGCM.generate_key(bit_length=256)).decode() + "\n")
+            _create_once(path, base64.b64encode(AESGCM.generate_key(bit_length=256)) + b"\n")
         return cls(base64.b64decode(path.read_text().strip()))
 
     def wrap(self, subject: str, data_key: bytes) -> bytes:
@@ -84,6 +82,26 @@ class KeyEncryptionKey:
 
     def unwrap(self, subject: str, wrapped: bytes) -> bytes:
         return self._aead.decrypt(wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], _wrap_aad(subject))
+
+
+def _create_once(path: Path, content: bytes) -> None:
+    """Write ``path`` (mode 0600) unless it exists, atomically: processes starting at once on a new
+    home (gunicorn workers) all end up with the one key that was written first, and none ever
+    reads a file half written. The content goes to a file of its own, which is then hard-linked
+    to ``path`` — a link fails if ``path`` exists, where a rename would replace it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(content)
+            out.flush()
+            os.fsync(out.fileno())
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass  # another process was first: its key is the key
+    finally:
+        os.unlink(temporary)
 
 
 def _wrap_aad(subject: str) -> bytes:
@@ -104,7 +122,7 @@ class SubjectKeys:
         self.cache_seconds = cache_seconds
         self._cache: dict[str, tuple[bytes | None, float]] = {}
         blob = "BYTEA" if self.sql.pg else "BLOB"
-        with self.sql.transaction() as c:
+        with self.sql.schema_transaction() as c:
             c.execute(f"CREATE TABLE IF NOT EXISTS {{keys}} (subject TEXT PRIMARY KEY, kek_id TEXT NOT NULL, "
                       f"wrapped {blob} NOT NULL, created_at TEXT NOT NULL)")
             c.execute("CREATE TABLE IF NOT EXISTS {tombstones} (subject TEXT PRIMARY KEY, destroyed_at TEXT NOT NULL, "

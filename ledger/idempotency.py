@@ -57,7 +57,7 @@ class IdempotencyStore:
         self.ttl = ttl
         self.wait_seconds = wait_seconds
         body = "BYTEA" if self.sql.pg else "BLOB"
-        with self.sql.transaction() as cur:
+        with self.sql.schema_transaction() as cur:
             cur.execute(f"CREATE TABLE IF NOT EXISTS {{keys}} (caller TEXT NOT NULL, key TEXT NOT NULL, "
                         f"fingerprint TEXT NOT NULL, claim TEXT NOT NULL, created_at TEXT NOT NULL, status INTEGER, "
                         f"headers TEXT, body {body}, PRIMARY KEY (caller, key))")

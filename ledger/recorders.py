@@ -40,7 +40,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 from uuid import UUID
 
-from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
+from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 from eventsourcing.utils import retry
@@ -49,6 +49,7 @@ from psycopg.sql import SQL, Identifier
 from ledger.integrity import fastpath
 from ledger.integrity.merkle import STORED_LEVEL, frontier_addresses
 from ledger.log_append import AppendPlan, LogHead
+from ledger.sqlaccess import SCHEMA_LOCK
 
 LOG_TABLES = ("merkle_leaves", "merkle_nodes", "merkle_checkpoints")
 APPEND_ONLY_MESSAGE = "caseledger: the ledger is append-only"
@@ -256,7 +257,14 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             self.lock_table_statements = self._lock_through_function
             self.datastore.register_type_adapters()
             return
-        super().create_table()
+        try:
+            super().create_table()
+        except IntegrityError:
+            # eventsourcing creates its composite types outside the table transaction (there is no
+            # CREATE TYPE IF NOT EXISTS) and ignores "already exists", but two processes creating
+            # one at the same moment get a unique violation on the catalog instead. The type
+            # exists now; the second attempt finds it.
+            super().create_table()
 
     def _managed_by_another_role(self) -> bool:
         """True when the events table exists and belongs to a role we are not: a hardened
@@ -269,7 +277,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
 
     def _create_table(self, curs: Any) -> None:
         # Several processes may start at once; creating functions and triggers concurrently fails.
-        curs.execute("SELECT pg_advisory_xact_lock(hashtext('caseledger-create-tables'))")
+        curs.execute(SCHEMA_LOCK)
         super()._create_table(curs)
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)

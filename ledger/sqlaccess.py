@@ -13,6 +13,9 @@ from typing import Any, Iterator
 
 from eventsourcing.postgres import PostgresApplicationRecorder
 
+#: Taken (for the transaction) by everything that creates tables in a PostgreSQL schema of ours.
+SCHEMA_LOCK = "SELECT pg_advisory_xact_lock(hashtext('caseledger-create-tables'))"
+
 
 class SqlAccess:
     """``tables``: placeholder → table name (qualified with the schema on PostgreSQL);
@@ -38,6 +41,17 @@ class SqlAccess:
         else:
             with self.recorder.datastore.transaction(commit=True) as cursor:
                 yield _Cursor(cursor, self)
+
+    @contextmanager
+    def schema_transaction(self) -> Iterator[Any]:
+        """A transaction that creates tables: on PostgreSQL it first takes the lock the ledger's
+        recorder takes to create its own (:data:`SCHEMA_LOCK`), so processes starting at once on a
+        new database (gunicorn workers, the scheduler) do not race: two concurrent ``CREATE TABLE IF
+        NOT EXISTS`` of one table can fail on PostgreSQL's catalog."""
+        with self.transaction() as cursor:
+            if self.pg:
+                cursor.execute(SCHEMA_LOCK)
+            yield cursor
 
     def rows(self, sql: str, params: tuple = ()) -> list[tuple]:
         with self.transaction() as cursor:

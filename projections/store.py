@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping, NamedTuple, Sequence
 from uuid import UUID
 
+from ledger.sqlaccess import SCHEMA_LOCK
 from projections.decode import log_id
 
 TRACKING_TABLE = "projection_tracking"
@@ -273,6 +274,8 @@ class ViewDatabase:
     def create_tables(self, tables: Sequence[Table], *, indexes: bool = True) -> None:
         """Create what is missing; ``indexes=False``: the tables only (with their primary keys)."""
         with self.transaction() as cur:
+            if self.postgres:
+                cur.execute(SCHEMA_LOCK)  # processes starting at once on a new database: one creates, the others wait
             cur.execute(f"CREATE TABLE IF NOT EXISTS {TRACKING_TABLE} (name TEXT PRIMARY KEY, "
                         "position BIGINT NOT NULL, version BIGINT NOT NULL)")
             for table in tables:
