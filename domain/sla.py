@@ -19,7 +19,8 @@ its stop milestone is reached after that. Pure: time is always passed in.
   when the job happened to look.
 
 :class:`SLABreach` records one breached run (deterministic id: case, clock, cycle — a second
-recording conflicts) and its escalations up the ladder, one step at a time, each once.
+recording conflicts) and its escalations up the ladder, one step at a time, each once. Judging a
+run against its limit (deadline, crossing, next target) is in :mod:`domain.sla_reading`.
 """
 
 from __future__ import annotations
@@ -29,17 +30,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Mapping, NamedTuple
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
 from eventsourcing.domain import event
 
-from domain.calendar import BusinessCalendar, add_duration
 from domain.case import Case
 from domain.complaint import _rung_index
 from domain.context import Context
-from domain.errors import PolicyError, require
+from domain.errors import require
 from domain.ids import uuid5_text
 from domain.policy import Clock, Policy
+from domain.sla_reading import Reading, escalation_steps
 
 SLA_NAMESPACE = UUID("5a226ca1-75e4-4680-88ae-14dd42ec8ec0")
 
@@ -291,85 +291,6 @@ def _terms(policy: Policy, subject: str) -> _SubjectTerms:
                 at_milestone.setdefault(milestone, []).append((key, clock))
         by_subject[subject] = _SubjectTerms(clocks, at_milestone)
     return by_subject[subject]
-
-
-def crossing(run: ClockRun, base: datetime, as_of: datetime | None = None) -> tuple[datetime | None, datetime | None]:
-    """``(crossed_at, deadline)`` of a run against ``base``, its deadline if it were never paused.
-
-    ``crossed_at``: the moment the running clock passed the deadline (None if it has not, by
-    ``as_of`` or by its stop). ``deadline``: the deadline moved by the pauses so far (None while
-    paused: a paused clock has no fixed deadline).
-    """
-    deadline = base
-    for start, end in run.pauses:
-        if start > deadline:
-            return deadline, deadline
-        if end is None:
-            return None, None
-        deadline += end - start
-    end = run.stopped_at or as_of
-    if end is not None and end > deadline:
-        return deadline, deadline
-    return None, deadline
-
-
-class Reading(NamedTuple):
-    """A clock run judged by its policy at ``as_of`` (or, for the read model, by its events only)."""
-
-    run: ClockRun
-    limit: float
-    unit: str
-    clause: str
-    deadline: datetime | None
-    crossed_at: datetime | None
-
-    @property
-    def state(self) -> str:
-        """running | paused | met | missed (stopped after its deadline) | overdue (running, past it)."""
-        if self.run.stopped_at is not None:
-            return "missed" if self.crossed_at else "met"
-        if self.crossed_at is not None:
-            return "overdue"
-        return "paused" if self.run.paused else "running"
-
-
-def read(run: ClockRun, clock: Clock, calendar: BusinessCalendar, tz: ZoneInfo, as_of: datetime | None = None,
-         multiple: int = 1) -> Reading | None:
-    """The run against ``multiple`` × its limit; None when no limit of the clock applies to the case."""
-    try:
-        limit = clock.limit_for(run.attrs)
-    except PolicyError:
-        return None
-    base = add_duration(run.started_at, limit * multiple, clock.unit, calendar, tz)
-    crossed, deadline = crossing(run, base, as_of)
-    return Reading(run, limit, clock.unit, clock.source, deadline, crossed)
-
-
-def escalation_steps(policy: Policy) -> list[Mapping[str, Any]]:
-    return list(policy.rule("sla_escalation")["steps"])
-
-
-def target_multiple(policy: Policy, target: int) -> int | None:
-    """Limits counted by target ``target`` (0: the breach, k: escalation step k-1); None past the last."""
-    if target == 0:
-        return 1
-    steps = escalation_steps(policy)
-    return 1 + int(steps[target - 1]["overdue_limits"]) if target <= len(steps) else None
-
-
-def next_due(run: ClockRun, clock: Clock, policy: Policy, calendar: BusinessCalendar, done: int,
-             as_of: datetime | None = None) -> datetime | None:
-    """When the next target (``done`` of them recorded) is or will be due; None if it never will be
-    (no more steps, the clock stopped in time, or it is paused)."""
-    multiple = target_multiple(policy, done)
-    if multiple is None:
-        return None
-    reading = read(run, clock, calendar, policy.tz, as_of, multiple)
-    if reading is None:
-        return None
-    if reading.crossed_at is not None:
-        return reading.crossed_at
-    return None if run.stopped_at is not None else reading.deadline
 
 
 class SLABreach(Case):

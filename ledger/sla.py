@@ -19,7 +19,8 @@ from uuid import UUID
 
 from domain.context import Context
 from domain.errors import DomainError
-from domain.sla import CaseClocks, ClockRun, SLABreach, read, target_multiple
+from domain.sla import CaseClocks, ClockRun, SLABreach
+from domain.sla_reading import read, target_multiple
 from ledger.errors import ConcurrentUpdate, NotFound
 from projections.runtime import ProjectionRunner
 from projections.sla_clocks import SLA_CLOCK_TABLE, SlaClocks

@@ -27,7 +27,8 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from domain.policy import Clock, Policy
-from domain.sla import CREATION, MARKED_EVENTS, CaseClocks, ClockRun, breach_key, mark_of, next_due, read
+from domain.sla import CREATION, MARKED_EVENTS, CaseClocks, ClockRun, breach_key, mark_of
+from domain.sla_reading import next_due, read
 from projections.runtime import Projection
 from projections.store import Codec, RowCache, Table
 from projections.timeutil import occurred_stamp, stamp
