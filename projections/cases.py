@@ -14,8 +14,9 @@ from typing import Any
 
 from domain.complaint import ComplaintStatus
 from domain.ticket import TicketStatus
+from projections.rowcache import RowCache
 from projections.runtime import Projection
-from projections.store import RowCache, Table
+from projections.store import Table
 from projections.timeutil import occurred, occurred_stamp, parse, stamp
 
 #: Ticket statuses in which the resolution clock runs (it stops when the ticket becomes resolved).

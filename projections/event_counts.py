@@ -10,8 +10,9 @@ from typing import Any, Sequence
 
 from eventsourcing.utils import get_topic
 
+from projections.rowcache import RowCache
 from projections.runtime import Projection, ProjectionFailed
-from projections.store import RowCache, Table
+from projections.store import Table
 
 COUNT_TABLE = Table("rm_event_count", columns=(("topic", "TEXT"), ("events", "BIGINT"), ("last_position", "BIGINT")),
                     key=("topic",))

@@ -23,8 +23,9 @@ from typing import Any, Callable
 
 from domain.findings import STANDALONE_EVENTS, CaseAudit, Clearance, Suspicion, standalone_suspicions
 from projections.jsontext import json_writer
+from projections.rowcache import RowCache
 from projections.runtime import Projection
-from projections.store import Codec, RowCache, Table
+from projections.store import Codec, Table
 from projections.timeutil import occurred_stamp, stamp
 
 _json = json_writer(sort_keys=True, ensure_ascii=False, separators=(",", ":"))

@@ -13,8 +13,9 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator, TypeVar
 
 from projections.jsontext import json_writer
+from projections.rowcache import RowCache
 from projections.runtime import Projection, ProjectionRunner
-from projections.store import Cursor, RowCache, Table
+from projections.store import Cursor, Table
 from projections.timeutil import occurred_stamp, stamp
 
 JOB_RUN_TABLE = Table(

@@ -29,8 +29,9 @@ from typing import Any, NamedTuple, Sequence
 from zoneinfo import ZoneInfo
 
 from projections.jsontext import json_writer
+from projections.rowcache import RowCache
 from projections.runtime import Projection
-from projections.store import Codec, RowCache, Table
+from projections.store import Codec, Table
 from projections.timeutil import local_day, occurred, occurred_stamp, parse
 
 NONE = "-"

@@ -15,8 +15,9 @@ from typing import Any, Callable
 
 from domain.policy import RecordClass
 from domain.retention import due_at, milestone, record_class_for
+from projections.rowcache import RowCache
 from projections.runtime import Projection
-from projections.store import RowCache, Table
+from projections.store import Table
 from projections.timeutil import occurred, occurred_stamp, parse, stamp
 
 RECORD_TABLE = Table(

@@ -29,8 +29,9 @@ import orjson
 from domain.policy import Clock, Policy
 from domain.sla import CREATION, MARKED_EVENTS, CaseClocks, ClockRun, breach_key, mark_of
 from domain.sla_reading import next_due, read
+from projections.rowcache import RowCache
 from projections.runtime import Projection
-from projections.store import Codec, RowCache, Table
+from projections.store import Codec, Table
 from projections.timeutil import occurred_stamp, stamp
 
 _compact_json = json.JSONEncoder(separators=(",", ":")).encode  # = json.dumps(…, separators=(",", ":"))

@@ -289,12 +289,3 @@ class ViewDatabase:
 
 _ENV_KEYS = ("PERSISTENCE_MODULE", "SQLITE_DBNAME", "SQLITE_LOCK_TIMEOUT", "POSTGRES_HOST", "POSTGRES_PORT",
              "POSTGRES_DBNAME", "POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_SCHEMA", "POSTGRES_CONNECT_TIMEOUT")
-
-
-def __getattr__(name: str) -> Any:
-    # RowCache moved to projections.rowcache (it imports this module); old imports keep working.
-    if name == "RowCache":
-        from projections.rowcache import RowCache
-
-        return RowCache
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
