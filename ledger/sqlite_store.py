@@ -11,6 +11,7 @@ ledger, the projections and the benchmark's baseline recorder all use it.
 from __future__ import annotations
 
 import sqlite3
+import time
 from typing import Any
 
 from eventsourcing.persistence import InterfaceError
@@ -19,9 +20,13 @@ from eventsourcing.sqlite import SQLITE3_DEFAULT_LOCK_TIMEOUT, SQLiteConnection,
 STATEMENT_CACHE = 128
 
 
+#: Tries at opening a connection while another process switches a new database file to WAL.
+WAL_SWITCH_TRIES = 50
+
+
 class StatementCachingPool(SQLiteConnectionPool):
     def _create_connection(self) -> SQLiteConnection:
-        connection = super()._create_connection()  # as eventsourcing makes it (and the file switched to WAL)
+        connection = self._connect_in_wal_mode()
         if self.is_sqlite_memory_mode:
             return connection  # closing the first connection would drop an in-memory database
         try:
@@ -34,6 +39,20 @@ class StatementCachingPool(SQLiteConnectionPool):
         connection._sqlite_conn.close()  # noqa: SLF001 - the one thing we replace
         connection._sqlite_conn = caching  # noqa: SLF001
         return connection
+
+    def _connect_in_wal_mode(self) -> SQLiteConnection:
+        """eventsourcing's connection (and the file switched to WAL). Its ``PRAGMA journal_mode=WAL``
+        fails at once with "database is locked", without waiting out the lock timeout, while another
+        process is switching the same new file: processes starting together on a new database
+        (the API's workers, the scheduler) try again after a moment."""
+        for attempt in range(WAL_SWITCH_TRIES):
+            try:
+                return super()._create_connection()
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or attempt == WAL_SWITCH_TRIES - 1:
+                    raise
+                time.sleep(0.02 * (1 + attempt % 5))
+        raise AssertionError("unreachable")
 
 
 class LedgerSQLiteFactory(SQLiteFactory):
