@@ -40,40 +40,30 @@ class EventDecoder:
         return self._classes[topic]
 
     def event(self, originator_id: UUID, version: int, topic: str, state: bytes) -> Any:
-        cls = self._lean_class(topic) if self.lean else None
-        if cls is not None and state.count(_TRANSCODED) == 1:
-            try:
-                values = orjson.loads(state)
-            except orjson.JSONDecodeError:  # e.g. NaN or a huge integer: json accepts those
-                return self.mapper.to_domain_event(StoredEvent(originator_id, version, topic, state))
-            recorded = values.get("timestamp")
-            if type(recorded) is dict and len(recorded) == 2 and recorded.get("_type_") == "datetime_iso" \
-                    and "class_version" not in values:
-                values["timestamp"] = datetime.fromisoformat(recorded["_data_"])
-                values["originator_id"] = originator_id
-                values["originator_version"] = version
-                event = object.__new__(cls)
-                object.__setattr__(event, "__dict__", values)
-                return event
+        """One stored event (:meth:`events` of one row)."""
+        return self.events([(0, originator_id, version, topic, state)])[0][2]
+
+    def _mapped(self, originator_id: UUID, version: int, topic: str, state: bytes) -> Any:
+        """The event as the mapper decodes it: anything the lean path does not take."""
         return self.mapper.to_domain_event(StoredEvent(originator_id, version, topic, state))
 
     def events(self, rows: Sequence[tuple[int, UUID, int, str, bytes]]) -> list[tuple[int, str, Any]]:
         """(position, topic, event) for rows (position, originator id, version, topic, state).
 
-        :meth:`event`'s lean path written out in the loop (a rebuild decodes every event of the
-        log, and each call and lookup costs); anything it does not take goes to :meth:`event`."""
+        The lean path is written out in the loop (a rebuild decodes every event of the log, and
+        each call and lookup costs); anything it does not take goes to the mapper (:meth:`_mapped`)."""
         if not self.lean:
-            return [(position, topic, self.event(oid, version, topic, state))
+            return [(position, topic, self._mapped(oid, version, topic, state))
                     for position, oid, version, topic, state in rows]
         out: list[tuple[int, str, Any]] = []
-        append, classes, lean_class, event = out.append, self._classes, self._lean_class, self.event
+        append, classes, lean_class, mapped = out.append, self._classes, self._lean_class, self._mapped
         loads, from_iso, new, set_attr = orjson.loads, datetime.fromisoformat, object.__new__, object.__setattr__
         for position, oid, version, topic, state in rows:
             cls = classes[topic] if topic in classes else lean_class(topic)
             if cls is not None and state.count(_TRANSCODED) == 1:
                 try:
                     values = loads(state)
-                except orjson.JSONDecodeError:
+                except orjson.JSONDecodeError:  # e.g. NaN or a huge integer: json accepts those
                     values = None
                 recorded = values.get("timestamp") if type(values) is dict else None
                 if type(recorded) is dict and len(recorded) == 2 and recorded.get("_type_") == "datetime_iso" \
@@ -85,7 +75,7 @@ class EventDecoder:
                     set_attr(made, "__dict__", values)
                     append((position, topic, made))
                     continue
-            append((position, topic, event(oid, version, topic, state)))
+            append((position, topic, mapped(oid, version, topic, state)))
         return out
 
 
