@@ -40,6 +40,8 @@ def json_writer(*, sort_keys: bool = False, ensure_ascii: bool = True,
     def write(value: Any) -> str:
         if type(value) is not dict:
             return encode(value)
+        if not value:
+            return "{}"  # whatever the options (many read-model dicts start and stay empty)
         if use_orjson and _FLAT_VALUES.issuperset(map(type, value.values())) and _STR_KEYS.issuperset(map(type, value)):
             try:
                 return orjson.dumps(value, option=orjson_options).decode()

@@ -39,16 +39,8 @@ NONE = "-"
 COUNTER_TABLE = Table("rm_kpi_counter", columns=(("day", "TEXT"), ("channel", "TEXT"), ("team", "TEXT"),
                                                  ("measure", "TEXT"), ("value", "BIGINT")),
                       key=("day", "channel", "team", "measure"), indexes=(("measure", "day"),))
-_sorted_json = json_writer(sort_keys=True)
-
-
-def _encode(value: dict[str, Any]) -> str:
-    # Interactions, complaints and feedback never have attrs: "{}" without the writer's set-up.
-    return "{}" if type(value) is dict and not value else _sorted_json(value)
-
-
 #: attrs and milestones are dicts while projecting, written as sorted JSON once per batch.
-_JSON = Codec(encode=_encode, decode=json.loads)
+_JSON = Codec(encode=json_writer(sort_keys=True), decode=json.loads)
 CASE_TABLE = Table("rm_kpi_case", columns=(("case_id", "TEXT"), ("kind", "TEXT"), ("channel", "TEXT"),
                                            ("team", "TEXT"), ("policy_ref", "TEXT"), ("cohort_day", "TEXT"),
                                            ("attrs", "TEXT"), ("milestones", "TEXT"), ("paused_since", "TEXT"),

@@ -58,9 +58,9 @@ def occurred_stamp(event: Any) -> str:
     return _stamp_text(event.meta["occurred_at"])
 
 
-@functools.lru_cache(maxsize=1 << 16)
 def local_day(moment: datetime, tz: ZoneInfo) -> str:
-    """The business day (in the policy's time zone) a moment falls on, as ``YYYY-MM-DD``."""
+    """The business day (in the policy's time zone) a moment falls on, as ``YYYY-MM-DD``. (Not
+    cached here: its one caller, the KPI read model, caches by the event's time text.)"""
     return moment.astimezone(tz).date().isoformat()
 
 
