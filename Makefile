@@ -28,9 +28,9 @@ test: $(STAMP)
 ## Production-style: gunicorn API + projection runner + scheduler from the Procfile, stopped
 ## together by Ctrl-C. Without CASELEDGER_DATABASE_URL it starts a throwaway PostgreSQL (deleted on exit).
 prod: $(STAMP)
-	$(PY) -m ledger.serving
+	$(PY) -m cli.prod
 
-## Every benchmark, tables printed and saved under var/bench/ (BENCH_QUICK=1 or bench-quick: CI-sized).
+## Every benchmark, tables printed and saved under var/bench/ (bench-quick: CI-sized).
 ## Starts a throwaway PostgreSQL unless CASELEDGER_BENCH_PG_DSN or CASELEDGER_TEST_PG_DSN is set.
 bench: $(STAMP)
 	$(PY) -m bench

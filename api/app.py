@@ -32,12 +32,13 @@ from api.read_models import register_read_models
 from api.requestlog import register_request_log
 from api.resources import register_resources
 from api.retention import register_retention
-from ledger.access import AccessPolicy
-from ledger.access_log import AccessLog
+from domain.permissions import AccessPolicy
+from services.access_log import AccessLog
 from ledger.application import CaseLedger
-from ledger.bootstrap import build, transparency_log
+from ledger.bootstrap import as_settings, build, transparency_log
+from ledger.settings import Settings
 from ledger.idempotency import IdempotencyStore
-from ledger.tokens import TokenService
+from services.tokens import TokenService
 
 Clock = Callable[[], datetime]
 
@@ -87,9 +88,10 @@ class RequestHeadersDoc(BasePlugin):
                                "schema": {"type": "string", "minLength": 1, "maxLength": 500}})
 
 
-def create_app(ledger: CaseLedger | None = None, *, tokens: TokenService | None = None,
-               clock: Clock | None = None, environ: Mapping[str, str] | None = None) -> Flask:
-    """Build the Flask app; ``environ`` (default: the process environment) configures what is not given."""
+def create_app(settings: Settings | Mapping[str, str], ledger: CaseLedger | None = None, *,
+               tokens: TokenService | None = None, clock: Clock | None = None) -> Flask:
+    """Build the Flask app for the ledger ``settings`` name (or the one given, already built)."""
+    settings = as_settings(settings)
     app = Flask("caseledger", static_folder=None)  # an API: no static files, no unauthenticated route
     app.config.update(
         API_TITLE="caseledger",
@@ -100,15 +102,15 @@ def create_app(ledger: CaseLedger | None = None, *, tokens: TokenService | None 
         MAX_CONTENT_LENGTH=16 * 1024 * 1024,
         JSON_SORT_KEYS=False,
     )
-    ledger = app.extensions["caseledger"] = ledger or build(environ)
+    ledger = app.extensions["caseledger"] = ledger or build(settings)
     access = tokens.access if tokens else AccessPolicy.load(grade_vocabulary=_data_grades(ledger))
     app.extensions["caseledger.access"] = access
     app.extensions["caseledger.tokens"] = tokens or TokenService(ledger, access)
     app.extensions["caseledger.access_log"] = AccessLog(ledger, access)
     app.extensions["caseledger.idempotency"] = IdempotencyStore(ledger)
     app.extensions["caseledger.clock"] = clock or (lambda: datetime.now(timezone.utc))
-    app.extensions["caseledger.log"] = transparency_log(ledger, environ)
-    app.extensions["caseledger.environ"] = environ
+    app.extensions["caseledger.log"] = transparency_log(ledger, settings)
+    app.extensions["caseledger.settings"] = settings
 
     api = ProblemApi(app, spec_kwargs={"components": {"securitySchemes": {
         "bearer": {"type": "http", "scheme": "bearer"}}}, "security": [{"bearer": []}],

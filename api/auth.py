@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import current_app, g, request
 from werkzeug.exceptions import Unauthorized
 
-from ledger.tokens import Caller, TokenService
+from services.tokens import Caller, TokenService
 
 #: Paths anyone may read: liveness, readiness, metrics and the API's own description.
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})

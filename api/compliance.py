@@ -4,7 +4,7 @@ The scheduled jobs themselves never run here (they run in ``caseledger scheduler
 endpoints only read their read models — caught up with the log before answering, like the case
 lists — and acknowledge a finding (with a reason, an event; findings are never deleted).
 
-Access control (``api.permissions``, ``ledger/permissions.toml``) must know these endpoints:
+Access control (``api.permissions``, ``domain/permissions.toml``) must know these endpoints:
 :data:`ACTIONS` maps them to actions, :data:`DATA_GRADES` grades every response field (none is
 personal data: read models hold ids and facts only). :func:`register_compliance` registers the
 blueprint only once the access policy grants the actions and grades the fields, so an app whose

@@ -1,6 +1,6 @@
 """Personal data in responses: masked by default, disclosed only with a permission and a reason.
 
-Every field of every response schema has a data grade (``ledger/permissions.toml``,
+Every field of every response schema has a data grade (``domain/permissions.toml``,
 ``[data_grades]``), shown in the OpenAPI document as ``x-data-grade``. Fields of grade *core* are
 personal data of a data subject and must be :class:`PersonalData` fields: they are masked when
 serialised —
@@ -13,7 +13,7 @@ serialised —
 
 — unless the request states why in ``X-Access-Reason`` and the caller holds ``personal.unmask``.
 Then the values are shown, and after the response is built every disclosed subject and field is
-recorded in the security audit log (:mod:`ledger.access_log`) before it is sent; if recording
+recorded in the security audit log (:mod:`services.access_log`) before it is sent; if recording
 fails the response becomes a 500 and nothing is disclosed.
 """
 
@@ -28,8 +28,8 @@ from flask import Response, current_app, g, request
 from marshmallow import fields
 
 from domain.context import Context
-from ledger.access import AccessPolicy, AccessPolicyError
-from ledger.access_log import AccessLog
+from domain.permissions import AccessPolicy, AccessPolicyError
+from services.access_log import AccessLog
 
 REDACTED = "****"
 REASON_HEADER = "X-Access-Reason"

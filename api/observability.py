@@ -22,7 +22,7 @@ What ``/metrics`` exposes:
   those series are simply absent.
 
 Several gunicorn workers are several processes: with ``PROMETHEUS_MULTIPROC_DIR`` set (the
-production server sets it, see ``ledger.serving``) the request histograms are written to files
+production server sets it, see ``cli.serving``) the request histograms are written to files
 there and summed over every worker at scrape time (prometheus_client's multiprocess mode).
 """
 
@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from flask import Flask, Response, current_app, request
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Histogram, generate_latest, values
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
@@ -117,12 +117,18 @@ def readyz() -> Response:
 
 def metrics() -> Response:
     registry = CollectorRegistry()
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if multiprocess_mode():
         MultiProcessCollector(registry)
     else:
         registry.register(_ProcessRegistry())
     registry.register(current_app.extensions[_EXTENSION])
     return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+
+
+def multiprocess_mode() -> bool:
+    """Whether prometheus_client counts in files shared by processes (``PROMETHEUS_MULTIPROC_DIR``
+    was set when it was imported, see ``cli.serving``)."""
+    return values.ValueClass is not values.MutexValue
 
 
 class _ProcessRegistry:

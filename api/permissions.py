@@ -1,9 +1,9 @@
 """Authorization of every request, before any handler runs: endpoint → action → role's scope → record.
 
-Each endpoint maps to one action of ``ledger/permissions.toml`` (:func:`action_for`). An endpoint
+Each endpoint maps to one action of ``domain/permissions.toml`` (:func:`action_for`). An endpoint
 without an action is refused for everyone (fail closed), and the role × endpoint test enumerates
 the app's URL map so a new endpoint cannot slip through unmapped. The decision itself is
-:class:`ledger.access.AccessPolicy`'s; this module only finds the action and the record.
+:class:`domain.permissions.AccessPolicy`'s; this module only finds the action and the record.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from api.auth import PUBLIC_PATHS, current_caller
 from api.compliance import ACTIONS as COMPLIANCE_ACTIONS
 from api.masking import REASON_HEADER, Disclosure
 from domain.access import MAX_REASON
-from ledger.access import UNMASK, AccessPolicy
+from domain.permissions import UNMASK, AccessPolicy
 
 #: Collection blueprints (URL prefix) → aggregate kind.
 KIND_OF_COLLECTION = {"customers": "customer", "interactions": "interaction", "tickets": "ticket",

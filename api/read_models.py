@@ -33,7 +33,7 @@ from ledger.errors import InvalidRequest
 from projections.catalog import runner_for
 from projections.kpis import dashboard, parse_period
 from projections.queries import BadCursor, list_complaints, list_tickets
-from projections.replay import Point, Replay
+from services.replay import Point, Replay
 from projections.runtime import ProjectionFailed, ProjectionRunner
 
 _EXTENSION = "caseledger.read_models"

@@ -1,4 +1,4 @@
-"""Retention, legal holds and disposition over HTTP. Handlers parse, call ``ledger.retention``, return."""
+"""Retention, legal holds and disposition over HTTP. Handlers parse, call ``services.retention``, return."""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ from marshmallow import Schema, fields, validate
 
 from api.resources import context
 from api.schemas import Strict
-from ledger.bootstrap import retention as build_retention
-from ledger.retention import Retention
+from services.retention import build_retention
+from services.retention import Retention
 
 
 def service() -> Retention:
     extensions = current_app.extensions
     if "caseledger.retention" not in extensions:
         extensions["caseledger.retention"] = build_retention(extensions["caseledger"],
-                                                             extensions.get("caseledger.environ"))
+                                                             extensions["caseledger.settings"])
     return extensions["caseledger.retention"]
 
 

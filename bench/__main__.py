@@ -1,6 +1,6 @@
 """Run every benchmark, one after the other, and keep their tables: ``make bench`` / ``python -m bench``.
 
-    python -m bench [--quick] [--only append,api_latency,...]      (BENCH_QUICK=1 means --quick)
+    python -m bench [--quick] [--only append,api_latency,...]
 
 Each benchmark runs in its own process (so one's connection pools, caches and garbage cannot
 slow the next) against the same PostgreSQL: ``CASELEDGER_BENCH_PG_DSN``, else
@@ -21,6 +21,8 @@ import time
 from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
+
+from ledger.settings import Settings
 
 #: (module, what it measures); each takes --quick.
 BENCHMARKS = [
@@ -45,7 +47,7 @@ def describe_machine() -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", default=os.environ.get("BENCH_QUICK") == "1")
+    parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", help="comma-separated module names without 'bench.', e.g. append,api_latency")
     args = parser.parse_args()
     chosen = [(m, what) for m, what in BENCHMARKS if importlib.util.find_spec(m) is not None
@@ -55,14 +57,14 @@ def main() -> int:
     report = out_dir / f"{datetime.now():%Y-%m-%d-%H%M%S}{'-quick' if args.quick else ''}.md"
     failed = []
     with ExitStack() as stack, report.open("w") as out:
-        env = dict(os.environ)
-        dsn = env.get("CASELEDGER_BENCH_PG_DSN") or env.get("CASELEDGER_TEST_PG_DSN")
+        settings = Settings.from_environ()
+        dsn = settings.bench_pg_dsn or settings.test_pg_dsn
         if not dsn:
-            from ledger.throwaway_pg import ThrowawayPostgres
+            from cli.throwaway_pg import ThrowawayPostgres
 
-            dsn = stack.enter_context(ThrowawayPostgres()).dsn
+            dsn = stack.enter_context(ThrowawayPostgres(settings.pg_bindir)).dsn
             print(f"started a throwaway PostgreSQL for this run: {dsn}", file=sys.stderr)
-        env["CASELEDGER_TEST_PG_DSN"] = dsn
+        env = settings.child_environ(CASELEDGER_TEST_PG_DSN=dsn)
         header = f"Machine: {describe_machine()}\nMode: {'quick' if args.quick else 'full'}\n"
         print(header)
         out.write(header + "\n")

@@ -38,7 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import fresh_database_url, machine, postgres_dsn, print_table
-from ledger.throwaway_pg import free_port
+from cli.throwaway_pg import free_port
+from ledger.settings import Settings
 
 CASELEDGER = str(Path(sys.executable).parent / "caseledger")
 TARGETS_MS = {"command": 25.0, "read": 10.0}
@@ -160,7 +161,7 @@ def _percentiles(latencies: list[float]) -> tuple[float, float, float]:
 
 def run(dsn: str, *, clients: int, workers: int, threads: int, requests: int, seconds: float) -> list[list[object]]:
     home = tempfile.mkdtemp(prefix="caseledger-bench-api-")
-    env = {**os.environ, "CASELEDGER_DATABASE_URL": fresh_database_url("postgres", dsn), "CASELEDGER_HOME": home}
+    env = {**Settings.from_environ().environ, "CASELEDGER_DATABASE_URL": fresh_database_url("postgres", dsn), "CASELEDGER_HOME": home}
     agent, lead = (_token(env, actor, role) for actor, role in (("agent-bench", "agent"), ("lead-bench", "team_lead")))
     port = free_port()
     log = open(Path(home) / "server.log", "w")

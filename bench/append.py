@@ -120,14 +120,14 @@ def open_target(kind: str, backend: str, dsn: str) -> tuple[Any, Writer]:
     if kind == "ledger":
         app = build(env)
         return app, ledger_writer(app)
-    persistence = Settings.from_env(env).persistence_env()
+    persistence = Settings.from_environ(env).persistence_env()
     persistence.pop("APPLICATION_RECORDER_TOPIC")  # eventsourcing's own recorder: no Merkle log
     if kind == "raw":
         app = RawApplication(persistence)
         return app, raw_writer(app)
-    settings = Settings.from_env(env)
+    settings = Settings.from_environ(env)
     app = CaseLedger(persistence, policies=PolicyBook.load(settings.policy_dir), calendar=ChineseBusinessCalendar(),
-                     kek=KeyEncryptionKey.from_env(env, settings.home))
+                     kek=KeyEncryptionKey.load(settings.kek, settings.kek_file))
     return app, ledger_writer(app)
 
 

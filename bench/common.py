@@ -13,7 +13,13 @@ from typing import Callable
 
 import psycopg
 
-from ledger.throwaway_pg import postgres_dsn  # noqa: F401 - re-exported for the benchmarks
+from cli import throwaway_pg
+from ledger.settings import Settings
+
+
+def postgres_dsn():  # noqa: ANN201 - a context manager of the DSN
+    """The PostgreSQL server to measure on: ``CASELEDGER_TEST_PG_DSN``, else a throwaway cluster."""
+    return throwaway_pg.postgres_dsn(Settings.from_environ())
 
 
 def fresh_database_url(backend: str, pg_dsn: str | None) -> str:

@@ -29,7 +29,7 @@ T0 = datetime(2025, 9, 1, 9, 0, tzinfo=timezone(timedelta(hours=8)))
 
 
 def make_ledger(url: str, encrypted: bool) -> CaseLedger:
-    settings = Settings.from_env({"CASELEDGER_DATABASE_URL": url})
+    settings = Settings.from_environ({"CASELEDGER_DATABASE_URL": url})
     kek = KeyEncryptionKey(bytes(range(32))) if encrypted else None
     return CaseLedger(settings.persistence_env(), policies=PolicyBook.load(), calendar=ChineseBusinessCalendar(),
                       kek=kek)

@@ -42,7 +42,7 @@ def recorder_for(url: str, merkle: bool):
     from eventsourcing.persistence import InfrastructureFactory
     from eventsourcing.utils import Environment
 
-    env = Settings.from_env({"CASELEDGER_DATABASE_URL": url}).persistence_env()
+    env = Settings.from_environ({"CASELEDGER_DATABASE_URL": url}).persistence_env()
     if not merkle:
         env.pop("APPLICATION_RECORDER_TOPIC")
     factory = InfrastructureFactory.construct(Environment("CaseLedger", env))
@@ -102,7 +102,7 @@ def bench_verify_and_proofs(backend: str, dsn: str | None, sizes: list[int], rou
     url = fresh_database_url(backend, dsn)
     home = f"/tmp/caseledger-bench-keys-{uuid.uuid4().hex[:8]}"
     env = {"CASELEDGER_DATABASE_URL": url, "CASELEDGER_HOME": home}
-    LogKeys.from_env(env).init()
+    LogKeys.from_settings(Settings.from_environ(env)).init()
     ledger = build(env)
     log = transparency_log(ledger, env)
     done = 0

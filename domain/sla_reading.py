@@ -2,22 +2,32 @@
 for escalation steps), its deadline, and what the SLA job must decide next.
 
 Pure functions of a run (:class:`domain.sla.ClockRun`), a clock of the policy and the business
-calendar — shared by the SLA job (``ledger/sla.py``), the ``SLABreach`` aggregate and the SLA read
+calendar — shared by the SLA job (``services/sla.py``), the ``SLABreach`` aggregate and the SLA read
 model. Split from ``domain/sla.py``, which folds events into runs.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Mapping, NamedTuple
+from typing import Any, Mapping, NamedTuple, Protocol
 from zoneinfo import ZoneInfo
 
 from domain.calendar import BusinessCalendar, add_duration
 from domain.errors import PolicyError
 from domain.policy import Clock, Policy
 
-if TYPE_CHECKING:
-    from domain.sla import ClockRun
+
+class ClockRun(Protocol):
+    """What judging needs of a run: :class:`domain.sla.ClockRun` (a protocol here, so this module
+    does not import the one that imports it)."""
+
+    started_at: datetime
+    stopped_at: datetime | None
+    attrs: dict[str, Any]
+    pauses: list[list[datetime | None]]
+
+    @property
+    def paused(self) -> bool: ...
 
 
 def crossing(run: ClockRun, base: datetime, as_of: datetime | None = None) -> tuple[datetime | None, datetime | None]:

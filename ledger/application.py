@@ -43,10 +43,10 @@ KINDS: dict[str, type[Aggregate]] = {
     "survey": SurveyResponse,
     "hold": LegalHold,
     "disposition": Disposition,
-    # Access control (ledger/tokens.py, ledger/access_log.py): API credentials and disclosures.
+    # Access control (services/tokens.py, services/access_log.py): API credentials and disclosures.
     "api_token": ApiToken,
     "data_access": DataAccess,
-    # Scheduled compliance jobs (scheduler/, ledger/sla.py, ledger/compliance.py).
+    # Scheduled compliance jobs (scheduler/, services/sla.py, services/compliance.py).
     "sla_breach": SLABreach,
     "finding": Finding,
     "job_run": JobRun,
@@ -63,9 +63,9 @@ ACTIONS: dict[str, frozenset[str]] = {
                             "notify_customer", "record_evaluation", "archive", "record_root_cause"}),
     "feedback": frozenset({"respond", "reply"}),
     "survey": frozenset(),
-    "hold": frozenset(),  # holds and dispositions change through ledger.retention only
+    "hold": frozenset(),  # holds and dispositions change through services.retention only
     "disposition": frozenset(),
-    "api_token": frozenset(),  # issued and revoked through ledger.tokens only
+    "api_token": frozenset(),  # issued and revoked through services.tokens only
     "data_access": frozenset(),
     "sla_breach": frozenset(),  # recorded and escalated by the SLA job only
     "finding": frozenset({"acknowledge"}),

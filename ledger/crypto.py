@@ -67,11 +67,11 @@ class KeyEncryptionKey:
         self.key_id = hashlib.sha256(b"caseledger-kek-id|" + key).hexdigest()[:16]
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str], home: Path) -> KeyEncryptionKey:
-        """``CASELEDGER_KEK`` (base64), else the file ``CASELEDGER_KEK_FILE`` — created on first use."""
-        if environ.get("CASELEDGER_KEK"):
-            return cls(base64.b64decode(environ["CASELEDGER_KEK"]))
-        path = Path(environ.get("CASELEDGER_KEK_FILE") or home / "data-kek.key")
+    def load(cls, key: bytes | None, path: Path) -> KeyEncryptionKey:
+        """The key itself (``CASELEDGER_KEK``), else the one in ``path`` (``CASELEDGER_KEK_FILE``),
+        created on first use."""
+        if key is not None:
+            return cls(key)
         if not path.exists():
             _create_once(path, base64.b64encode(AESGCM.generate_key(bit_length=256)) + b"\n")
         return cls(base64.b64decode(path.read_text().strip()))

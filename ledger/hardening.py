@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import click
 from psycopg import sql
 
 from ledger.recorders import LOCK_FUNCTION, LOG_TABLES, LedgerPostgresRecorder
@@ -68,22 +67,3 @@ def _grants(conn: Any, recorder: Any, schema: sql.Identifier, role: sql.Identifi
         elif row["name"] not in append_only:  # data keys, tombstones, read models: ordinary tables
             out.append(sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON {0} TO {1}").format(name, role))
     return out
-
-
-@click.group()
-def db() -> None:
-    """The ledger's database."""
-
-
-@db.command("harden")
-@click.option("--app-role", help="Role the application connects as (gets SELECT and INSERT on history).")
-def harden_command(app_role: str | None) -> None:
-    """Revoke UPDATE, DELETE and TRUNCATE on events and the log from the application role and PUBLIC
-    (PostgreSQL; run as the tables' owner)."""
-    from ledger.bootstrap import build
-
-    try:
-        for statement in harden(build().recorder, app_role):
-            click.echo(statement + ";")
-    except ValueError as e:
-        raise click.ClickException(str(e)) from None

@@ -11,12 +11,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ledger.integrity.checkpoint import (generate_key, load_private_key, load_public_key, private_key_to_pem,
                                          public_key_to_text)
+from ledger.settings import Settings
 
 
 class KeyMissing(RuntimeError):
@@ -30,14 +30,9 @@ class LogKeys:
     verifier_file: Path
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> LogKeys:
-        from ledger.bootstrap import Settings  # the one place that knows where local state lives
-
-        env = os.environ if environ is None else environ
-        home = Settings.from_env(env).home
-        return cls(origin=env.get("CASELEDGER_LOG_ORIGIN") or "caseledger.local/log",
-                   signing_file=Path(env.get("CASELEDGER_SIGNING_KEY_FILE") or home / "keys" / "log-signing.pem"),
-                   verifier_file=Path(env.get("CASELEDGER_VERIFIER_KEY_FILE") or home / "keys" / "log-verifier.txt"))
+    def from_settings(cls, settings: Settings) -> LogKeys:
+        return cls(origin=settings.log_origin, signing_file=settings.signing_key_file,
+                   verifier_file=settings.verifier_key_file)
 
     def init(self, *, force: bool = False) -> str:
         """Create the key pair; returns the verifier key text. Refuses to replace a key unless forced."""

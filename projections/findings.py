@@ -54,7 +54,7 @@ _NOTHING = object()  # never equal to a due time
 def roles_with_need() -> frozenset[str] | None:
     """Roles the access policy lets read personal data unmasked; None when there is no access policy."""
     try:
-        from ledger.access import UNMASK, AccessPolicy
+        from domain.permissions import UNMASK, AccessPolicy
 
         policy = AccessPolicy.load()
     except (ImportError, OSError):

@@ -14,6 +14,9 @@ recorder anything (the head of the log is passed in), freezes the garbage collec
 anything else (no inherited connection is ever finalized in the child; collections stay off,
 as in any rebuild) and leaves with ``os._exit`` (``multiprocessing`` does that), which runs none of the
 parent's exit handlers.
+
+This module is below :mod:`projections.runtime` (which calls it): it takes the runner and its
+projections as they are handed in and builds each worker's runner with the parent's own class.
 """
 
 from __future__ import annotations
@@ -23,22 +26,22 @@ import multiprocessing
 from multiprocessing.connection import Connection, wait
 from typing import Any, Callable, Sequence
 
-from projections.runtime import Projection, ProjectionFailed, ProjectionRunner
+from projections.failures import ProjectionFailed
 from projections.store import ViewDatabase
 
 
-def balanced_groups(projections: Sequence[Projection], workers: int) -> list[list[Projection]]:
+def balanced_groups(projections: Sequence[Any], workers: int) -> list[list[Any]]:
     """At most ``workers`` non-empty groups of about equal total ``rebuild_weight`` (heaviest first,
     each into the lightest group so far)."""
-    groups: list[list[Projection]] = [[] for _ in range(max(1, min(workers, len(projections))))]
+    groups: list[list[Any]] = [[] for _ in range(max(1, min(workers, len(projections))))]
     for projection in sorted(projections, key=lambda p: -p.rebuild_weight):
         min(groups, key=lambda g: sum(p.rebuild_weight for p in g)).append(projection)
     return groups
 
 
-def catch_up_in_processes(runner: ProjectionRunner, names: Sequence[str], head: int, workers: int,
+def catch_up_in_processes(runner: Any, names: Sequence[str], head: int, workers: int,
                           progress: Callable[[int], None] | None = None) -> int:
-    """Bring the named read models of ``runner`` up to ``head`` in up to ``workers`` processes.
+    """Bring the named read models of ``runner`` (a ``ProjectionRunner``) up to ``head`` in up to ``workers`` processes.
 
     Returns the notifications read (per worker; they all read the same log). ``progress`` gets
     how far the slowest worker has come. A worker's failure is raised here once all have stopped
@@ -85,12 +88,12 @@ def catch_up_in_processes(runner: ProjectionRunner, names: Sequence[str], head: 
     return max(read, default=0)
 
 
-def _work(parent: ProjectionRunner, names: list[str], head: int, sender: Connection) -> None:
+def _work(parent: Any, names: list[str], head: int, sender: Connection) -> None:
     gc.freeze()  # everything inherited stays alive and unfinalized: the parent's connections are not ours
     gc.disable()  # and no collections at all (see runtime.collections_paused); the process ends with the rebuild
     db = ViewDatabase(parent.db.env)
-    worker = ProjectionRunner(parent.ledger, [p for p in parent.projections if p.name in names], db,
-                              batch_size=parent.batch_size)
+    worker = type(parent)(parent.ledger, [p for p in parent.projections if p.name in names], db,
+                          batch_size=parent.batch_size)
     worker.building = parent.building
     message: tuple[Any, ...] = ("done",)
     try:

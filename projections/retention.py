@@ -3,7 +3,7 @@
 One row per case (customer profile, interaction, ticket, complaint, feedback, survey answer) with
 the record class its policy gives that kind, when its retention trigger happened and when it is
 due (``domain.retention.due_at``). Holds and destroyed subjects are tables of their own, joined
-when queried (``ledger.retention``), so placing a hold never rewrites record rows.
+when queried (``services.retention``), so placing a hold never rewrites record rows.
 
 Like every read model it holds ids and facts only, never personal data.
 """

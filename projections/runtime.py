@@ -48,20 +48,13 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from projections.decode import EventDecoder
+from projections.failures import ProjectionFailed
+from projections.parallel import catch_up_in_processes
 from projections.rowcache import RowCache
 from projections.store import TRACKING_TABLE, Cursor, Table, ViewDatabase
 
 #: Rows a projection keeps in memory between batches (per projection; beyond it, the oldest half go).
 CACHED_ROWS = 100_000
-
-
-class ProjectionFailed(RuntimeError):
-    """A projection could not apply an event; its batch was rolled back and its position kept."""
-
-    def __init__(self, projection: str, position: int, topic: str, cause: BaseException):
-        self.projection, self.position, self.topic, self.cause = projection, position, topic, cause
-        super().__init__(f"projection {projection!r} failed on the event at log position {position} "
-                         f"({topic}): {type(cause).__name__}: {cause}")
 
 
 class Projection:
@@ -308,8 +301,6 @@ class ProjectionRunner:
         try:
             self.ensure_tables()
             if workers > 1 and len(chosen) > 1:
-                from projections.parallel import catch_up_in_processes
-
                 head = self.ledger.recorder.max_notification_id() or 0
                 processed = catch_up_in_processes(self, [p.name for p in chosen], head, workers, progress)
             else:

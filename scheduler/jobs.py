@@ -21,9 +21,10 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 from domain.context import Context
+from ledger.settings import Settings
 
 JobResult = tuple[dict[str, int], dict[str, Any]]
 
@@ -34,7 +35,7 @@ class JobContext:
     job: str
     as_of: datetime
     run_id: str
-    environ: Mapping[str, str] = field(default_factory=dict)
+    settings: Settings = field(default_factory=Settings)
 
     def context(self) -> Context:
         """Who the job's own events are by: the scheduler, as the non-human ``service`` role."""
@@ -43,9 +44,7 @@ class JobContext:
 
     @property
     def reports_dir(self) -> Path:
-        from ledger.bootstrap import Settings
-
-        return Path(self.environ.get("CASELEDGER_REPORTS_DIR") or Settings.from_env(self.environ).home / "reports")
+        return self.settings.reports_dir
 
 
 @dataclass(frozen=True)
@@ -83,7 +82,7 @@ def job(name: str, *, schedule: str, misfire_grace_time: int, coalesce: bool, wh
          "(coalesce); a run up to 5 minutes late is still worth doing, later the next slot comes first.")
 def sla_clocks(jc: JobContext) -> JobResult:
     """Record SLA breaches and their escalations that are due (SLABreached, Escalated)."""
-    from ledger.sla import SlaMonitor
+    from services.sla import SlaMonitor
 
     with closing(SlaMonitor(jc.ledger)) as monitor:
         return monitor.run(jc.context()), {}
@@ -94,7 +93,7 @@ def sla_clocks(jc: JobContext) -> JobResult:
          "interval keeps a late run rather than waiting for the next.")
 def compliance_audit(jc: JobContext) -> JobResult:
     """Raise the compliance findings that are due; write the run's report (JSON and CSV)."""
-    from ledger.compliance import ComplianceAudit
+    from services.compliance import ComplianceAudit
 
     with closing(ComplianceAudit(jc.ledger)) as audit:
         return audit.run(jc.context(), jc.reports_dir, jc.run_id)
@@ -106,10 +105,10 @@ def compliance_audit(jc: JobContext) -> JobResult:
 def integrity(jc: JobContext) -> JobResult:
     """Verify the events added since the last verified tree head; publish a signed checkpoint if they verify."""
     from ledger.bootstrap import transparency_log
-    from ledger.log_audit import Verified, verify_incrementally
+    from services.log_audit import Verified, verify_incrementally
     from projections.job_runs import latest_result
 
-    log = transparency_log(jc.ledger, jc.environ)
+    log = transparency_log(jc.ledger, jc.settings)
     since = latest_result(jc.ledger, "integrity", Verified.from_details)
     details, verified = verify_incrementally(jc.ledger, log, since)
     counts = {"leaves_verified": int(details.get("leaves_verified", 0)),
@@ -125,7 +124,7 @@ def _raise_integrity_finding(jc: JobContext, details: dict[str, Any]) -> int:
     """A failed verification is a finding at once: the audit would find it from this run's events too,
     but a damaged log may stop the read models before they get there."""
     from domain.findings import integrity_suspicion
-    from ledger.compliance import record_finding
+    from services.compliance import record_finding
 
     policy = jc.ledger.policies.in_force(jc.as_of, jc.ledger.policy_name)
     found = integrity_suspicion(details, jc.run_id, policy.ref, jc.as_of)
@@ -138,9 +137,9 @@ def _raise_integrity_finding(jc: JobContext, details: dict[str, Any]) -> int:
 def integrity_full(jc: JobContext) -> JobResult:
     """Verify the whole log (every event, every stored node, every checkpoint), naming the first problem."""
     from ledger.bootstrap import transparency_log
-    from ledger.log_audit import verify_full
+    from services.log_audit import verify_full
 
-    details = verify_full(transparency_log(jc.ledger, jc.environ))
+    details = verify_full(transparency_log(jc.ledger, jc.settings))
     return {"leaves_verified": int(details["leaves_verified"]), "checkpoints_checked": int(details["checkpoints_checked"]),
             "findings_raised": _raise_integrity_finding(jc, details)}, details
 
@@ -205,7 +204,7 @@ KPI_COLUMNS = ["group", "kpi", "value", "numerator", "denominator", "target_op",
          "subject and day: missed nights coalesce into one run, which may start up to 12 hours late.")
 def retention_sweep(jc: JobContext) -> JobResult:
     """Propose dispositions for subjects past retention (never executes them); finish interrupted destructions."""
-    from ledger.bootstrap import retention
+    from services.retention import build_retention as retention
 
-    with closing(retention(jc.ledger, jc.environ)) as service:
+    with closing(retention(jc.ledger, jc.settings)) as service:
         return {k: int(v) for k, v in service.sweep(jc.context()).items()}, {}

@@ -26,7 +26,7 @@ import re
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Mapping
+from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -35,6 +35,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from domain.jobs import JobRun
+from ledger.settings import SCHEDULE_PREFIX, Settings, SettingsError
 from scheduler.jobs import REGISTRY
 from scheduler.leader import LeaderLock, leader_lock
 from scheduler.runner import abandon_orphans, instance_name, run_job
@@ -56,19 +57,23 @@ class SchedulerSettings:
     workers: int
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> SchedulerSettings:
-        wanted = [n.strip() for n in (environ.get("CASELEDGER_SCHEDULER_JOBS") or "").split(",") if n.strip()]
-        unknown = set(wanted) - set(REGISTRY)
+    def from_settings(cls, settings: Settings) -> SchedulerSettings:
+        """The scheduler's part of the settings, checked against the jobs there are."""
+        jobs = ", ".join(sorted(REGISTRY))
+        unknown = set(settings.scheduler_jobs) - set(REGISTRY)
         if unknown:
-            raise ValueError(f"unknown job(s) {', '.join(sorted(unknown))}; jobs are {', '.join(sorted(REGISTRY))}")
+            raise SettingsError(f"CASELEDGER_SCHEDULER_JOBS: unknown job(s) {', '.join(sorted(unknown))}; "
+                                f"jobs are {jobs}")
+        strays = set(settings.schedules) - set(REGISTRY)
+        if strays:
+            raise SettingsError(f"{SCHEDULE_PREFIX}{sorted(strays)[0].upper()}: no such job; jobs are {jobs}")
         schedules = {}
-        for name in wanted or sorted(REGISTRY):
-            schedule = environ.get(f"CASELEDGER_SCHEDULE_{name.upper()}") or REGISTRY[name].schedule
+        for name in settings.scheduler_jobs or sorted(REGISTRY):
+            schedule = settings.schedules.get(name) or REGISTRY[name].schedule
             if schedule.strip().lower() != "off":
                 schedules[name] = schedule
-        return cls(schedules, float(environ.get("CASELEDGER_SCHEDULER_RETRY_SECONDS") or 5),
-                   float(environ.get("CASELEDGER_SCHEDULER_CHECK_SECONDS") or 5),
-                   int(environ.get("CASELEDGER_SCHEDULER_WORKERS") or 2))
+        return cls(schedules, settings.scheduler_retry_seconds, settings.scheduler_check_seconds,
+                   settings.scheduler_workers)
 
 
 def make_trigger(schedule: str, tz: Any) -> BaseTrigger:
@@ -95,11 +100,11 @@ def latest_slot(trigger: BaseTrigger, now: datetime) -> datetime | None:
 
 
 class SchedulerProcess:
-    def __init__(self, ledger: Any, settings: SchedulerSettings, environ: Mapping[str, str],
+    def __init__(self, ledger: Any, settings: SchedulerSettings, ledger_settings: Settings,
                  lock: LeaderLock | None = None):
         self.ledger = ledger
         self.settings = settings
-        self.environ = dict(environ)
+        self.ledger_settings = ledger_settings
         self.lock = lock or leader_lock(ledger)
         self.instance = instance_name()
         self.tz = ledger.policies.versions(ledger.policy_name)[-1].tz
@@ -110,7 +115,7 @@ class SchedulerProcess:
         if slot is None:
             return
         run_job(self.ledger, name, slot, run_id=JobRun.scheduled_id(name, slot), trigger="schedule",
-                environ=self.environ, instance=self.instance)
+                settings=self.ledger_settings, instance=self.instance)
 
     def serve(self, stop: threading.Event) -> None:
         """Follow until leader, lead until the lock is lost or ``stop`` is set; repeat until stopped."""

@@ -19,7 +19,9 @@ from uuid import UUID, uuid4
 from domain.context import Context
 from domain.jobs import JobRun
 from ledger.errors import ConcurrentUpdate
+from ledger.bootstrap import as_settings
 from ledger.records import plain
+from ledger.settings import Settings
 from scheduler.jobs import REGISTRY, JobContext
 
 log = logging.getLogger("caseledger.scheduler")
@@ -47,12 +49,12 @@ def instance_name() -> str:
 
 
 def run_job(ledger: Any, name: str, as_of: datetime, *, run_id: UUID | None = None, trigger: str = "manual",
-            environ: Mapping[str, str] | None = None, instance: str | None = None) -> Outcome:
+            settings: Settings | Mapping[str, str], instance: str | None = None) -> Outcome:
     spec = REGISTRY.get(name)
     if spec is None:
         raise UnknownJob(name)
     run_id = run_id or uuid4()
-    jc = JobContext(ledger, name, as_of, str(run_id), dict(os.environ if environ is None else environ))
+    jc = JobContext(ledger, name, as_of, str(run_id), as_settings(settings))
     ctx = jc.context()
     policy = ledger.policies.in_force(as_of, ledger.policy_name)
     run = JobRun.start(id=run_id, job=name, trigger=trigger, instance=instance or instance_name(), policy=policy,

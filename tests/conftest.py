@@ -19,7 +19,8 @@ from domain.context import Context
 from domain.policy import PolicyBook
 from ledger.application import CaseLedger
 from ledger.bootstrap import build
-from ledger.throwaway_pg import postgres_dsn
+from ledger.settings import Settings
+from cli.throwaway_pg import postgres_dsn
 
 BACKENDS = ("sqlite", "postgres")
 T0 = datetime(2025, 9, 1, 9, 0, tzinfo=timezone(timedelta(hours=8)))
@@ -27,7 +28,7 @@ T0 = datetime(2025, 9, 1, 9, 0, tzinfo=timezone(timedelta(hours=8)))
 
 @pytest.fixture(scope="session")
 def pg_dsn() -> Iterator[str]:
-    with postgres_dsn() as dsn:
+    with postgres_dsn(Settings.from_environ()) as dsn:
         yield dsn
 
 

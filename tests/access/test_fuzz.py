@@ -19,8 +19,9 @@ from schemathesis.specs.openapi.checks import (content_type_conformance, respons
                                                status_code_conformance)
 
 from api.permissions import action_for
-from ledger.access import AccessPolicy
+from domain.permissions import AccessPolicy
 from ledger.keys import LogKeys
+from ledger.settings import Settings
 
 EXAMPLES = {GenerationMode.POSITIVE: 4, GenerationMode.NEGATIVE: 3}
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
@@ -37,7 +38,7 @@ def caller_for(app, operation, roles: dict[str, tuple[str, str]]) -> tuple[str, 
 
 
 def test_fuzz_every_operation(app, api, records, env, roles):
-    LogKeys.from_env(env).init()  # a configured system: checkpoints can be signed
+    LogKeys.from_settings(Settings.from_environ(env)).init()  # a configured system: checkpoints can be signed
     schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
     failures: list[str] = []
     operations = [result.ok() for result in schema.get_all_operations()]

@@ -2,7 +2,7 @@
 and personal data masked everywhere unless a permitted caller states a reason.
 
 Endpoints are enumerated from the app's URL map, so a new endpoint is covered (and must have an
-action in api/permissions.py and a grant in ledger/permissions.toml) without touching this test.
+action in api/permissions.py and a grant in domain/permissions.toml) without touching this test.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import pytest
 
 from api.auth import PUBLIC_PATHS
 from api.permissions import SCOPED_LISTS, action_for
-from ledger.access import UNMASK, AccessPolicy
-from ledger.tokens import system_context
+from domain.permissions import UNMASK, AccessPolicy
+from services.tokens import system_context
 
 POLICY = AccessPolicy.load()
 #: Values only ever stored as personal data (see the ``records`` fixture): never shown masked.

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from domain.errors import InvalidValue, TransitionForbidden
-from ledger.tokens import TokenService, system_context, token_id
+from services.tokens import TokenService, system_context, token_id
 
 
 class Ticking:

@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from api import create_app
-from ledger.tokens import TokenService, system_context
+from services.tokens import TokenService, system_context
 
 ROLES = {"agent": ("agent-li", "agent"), "agent2": ("agent-zhao", "agent"), "lead": ("lead-wang", "team_lead"),
          "cm": ("cm-zhou", "complaint_manager"), "records": ("records-chen", "records_manager"),
@@ -43,7 +43,7 @@ def tokens(ledger) -> tuple[TokenService, dict[str, str]]:
 
 @pytest.fixture
 def app(ledger, tokens, clock, env):
-    return create_app(ledger, tokens=tokens[0], clock=clock, environ=env)
+    return create_app(env, ledger, tokens=tokens[0], clock=clock)
 
 
 @pytest.fixture

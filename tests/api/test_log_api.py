@@ -5,10 +5,11 @@ from __future__ import annotations
 from ledger.integrity.checkpoint import open_note
 from ledger.integrity.merkle import verify_consistency, verify_inclusion
 from ledger.keys import LogKeys
+from ledger.settings import Settings
 
 
 def test_checkpoint_and_proofs_verify(api, env, ledger, customer_id):
-    LogKeys.from_env(env).init()
+    LogKeys.from_settings(Settings.from_environ(env)).init()
     assert api.get("/log/checkpoint", as_="auditor").status_code == 404  # nothing published yet
     assert api.post("/log/checkpoints", as_="agent").status_code == 403
     first = api.post("/log/checkpoints", as_="admin")
@@ -18,7 +19,7 @@ def test_checkpoint_and_proofs_verify(api, env, ledger, customer_id):
     assert api.post("/log/checkpoints", as_="admin").status_code == 201
 
     note = api.get("/log/checkpoint", as_="auditor").get_data(as_text=True)
-    name, key = LogKeys.from_env(env).public_key()
+    name, key = LogKeys.from_settings(Settings.from_environ(env)).public_key()
     checkpoint = open_note(note, key, name)
     old = open_note(first.get_data(as_text=True), key, name)
     # the first checkpoint covers the test's API tokens and the customer; then the ticket's two events

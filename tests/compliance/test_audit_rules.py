@@ -15,6 +15,7 @@ from domain.findings import FINDING_NAMESPACE, finding_id, finding_key
 from domain.jobs import JobRun
 from domain.ticket import Ticket
 from ledger.keys import LogKeys
+from ledger.settings import Settings
 
 from sched_support import act, tamper_event
 
@@ -162,7 +163,7 @@ def test_record_past_retention_not_disposed(ledger, jobs, at, customer):
 
 
 def test_integrity_check_failed(ledger, env, jobs, at, customer, database_url):
-    LogKeys.from_env(env).init()
+    LogKeys.from_settings(Settings.from_environ(env)).init()
     jobs.run("integrity_full", 5)
     assert raised(jobs, 6) == set()  # an intact log
     failed = JobRun.start(id=uuid4(), job="integrity", trigger="manual", instance="elsewhere:1",

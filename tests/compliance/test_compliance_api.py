@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from api import compliance, create_app
-from ledger.access import AccessPolicy, Role
-from ledger.tokens import TokenService, system_context
+from domain.permissions import AccessPolicy, Role
+from services.tokens import TokenService, system_context
 
 _spec = importlib.util.spec_from_file_location("api_test_fixtures_compliance",
                                                Path(__file__).parents[1] / "api" / "conftest.py")
@@ -27,7 +27,7 @@ def test_an_access_policy_that_does_not_know_them_leaves_the_endpoints_out(ledge
              for name, role in base.roles.items()}
     service = TokenService(ledger, AccessPolicy(base.name, base.version, roles, base.grades))
     token = service.issue("auditor-he", "auditor", None, ctx=system_context("test-setup"))[0]
-    response = create_app(ledger, tokens=service, clock=clock, environ=env).test_client().get(
+    response = create_app(env, ledger, tokens=service, clock=clock).test_client().get(
         "/compliance/findings", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 404 and response.content_type == "application/problem+json"
 

@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from domain.errors import TransitionForbidden
-from ledger.cli import main
-from ledger.compliance import ComplianceAudit
+from cli.main import main
+from services.compliance import ComplianceAudit
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import json
 
 from click.testing import CliRunner
 
-from ledger.cli import main
+from cli.main import main
 
 
 def test_import_events_checkpoint_verify(env, tmp_path):

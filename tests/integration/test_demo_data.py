@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from ledger.demo import load_demo
+from cli.demo import load_demo
 
 
 @pytest.mark.parametrize("seed", [7, 11])

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from ledger.bootstrap import transparency_log
-from ledger.bundle import BundleInvalid, verify_bundle, write_bundle
-from ledger.cli_integrity import _in_scope
+from services.export import BundleInvalid, verify_bundle, write_bundle
+from cli.integrity import _in_scope
 from ledger.integrity.checkpoint import CheckpointError, generate_key, public_key_to_text
 from ledger.keys import LogKeys
+from ledger.settings import Settings
 from ledger.records import event_record
 
 NOW = datetime(2025, 10, 1, tzinfo=timezone.utc)
@@ -21,7 +22,7 @@ NOW = datetime(2025, 10, 1, tzinfo=timezone.utc)
 
 @pytest.fixture
 def bundle(ledger, env, ctx, tmp_path) -> tuple[Path, str]:
-    LogKeys.from_env(env).init()
+    LogKeys.from_settings(Settings.from_environ(env)).init()
     customer = ledger.register_customer(ctx(), kind="individual", tier="vip", contact={"name": "孙八"})
     other = ledger.register_customer(ctx(), kind="individual", tier="general", contact={"name": "周九"})
     for cid in (customer.id, other.id):
@@ -87,7 +88,7 @@ def test_checkpoint_with_wrong_key_fails(bundle):
 
 
 def test_stored_checkpoint_signed_with_another_key_fails_verify(ledger, env, ctx):
-    keys = LogKeys.from_env(env)
+    keys = LogKeys.from_settings(Settings.from_environ(env))
     keys.init()
     ledger.register_customer(ctx(), kind="individual", tier="vip", contact={})
     log = transparency_log(ledger, env)

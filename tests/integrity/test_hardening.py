@@ -14,6 +14,7 @@ import pytest
 from ledger.bootstrap import build, transparency_log
 from ledger.hardening import harden
 from ledger.keys import LogKeys
+from ledger.settings import Settings
 from ledger.recorders import LOG_TABLES
 
 
@@ -36,7 +37,7 @@ def test_an_application_role_can_append_but_never_change_history(ledger, env, ct
         assert any(s.startswith("REVOKE UPDATE, DELETE, TRUNCATE") for s in executed)
 
         app_env = {**env, "CASELEDGER_DATABASE_URL": as_role(database_url, role)}
-        LogKeys.from_env(app_env).init()
+        LogKeys.from_settings(Settings.from_environ(app_env)).init()
         app = build(app_env)  # starts without touching the owner's tables
         customer = app.register_customer(ctx(), kind="individual", tier="general", contact={})
         ticket = app.open_ticket(ctx(), customer_id=str(customer.id), channel="web")

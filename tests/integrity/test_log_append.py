@@ -20,6 +20,7 @@ from ledger.integrity.fastpath import extend
 from ledger.integrity.leaf import encode_leaf
 from ledger.integrity.merkle import STORED_LEVEL, Frontier, leaf_hash
 from ledger.keys import LogKeys
+from ledger.settings import Settings
 from ledger.log_append import extend_by_blocks
 from ledger.recorders import SQLITE_SET_INSERT
 
@@ -49,7 +50,7 @@ def batch(n: int) -> list[StoredEvent]:
 def test_every_write_path_and_a_stale_head_give_the_reference_log(env, ledger):
     """Two applications on one database take turns, so each one's cached head is often stale;
     a third starts late. Batch sizes cover one event, small batches and set-based inserts."""
-    LogKeys.from_env(env).init()
+    LogKeys.from_settings(Settings.from_environ(env)).init()
     other = build(env)
     rng = random.Random(5)
     sizes = [1, 1, 2, SQLITE_SET_INSERT - 1, SQLITE_SET_INSERT, 1, 100, 3, 1, 64, 17, 1, 1]
@@ -77,7 +78,7 @@ def test_every_write_path_and_a_stale_head_give_the_reference_log(env, ledger):
 
 def test_a_refused_batch_leaves_neither_events_nor_leaves(env, ledger):
     """A duplicate (originator, version) anywhere in a batch — small or set-based — refuses all of it."""
-    LogKeys.from_env(env).init()
+    LogKeys.from_settings(Settings.from_environ(env)).init()
     log = transparency_log(ledger, env)
     first = batch(3)
     ledger.recorder.insert_events(first)
@@ -93,7 +94,7 @@ def test_an_append_after_leaves_vanished_leaves_no_gap(env, ledger, database_url
     """The head this process cached says 20 leaves; someone deletes the last 3 behind its back
     (as a superuser, triggers off). The next leaves follow the last remaining one — the log gets
     no gap — and verification reports the events whose leaves went missing."""
-    LogKeys.from_env(env).init()
+    LogKeys.from_settings(Settings.from_environ(env)).init()
     log = transparency_log(ledger, env)
     for n in (12, 8):
         ledger.recorder.insert_events(batch(n))

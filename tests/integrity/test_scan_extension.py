@@ -18,6 +18,7 @@ from ledger.integrity.fastpath import tree_levels_python
 from ledger.integrity.leaf import encode_leaf
 from ledger.integrity.merkle import leaf_hash
 from ledger.keys import LogKeys
+from ledger.settings import Settings
 from ledger.logpages import PageSource
 
 _scan = logpages._scan  # None if not built: then the first test says how to build it
@@ -75,7 +76,7 @@ def test_pages_read_in_c_are_the_pages_read_in_python(source, ledger, monkeypatc
 def test_a_page_the_c_loop_cannot_vouch_for_is_left_to_the_reference(ledger, env):
     """A non-ASCII topic (valid, but the C loop leaves UTF-8 to the reference): the page's C scan
     answers None, the reference replays the page, and the log verifies."""
-    LogKeys.from_env(env).init()
+    LogKeys.from_settings(Settings.from_environ(env)).init()
     ledger.recorder.insert_events(stored(3) + [StoredEvent(uuid.uuid4(), 1, "domain.ticket:Ticket.Géré", b"{}")])
     log = transparency_log(ledger, env)
     log.publish_checkpoint(datetime(2025, 10, 1, tzinfo=timezone.utc))

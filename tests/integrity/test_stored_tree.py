@@ -12,6 +12,7 @@ from eventsourcing.persistence import IntegrityError, StoredEvent
 from ledger.bootstrap import build, transparency_log
 from ledger.integrity.leaf import encode_leaf
 from ledger.keys import LogKeys
+from ledger.settings import Settings
 from ledger.integrity.merkle import (STORED_LEVEL, Frontier, leaf_hash, reference_consistency,
                                      reference_inclusion, reference_root)
 
@@ -27,7 +28,7 @@ def batch(n: int, oid: uuid.UUID | None = None, start: int = 1) -> list[StoredEv
 def stored(env, ledger):
     """~150 events appended by two applications on one database, in batches of uneven size,
     with a failed (rolled back) insert in the middle."""
-    LogKeys.from_env(env).init()
+    LogKeys.from_settings(Settings.from_environ(env)).init()
     other = build(env)
     rng = random.Random(7)
     written: list[StoredEvent] = []

@@ -21,7 +21,7 @@ NOW = datetime(2025, 10, 1, tzinfo=timezone.utc)
 
 @pytest.fixture
 def log(ledger, env, ctx) -> TransparencyLog:
-    LogKeys.from_env(env).init()
+    LogKeys.from_settings(Settings.from_environ(env)).init()
     records = [(ctx(), {"channel": "email", "direction": "inbound", "external_ref": f"m-{n}", "content": f"msg {n}"})
                for n in range(40)]
     ledger.import_interactions(records, batch_size=7)
@@ -77,7 +77,7 @@ class Tamperer:
 
 @pytest.fixture
 def tamper(env, log) -> Tamperer:
-    return Tamperer(Settings.from_env(env), log)
+    return Tamperer(Settings.from_environ(env), log)
 
 
 def positions(log: TransparencyLog, n: int = 4) -> list[int]:
@@ -237,7 +237,7 @@ def test_deleted_leaf_and_leaf_pointing_elsewhere(log, tamper):
 
 
 def test_the_database_itself_refuses_changes(ledger, log, env):
-    settings = Settings.from_env(env)
+    settings = Settings.from_environ(env)
     if log.pg:
         with psycopg.connect(settings.database_url.split("?")[0]) as conn:
             for sql in (f"UPDATE {log.tables['events']} SET state = state",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ledger.errors import InvalidRequest, NotFound
-from projections.replay import Point, Replay
+from services.replay import Point, Replay
 
 pytestmark = pytest.mark.integration
 

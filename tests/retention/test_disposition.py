@@ -22,10 +22,12 @@ import pytest
 
 from domain.context import Context
 from domain.errors import TransitionForbidden
-from ledger.bootstrap import build, retention, transparency_log
-from ledger.cli_integrity import _in_scope
+from ledger.bootstrap import build, transparency_log
+from services.retention import build_retention as retention
+from cli.integrity import _in_scope
 from ledger.keys import LogKeys
-from ledger.throwaway_pg import find_bindir
+from ledger.settings import Settings
+from cli.throwaway_pg import find_bindir
 from projections.catalog import runner_for
 
 CST = timezone(timedelta(hours=8))
@@ -132,7 +134,7 @@ def test_destruction_end_to_end(ledger, env, service, subject, database_url):
     name, phone = subject["name"].encode(), subject["phone"].encode()
     runner = runner_for(ledger)
     runner.catch_up()
-    LogKeys.from_env(env).init()
+    LogKeys.from_settings(Settings.from_environ(env)).init()
     log = transparency_log(ledger, env)
     log.publish_checkpoint(LONG_AFTER)
     assert log.verify().ok

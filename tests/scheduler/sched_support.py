@@ -25,7 +25,7 @@ class Jobs:
         self.ledger, self.env = ledger, env
 
     def run(self, name: str, minutes: float = 0, *, when: datetime | None = None) -> Outcome:
-        outcome = run_job(self.ledger, name, moment(minutes, when=when), environ=self.env)
+        outcome = run_job(self.ledger, name, moment(minutes, when=when), settings=self.env)
         assert outcome.status == "finished", outcome.reason
         return outcome
 

@@ -11,8 +11,9 @@ from click.testing import CliRunner
 
 from domain.jobs import JobRun
 from ledger.bootstrap import transparency_log
-from ledger.cli import main
+from cli.main import main
 from ledger.keys import LogKeys
+from ledger.settings import Settings
 from scheduler.jobs import REGISTRY, JobSpec
 from scheduler.process import SchedulerSettings, latest_slot, make_trigger
 from scheduler.runner import abandon_orphans, run_job
@@ -21,7 +22,7 @@ from sched_support import T0, moment, tamper_event
 
 
 def test_a_run_is_started_then_finished_or_failed_and_a_slot_runs_once(ledger, env, jobs, monkeypatch):
-    done = run_job(ledger, "sla_clocks", moment(10), environ=env)
+    done = run_job(ledger, "sla_clocks", moment(10), settings=env)
     assert done.status == "finished" and done.counts["cases_checked"] == 0
     run = ledger.get("job_run", done.run_id)
     assert (run.job, run.trigger, run.status, run.counts) == ("sla_clocks", "manual", "finished", done.counts)
@@ -30,15 +31,15 @@ def test_a_run_is_started_then_finished_or_failed_and_a_slot_runs_once(ledger, e
         raise RuntimeError("the disk is full")
 
     monkeypatch.setitem(REGISTRY, "broken", JobSpec("broken", broken, "every 1h", 60, True, "fails", "test"))
-    failed = run_job(ledger, "broken", moment(20), environ=env)
+    failed = run_job(ledger, "broken", moment(20), settings=env)
     assert failed.status == "failed" and failed.reason == "RuntimeError: the disk is full"
     assert ledger.get("job_run", failed.run_id).reason == failed.reason
 
     slot = moment(30)
     first = run_job(ledger, "sla_clocks", slot, run_id=JobRun.scheduled_id("sla_clocks", slot), trigger="schedule",
-                    environ=env)
+                    settings=env)
     again = run_job(ledger, "sla_clocks", slot, run_id=JobRun.scheduled_id("sla_clocks", slot), trigger="schedule",
-                    environ=env)
+                    settings=env)
     assert (first.status, again.status) == ("finished", "skipped")
     assert len(jobs.events("JobRun.Started")) == 3 and len(jobs.events("JobRun.Finished")) == 2
 
@@ -73,7 +74,7 @@ def test_kpi_report_writes_every_day_since_the_last_report(ledger, env, jobs, at
 
 def test_integrity_job_verifies_incrementally_and_signs_only_what_verified(ledger, env, jobs, at, customer,
                                                                           database_url):
-    LogKeys.from_env(env).init()
+    LogKeys.from_settings(Settings.from_environ(env)).init()
     log = transparency_log(ledger, env)
     first = jobs.run("integrity", 60)
     assert first.details["integrity_ok"] and first.details["verified_from"] == 0
@@ -126,12 +127,12 @@ def test_schedules_slots_and_settings():
                                                                                             tzinfo=T0.tzinfo)
     with pytest.raises(ValueError, match="neither"):
         make_trigger("whenever", utc)
-    settings = SchedulerSettings.from_env({"CASELEDGER_SCHEDULE_KPI_REPORT": "off",
-                                           "CASELEDGER_SCHEDULE_SLA_CLOCKS": "every 5s"})
+    settings = SchedulerSettings.from_settings(Settings.from_environ({"CASELEDGER_SCHEDULE_KPI_REPORT": "off",
+                                                                      "CASELEDGER_SCHEDULE_SLA_CLOCKS": "every 5s"}))
     assert "kpi_report" not in settings.schedules and settings.schedules["sla_clocks"] == "every 5s"
     assert set(settings.schedules) == set(REGISTRY) - {"kpi_report"} and settings.retry_seconds == 5
     with pytest.raises(ValueError, match="unknown job"):
-        SchedulerSettings.from_env({"CASELEDGER_SCHEDULER_JOBS": "sla_clocks,nope"})
+        SchedulerSettings.from_settings(Settings.from_environ({"CASELEDGER_SCHEDULER_JOBS": "sla_clocks,nope"}))
     assert all(spec.misfire_grace_time > 1 and spec.why for spec in REGISTRY.values())
     assert timedelta(0) < datetime.now(utc) - latest_slot(every, datetime.now(utc)) + timedelta(seconds=1)
 
@@ -140,7 +141,7 @@ def test_the_last_verification_for_the_metrics_endpoint(ledger, env, jobs, datab
     from scheduler.metrics import last_verification
 
     assert last_verification(ledger) is None
-    LogKeys.from_env(env).init()
+    LogKeys.from_settings(Settings.from_environ(env)).init()
     jobs.run("integrity", 10)
     ok, finished = last_verification(ledger)
     assert ok and abs((datetime.now(timezone.utc) - finished).total_seconds()) < 60  # wall time it ended

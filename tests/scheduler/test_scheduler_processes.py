@@ -35,7 +35,7 @@ def test_one_leader_runs_the_jobs_and_a_follower_takes_over(ledger, env, jobs, a
     procs = {}
     for name in ("a", "b"):
         log = (tmp_path / f"scheduler-{name}.log").open("wb")
-        proc = subprocess.Popen([sys.executable, "-m", "ledger.cli", "scheduler"], env=proc_env, stdout=log,
+        proc = subprocess.Popen([sys.executable, "-m", "cli.main", "scheduler"], env=proc_env, stdout=log,
                                 stderr=subprocess.STDOUT, cwd=Path(__file__).parents[2])
         procs[proc.pid] = proc
     try:

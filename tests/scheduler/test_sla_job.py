@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from ledger.bootstrap import build
-from ledger.sla import SlaMonitor
+from services.sla import SlaMonitor
 from projections.sla_clocks import SLA_CLOCK_TABLE
 
 from sched_support import CST, T0, Jobs, act

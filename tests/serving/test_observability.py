@@ -111,7 +111,7 @@ def _unreachable_app(database_url: str, tmp_path: Path, relay_to):
 def test_readyz_is_503_problem_when_the_database_is_unreachable(database_url, tmp_path, tokens, relay_to,
                                                                parse_metrics):
     ledger, env, cut_off = _unreachable_app(database_url, tmp_path, relay_to)
-    client = create_app(ledger, tokens=tokens[0], environ=env).test_client()
+    client = create_app(env, ledger, tokens=tokens[0]).test_client()
     try:
         assert client.get("/readyz").status_code == 200
         cut_off()

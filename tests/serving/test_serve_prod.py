@@ -9,7 +9,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from ledger.throwaway_pg import free_port
+from cli.throwaway_pg import free_port
 
 CASELEDGER = str(Path(sys.executable).parent / "caseledger")
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
 import threading
 import uuid
@@ -17,7 +16,7 @@ from rich.table import Table
 
 from domain.context import Context
 from domain.errors import DomainError
-from ledger.bootstrap import build
+from cli.context import open_ledger, settings
 from ledger.errors import LedgerError
 from projections.timeutil import parse
 
@@ -41,15 +40,15 @@ def scheduler() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)  # each run logs its own outcome
     try:
-        settings = SchedulerSettings.from_env(os.environ)
+        schedule = SchedulerSettings.from_settings(settings())
     except ValueError as e:
         raise click.UsageError(str(e)) from None
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    ledger = build()
+    ledger = open_ledger()
     try:
-        SchedulerProcess(ledger, settings, os.environ).serve(stop)
+        SchedulerProcess(ledger, schedule, settings()).serve(stop)
     finally:
         ledger.close()
 
@@ -65,7 +64,10 @@ def jobs_list() -> None:
     from scheduler.jobs import REGISTRY
     from scheduler.process import SchedulerSettings
 
-    schedules = SchedulerSettings.from_env(os.environ).schedules
+    try:
+        schedules = SchedulerSettings.from_settings(settings()).schedules
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
     table = Table("job", "schedule", "grace (s)", "coalesce", "what")
     for name, spec in sorted(REGISTRY.items()):
         table.add_row(name, schedules.get(name, "off"), str(spec.misfire_grace_time), str(spec.coalesce), spec.summary)
@@ -79,9 +81,9 @@ def jobs_run(name: str, as_of: str | None) -> None:
     """Run one job now, recorded as a manual job run; prints the outcome as JSON."""
     from scheduler.runner import UnknownJob, run_job
 
-    ledger = build()
+    ledger = open_ledger()
     try:
-        outcome = run_job(ledger, name, _as_of(as_of), trigger="manual")
+        outcome = run_job(ledger, name, _as_of(as_of), trigger="manual", settings=settings())
     except UnknownJob as e:
         raise click.UsageError(str(e)) from None
     finally:
@@ -116,7 +118,7 @@ def jobs_history(job_name: str | None, limit: int, as_json: bool) -> None:
 def _read(query: Any, columns: tuple[str, ...]) -> list[dict[str, Any]]:
     from projections.catalog import runner_for
 
-    ledger = build()
+    ledger = open_ledger()
     runner = runner_for(ledger)
     try:
         runner.catch_up()
@@ -164,9 +166,9 @@ def findings_list(rule: str | None, status: str | None, limit: int, as_json: boo
 @click.option("--at", "at", help="Business time (ISO 8601 with zone; default: now).")
 def findings_ack(finding_id: str, reason: str, actor: str, role: str, at: str | None) -> None:
     """Acknowledge a finding (roles allowed by the policy's audit.acknowledge)."""
-    from ledger.compliance import ComplianceAudit
+    from services.compliance import ComplianceAudit
 
-    ledger = build()
+    ledger = open_ledger()
     audit = ComplianceAudit(ledger)
     try:
         ctx = Context(actor, role, _as_of(at), f"cli-{uuid.uuid4().hex[:12]}", reason=reason)

@@ -14,7 +14,7 @@ from eventsourcing.utils import get_topic
 
 from domain.access import DataAccess
 from domain.context import Context
-from ledger.access import AccessPolicy
+from domain.permissions import AccessPolicy
 
 _TOPIC = get_topic(DataAccess.PersonalDataDisclosed)
 _PAGE = 500

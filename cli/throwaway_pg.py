@@ -17,15 +17,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from ledger.settings import Settings
+
 
 @contextmanager
-def postgres_dsn() -> Iterator[str]:
+def postgres_dsn(settings: Settings) -> Iterator[str]:
     """``CASELEDGER_TEST_PG_DSN`` when set, else a throwaway cluster that lives as long as the block."""
-    dsn = os.environ.get("CASELEDGER_TEST_PG_DSN")
-    if dsn:
-        yield dsn
+    if settings.test_pg_dsn:
+        yield settings.test_pg_dsn
         return
-    with ThrowawayPostgres() as pg:
+    with ThrowawayPostgres(settings.pg_bindir) as pg:
         yield pg.dsn
 
 
@@ -33,9 +34,9 @@ class PostgresUnavailable(RuntimeError):
     """No PostgreSQL server binaries could be found or started."""
 
 
-def find_bindir() -> Path:
-    explicit = os.environ.get("CASELEDGER_PG_BINDIR")
-    candidates = [explicit] if explicit else []
+def find_bindir(explicit: Path | None = None) -> Path:
+    """``explicit`` (``CASELEDGER_PG_BINDIR``), else pg_config's, else the newest Debian cluster version's."""
+    candidates: list[str | Path] = [explicit] if explicit else []
     pg_config = shutil.which("pg_config")
     if pg_config:
         out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False).stdout.strip()
@@ -55,8 +56,8 @@ def free_port() -> int:
 
 
 class ThrowawayPostgres:
-    def __init__(self, *, user: str = "postgres"):
-        self.bindir = find_bindir()
+    def __init__(self, bindir: Path | None = None, *, user: str = "postgres"):
+        self.bindir = find_bindir(bindir)
         self.as_root = os.geteuid() == 0
         self.run_as = user if self.as_root else None
         self.port = free_port()

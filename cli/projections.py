@@ -14,10 +14,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ledger.application import KINDS
-from ledger.bootstrap import build
+from cli.context import open_ledger
 from ledger.errors import LedgerError
 from projections.catalog import NAMES, runner_for
-from projections.replay import Point, Replay
+from services.replay import Point, Replay
 from projections.runtime import ProjectionFailed
 
 console = Console(stderr=True)
@@ -36,7 +36,7 @@ def projections() -> None:
               help="Fault drills only: slow the runner down so it can be killed mid-way.")
 def run(batch_size: int, poll_seconds: float, pause_between_batches: float) -> None:
     """Follow the log and keep every read model up to date until interrupted (Ctrl-C / SIGTERM)."""
-    ledger = build()
+    ledger = open_ledger()
     runner = runner_for(ledger, batch_size=batch_size)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -61,7 +61,7 @@ def run(batch_size: int, poll_seconds: float, pause_between_batches: float) -> N
               help="Processes to rebuild all read models in, each projecting a share of them (1: this one).")
 def rebuild(name: str | None, batch_size: int, workers: int) -> None:
     """Drop a read model (default: all) and rebuild it from position 0."""
-    ledger = build()
+    ledger = open_ledger()
     runner = runner_for(ledger, batch_size=batch_size)
     head = ledger.recorder.max_notification_id() or 0
     columns = (TextColumn("rebuilding {task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
@@ -78,7 +78,7 @@ def rebuild(name: str | None, batch_size: int, workers: int) -> None:
 @projections.command()
 def status() -> None:
     """Each read model's tracking position and its lag behind the head of the log."""
-    runner = runner_for(build())
+    runner = runner_for(open_ledger())
     _print_status(runner)
     runner.close()
 
@@ -98,7 +98,7 @@ def _print_status(runner: Any) -> None:
 @click.option("--diff-from", help="With --as-of/--position: also show what changed since this point.")
 def replay(kind: str, aggregate_id: str, as_of: str | None, position: int | None, diff_from: str | None) -> None:
     """Replay a case from its events: the timeline, or its state AS OF a time or log position."""
-    ledger = build()
+    ledger = open_ledger()
     auditor = Replay(ledger)
     try:
         if as_of is None and position is None:

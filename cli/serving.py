@@ -11,7 +11,7 @@ folder unless you set one) so ``/metrics`` reports the sum over all workers. It 
 before ``prometheus_client`` is first imported, which is why :func:`prepare_metrics_dir` runs
 before the API is imported.
 
-``python -m ledger.serving`` (what ``make prod`` runs) starts the processes of the ``Procfile``
+``python -m cli.prod`` (what ``make prod`` runs) starts the processes of the ``Procfile``
 with honcho — the API, ``caseledger projections run``, ``caseledger scheduler`` — and stops them
 together on Ctrl-C. Without ``CASELEDGER_DATABASE_URL`` it starts a throwaway PostgreSQL cluster
 first and says so: its data is deleted when you stop.
@@ -25,16 +25,17 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Collection
 
 from gunicorn.app.base import BaseApplication
 from rich.console import Console
 
-from ledger.bootstrap import Settings
+from ledger.settings import Settings
 
 console = Console(stderr=True)
 PROCFILE = Path(__file__).resolve().parents[1] / "Procfile"
-_OWN_METRICS_DIR = "CASELEDGER_OWN_METRICS_DIR"
+#: The metrics folder this process made (and removes when the server exits), if it made one.
+_own_metrics_dir: Path | None = None
 
 
 def default_workers() -> int:
@@ -42,33 +43,35 @@ def default_workers() -> int:
     return 2 * (os.cpu_count() or 1) + 1
 
 
-def prepare_metrics_dir() -> Path:
+def prepare_metrics_dir(settings: Settings) -> Path:
     """Point prometheus_client at a clean multiprocess folder (call before importing the API)."""
-    configured = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if configured:
-        folder = Path(configured)
+    global _own_metrics_dir
+    if settings.prometheus_multiproc_dir:
+        folder = settings.prometheus_multiproc_dir
         folder.mkdir(parents=True, exist_ok=True)
         for stale in folder.glob("*.db"):  # left by an earlier run: would be added to this one's counts
             stale.unlink()
     else:
         folder = Path(tempfile.mkdtemp(prefix="caseledger-metrics-"))
+        # Written, not read: prometheus_client reads it when first imported, and the workers inherit it.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
-        os.environ[_OWN_METRICS_DIR] = str(folder)
+        _own_metrics_dir = folder
     if "prometheus_client" in sys.modules and not _multiprocess_values():
         raise RuntimeError("prometheus_client was imported before PROMETHEUS_MULTIPROC_DIR was set")
     return folder
 
 
 def _multiprocess_values() -> bool:
-    from prometheus_client import values
+    from api.observability import multiprocess_mode
 
-    return values.ValueClass is not values.MutexValue
+    return multiprocess_mode()
 
 
 class ProductionServer(BaseApplication):
     """gunicorn configured in code: no config file to keep in step with the command line."""
 
-    def __init__(self, bind: str, *, workers: int, threads: int):
+    def __init__(self, settings: Settings, bind: str, *, workers: int, threads: int):
+        self.settings = settings
         self.options = {
             "bind": bind, "workers": workers, "threads": threads, "worker_class": "gthread",
             "keepalive": 5, "timeout": 30, "graceful_timeout": 10, "errorlog": "-", "loglevel": "info",
@@ -87,7 +90,7 @@ class ProductionServer(BaseApplication):
         # Runs in each worker after the fork: its own ledger, its own connection pool.
         from api import create_app
 
-        return create_app()
+        return create_app(self.settings)
 
 
 def _worker_exited(server: Any, worker: Any) -> None:
@@ -97,20 +100,18 @@ def _worker_exited(server: Any, worker: Any) -> None:
 
 
 def _server_exited(server: Any) -> None:
-    own = os.environ.get(_OWN_METRICS_DIR)
-    if own:
-        shutil.rmtree(own, ignore_errors=True)
+    if _own_metrics_dir is not None:
+        shutil.rmtree(_own_metrics_dir, ignore_errors=True)
 
 
-def serve_production(bind: str, *, workers: int, threads: int) -> None:
-    settings = Settings.from_env()
+def serve_production(settings: Settings, bind: str, *, workers: int, threads: int) -> None:
     if settings.backend == "sqlite" and workers > 1:
         console.print(f"[yellow]warning[/]: SQLite allows one writer at a time; running 1 worker instead of "
                       f"{workers}. Set CASELEDGER_DATABASE_URL to a PostgreSQL database to scale out.")
         workers = 1
     console.print(f"[bold green]caseledger[/] (gunicorn, {workers} worker(s) × {threads} threads) on "
                   f"[bold]http://{bind}[/]  ({settings.backend}); health: /healthz /readyz, metrics: /metrics")
-    ProductionServer(bind, workers=workers, threads=threads).run()
+    ProductionServer(settings, bind, workers=workers, threads=threads).run()
 
 
 # -- make prod ------------------------------------------------------------------------------------
@@ -119,44 +120,43 @@ def procfile_processes(path: Path = PROCFILE) -> dict[str, str]:
     return {name.strip(): command.strip() for name, command in entries}
 
 
-def _available(name: str, command: str) -> bool:
+def _available(name: str, command: str, commands: Collection[str]) -> bool:
     """A Procfile entry whose ``caseledger`` sub-command does not exist yet is left out, with a warning."""
-    from ledger.cli import main as cli
-
     words = command.split()
-    if len(words) > 1 and words[0] == "caseledger" and words[1] not in cli.commands:
+    if len(words) > 1 and words[0] == "caseledger" and words[1] not in commands:
         console.print(f"[yellow]warning[/]: not starting '{name}': this version has no 'caseledger {words[1]}'")
         return False
     return True
 
 
-def _issue_demo_tokens(env: dict[str, str]) -> None:
+def _issue_demo_tokens(settings: Settings) -> None:
     """A throwaway database has no tokens yet: issue the demo callers' (printed once)."""
-    from ledger.access_cli import issue_demo_tokens
+    from cli.access import issue_demo_tokens
     from ledger.bootstrap import build
 
-    ledger = build(env)
+    ledger = build(settings)
     try:
         issue_demo_tokens(ledger)
     finally:
         ledger.close()
 
 
-def run_procfile() -> int:
-    """Start every process of the Procfile together; Ctrl-C stops them all."""
-    from ledger.throwaway_pg import ThrowawayPostgres
+def run_procfile(settings: Settings, commands: Collection[str]) -> int:
+    """Start every process of the Procfile together; Ctrl-C stops them all. ``commands``: the
+    ``caseledger`` sub-commands this version has (``cli.prod`` passes them in)."""
+    from cli.throwaway_pg import ThrowawayPostgres
 
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env = settings.child_environ(PATH=f"{Path(sys.executable).parent}{os.pathsep}{settings.environ.get('PATH', '')}")
     database = None
-    if not env.get("CASELEDGER_DATABASE_URL"):
-        database = ThrowawayPostgres().start()
+    if "CASELEDGER_DATABASE_URL" not in env:
+        database = ThrowawayPostgres(settings.pg_bindir).start()
         env["CASELEDGER_DATABASE_URL"] = database.dsn
+        settings = settings.replace(database_url=database.dsn)
         console.print(f"[yellow]No CASELEDGER_DATABASE_URL: started a throwaway PostgreSQL at {database.dsn}; "
                       "everything in it is deleted when you stop.[/] Set CASELEDGER_DATABASE_URL to keep data.")
-    names = [name for name, command in procfile_processes().items() if _available(name, command)]
+    names = [name for name, command in procfile_processes().items() if _available(name, command, commands)]
     if database is not None:
-        _issue_demo_tokens(env)
+        _issue_demo_tokens(settings)
     else:
         console.print("API tokens: caseledger tokens create --actor ID --role ROLE (same CASELEDGER_DATABASE_URL)")
     honcho = [sys.executable, "-m", "honcho", "start", "-f", str(PROCFILE), "-d", str(PROCFILE.parent), *names]
@@ -169,6 +169,3 @@ def run_procfile() -> int:
         if database is not None:
             database.stop()
 
-
-if __name__ == "__main__":
-    sys.exit(run_procfile())

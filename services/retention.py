@@ -14,7 +14,7 @@ sweep) finishes it. The reverse order could destroy data without a certificate.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Mapping
 from uuid import UUID, uuid4, uuid5
 
 from domain.context import Context
@@ -22,6 +22,7 @@ from domain.disposition import Disposition
 from domain.holds import LegalHold
 from domain.retention import Assessment, RecordDue, assess
 from ledger.application import ID_NAMESPACE, CaseLedger
+from ledger.bootstrap import transparency_log
 from ledger.errors import ConcurrentUpdate, NotFound
 from projections.retention import DESTROYED_TABLE, DISPOSITION_TABLE, HOLD_TABLE, RECORD_TABLE, RetentionRecords
 from projections.runtime import ProjectionRunner
@@ -227,3 +228,8 @@ def disposition_id_for(subject: str, as_of: datetime) -> UUID:
 
 
 __all__ = ["Retention", "disposition_id_for", "NotFound"]
+
+
+def build_retention(ledger: CaseLedger, environ: Mapping[str, str] | None = None) -> Retention:
+    """Retention, holds and disposition for the ledger; certificates carry the transparency log's size."""
+    return Retention(ledger, tree_size=transparency_log(ledger, environ).size)

@@ -33,7 +33,7 @@ from eventsourcing.utils import get_topic
 
 from domain.access import ApiToken
 from domain.context import Context
-from ledger.access import AccessPolicy
+from domain.permissions import AccessPolicy
 from ledger.errors import NotFound
 
 TOKEN_NAMESPACE = UUID("0b0c5a52-3a8e-4f8f-8d2c-6a1d4c3e9b17")

@@ -12,8 +12,9 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ledger.bootstrap import build, transparency_log
-from ledger.bundle import BundleInvalid, verify_bundle, write_bundle
+from cli.context import open_ledger, settings
+from ledger.bootstrap import transparency_log
+from services.export import BundleInvalid, verify_bundle, write_bundle
 from ledger.integrity.checkpoint import CheckpointError
 from ledger.keys import KeyMissing, LogKeys
 from ledger.records import event_record
@@ -36,7 +37,7 @@ def keys() -> None:
 @click.option("--force", is_flag=True, help="Replace an existing key (old checkpoints will no longer verify).")
 def keys_init(force: bool) -> None:
     """Create the signing key and print the verifier key auditors need."""
-    log_keys = LogKeys.from_env()
+    log_keys = LogKeys.from_settings(settings())
     try:
         text = log_keys.init(force=force)
     except FileExistsError as e:
@@ -48,7 +49,7 @@ def keys_init(force: bool) -> None:
 @click.command()
 def checkpoint() -> None:
     """Sign and publish a checkpoint of the log as it is now; prints the signed note."""
-    log = transparency_log(build())
+    log = transparency_log(open_ledger(), settings())
     try:
         _, note = log.publish_checkpoint(datetime.now(timezone.utc))
     except KeyMissing as e:
@@ -63,7 +64,7 @@ def checkpoint() -> None:
 @click.option("--new-size", type=int, help="… to this one (default: now).")
 def proof(aggregate_id: str | None, version: int | None, old_size: int | None, new_size: int | None) -> None:
     """Print an inclusion or consistency proof as JSON."""
-    log = transparency_log(build())
+    log = transparency_log(open_ledger(), settings())
     size = new_size if new_size is not None else log.size()
     try:
         if aggregate_id and version:
@@ -84,7 +85,7 @@ def proof(aggregate_id: str | None, version: int | None, old_size: int | None, n
 @click.command()
 def verify() -> None:
     """Recompute the whole log from the stored events; check it against every retained checkpoint."""
-    log = transparency_log(build())
+    log = transparency_log(open_ledger(), settings())
     total = log.size()
     started = time.perf_counter()
     columns = (TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -120,8 +121,8 @@ def export(scope: str, scope_id: str | None, from_position: int, to_position: in
     """Write a self-contained auditor bundle (see the README) for a customer, case or log range."""
     if scope != "range" and not scope_id:
         raise click.UsageError(f"--scope {scope} needs --id")
-    ledger = build()
-    log = transparency_log(ledger)
+    ledger = open_ledger()
+    log = transparency_log(ledger, settings())
     selected = list(_in_scope(ledger, scope, scope_id, from_position, to_position))
     try:
         manifest = write_bundle(log, selected, out, {"scope": scope, "id": scope_id, "from": from_position,

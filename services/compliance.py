@@ -38,7 +38,7 @@ REPORT_COLUMNS = ("finding_id", "rule", "clause", "subject_kind", "subject_id", 
 def retention_overdue(ledger: Any, as_of: datetime) -> list[Suspicion]:
     """Subjects whose records were past retention and disposable ``grace_days`` ago and are still not
     destroyed (the retention read model's dry-run report, as of ``as_of`` minus the grace)."""
-    from ledger.retention import Retention
+    from services.retention import Retention
 
     policy = ledger.policies.in_force(as_of, ledger.policy_name)
     grace = timedelta(days=float(policy.rule("audit.retention_not_disposed")["grace_days"]))
@@ -62,9 +62,9 @@ def rule_status() -> dict[str, str]:
     """Per rule: ``active``, or why it is not (a subsystem it needs is not installed)."""
     status = {key: "active" for key in RULES}
     if roles_with_need() is None:
-        status["personal_data_access_without_need"] = "inactive: no access policy (ledger/access.py)"
-    if importlib.util.find_spec("ledger.retention") is None:
-        status["retention_not_disposed"] = "inactive: no retention subsystem (ledger/retention.py)"
+        status["personal_data_access_without_need"] = "inactive: no access policy (domain/permissions.py)"
+    if importlib.util.find_spec("services.retention") is None:
+        status["retention_not_disposed"] = "inactive: no retention subsystem (services/retention.py)"
     return status
 
 

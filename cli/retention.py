@@ -17,9 +17,10 @@ from rich.table import Table
 
 from domain.context import Context
 from domain.errors import DomainError
-from ledger.bootstrap import build, retention as build_retention
+from cli.context import open_ledger, settings
+from services.retention import build_retention
 from ledger.errors import NotFound
-from ledger.retention import Retention
+from services.retention import Retention
 
 console = Console(stderr=True)
 
@@ -32,7 +33,7 @@ def _moment(value: str | None) -> datetime:
 
 
 def _run(action: Callable[[Retention], Any]) -> Any:
-    service = build_retention(build())
+    service = build_retention(open_ledger(), settings())
     try:
         return action(service)
     except (DomainError, NotFound) as e:

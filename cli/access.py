@@ -16,11 +16,11 @@ from rich.console import Console
 from rich.table import Table
 
 from domain.errors import DomainError
-from ledger.access import AccessPolicy
-from ledger.access_log import AccessLog
-from ledger.bootstrap import build
+from domain.permissions import AccessPolicy
+from services.access_log import AccessLog
+from cli.context import open_ledger
 from ledger.errors import NotFound
-from ledger.tokens import TokenService, system_context
+from services.tokens import TokenService, system_context
 
 console = Console(stderr=True)
 
@@ -66,7 +66,7 @@ def tokens() -> None:
               help="Days until the token expires (default: never).")
 def tokens_create(actor: str, role: str, team: str | None, expires_in: int | None) -> None:
     """Create a token; prints it once (only its hash is kept), its id on stderr."""
-    ledger = build()
+    ledger = open_ledger()
     expires = datetime.now(timezone.utc) + timedelta(days=expires_in) if expires_in else None
     try:
         secret, record = TokenService(ledger).issue(actor, role, team, expires_at=expires,
@@ -83,7 +83,7 @@ def tokens_create(actor: str, role: str, team: str | None, expires_in: int | Non
 def tokens_revoke(token_id: str, reason: str) -> None:
     """Revoke a token by its id (see `tokens list`); other processes notice within their cache time."""
     try:
-        record = TokenService(build()).revoke(token_id, system_context(_operator(), reason=reason))
+        record = TokenService(open_ledger()).revoke(token_id, system_context(_operator(), reason=reason))
     except (NotFound, DomainError) as e:
         raise click.ClickException(str(e)) from None
     console.print(f"revoked {record.id} ({record.holder}, {record.role})")
@@ -95,7 +95,7 @@ def tokens_list(as_json: bool) -> None:
     """Every token: id, actor, role, team, issued, expires, revoked (never the secret)."""
     now = datetime.now(timezone.utc)
     table = Table("id", "actor", "role", "team", "issued", "expires", "state")
-    for record in TokenService(build()).tokens():
+    for record in TokenService(open_ledger()).tokens():
         state = record.state if record.revoked_at or record.is_active(now) else "expired"
         row = {"id": str(record.id), "actor": record.holder, "role": record.role, "team": record.team,
                "issued_at": record.issued_at, "expires_at": record.expires_at, "revoked_at": record.revoked_at,
@@ -116,7 +116,7 @@ def tokens_list(as_json: bool) -> None:
 @click.option("--limit", default=100, show_default=True)
 def access_events(subject: str | None, actor: str | None, after: int, limit: int) -> None:
     """The security audit log: unmasked reads of personal data (JSON lines)."""
-    ledger = build()
+    ledger = open_ledger()
     entries, _ = AccessLog(ledger, AccessPolicy.load()).entries(after=after, limit=limit, subject=subject, actor=actor)
     for entry in entries:
         click.echo(json.dumps(entry, ensure_ascii=False))
@@ -143,7 +143,7 @@ def matrix(policy: AccessPolicy) -> list[tuple[str, list[str]]]:
 
 @click.command("permissions")
 def permissions() -> None:
-    """The permission matrix (role × action → scope) of ledger/permissions.toml, as a Markdown table."""
+    """The permission matrix (role × action → scope) of domain/permissions.toml, as a Markdown table."""
     policy = AccessPolicy.load()
     click.echo("| action | " + " | ".join(policy.roles) + " |")
     click.echo("|---|" + "---|" * len(policy.roles))

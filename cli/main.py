@@ -14,11 +14,12 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from ledger.bootstrap import Settings, build, transparency_log
+from cli.context import open_ledger, settings
+from ledger.bootstrap import transparency_log
 from ledger.keys import LogKeys
 from ledger.records import event_record
-from ledger.access import AccessPolicy
-from ledger.access_cli import issue_demo_tokens
+from domain.permissions import AccessPolicy
+from cli.access import issue_demo_tokens
 
 console = Console(stderr=True)
 
@@ -39,26 +40,26 @@ def main() -> None:
 @click.option("--bind", help="With --prod: HOST:PORT to listen on (default --host:--port).")
 def serve(host: str, port: int, demo: bool, prod: bool, workers: int | None, threads: int, bind: str | None) -> None:
     """Serve the HTTP API (development server, or gunicorn with --prod; see the README)."""
+    config = settings()
     if prod:  # before the API is imported: prometheus_client reads this folder at import
-        from ledger.serving import default_workers, prepare_metrics_dir, serve_production
+        from cli.serving import default_workers, prepare_metrics_dir, serve_production
 
-        prepare_metrics_dir()
+        prepare_metrics_dir(config)
     from api import create_app
 
-    settings = Settings.from_env()
-    ledger = build()
+    ledger = open_ledger()
     if demo:
-        LogKeys.from_env().ensure()
+        LogKeys.from_settings(settings()).ensure()
         if ledger.recorder.max_notification_id() in (None, 0):
             _load_demo(ledger)
-            transparency_log(ledger).publish_checkpoint(datetime.now(timezone.utc))
+            transparency_log(ledger, settings()).publish_checkpoint(datetime.now(timezone.utc))
         issue_demo_tokens(ledger)  # after the emptiness check: tokens are events too
     if prod:  # the tables exist now; each worker builds its own ledger after the fork
         ledger.close()
-        return serve_production(bind or f"{host}:{port}", workers=workers or default_workers(), threads=threads)
-    app = create_app(ledger)
+        return serve_production(config, bind or f"{host}:{port}", workers=workers or default_workers(), threads=threads)
+    app = create_app(config, ledger)
     base = f"http://{host}:{port}"
-    console.print(f"[bold green]caseledger[/] on [bold]{base}[/]  ({settings.backend}: {settings.database_url})")
+    console.print(f"[bold green]caseledger[/] on [bold]{base}[/]  ({config.backend}: {config.database_url})")
     console.print(f"  OpenAPI: {base}/openapi.json   latest events: curl -H 'Authorization: Bearer <auditor token>' "
                   f"'{base}/events?limit=5'")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the API logs one JSON line per request itself
@@ -71,11 +72,11 @@ def serve(host: str, port: int, demo: bool, prod: bool, workers: int | None, thr
 @click.option("--seed", default=7, show_default=True)
 def demo(customers: int, interactions: int, seed: int) -> None:
     """Load a realistic demo data set (customers, interactions, tickets, complaints, surveys)."""
-    _load_demo(build(), customers=customers, interactions=interactions, seed=seed)
+    _load_demo(open_ledger(), customers=customers, interactions=interactions, seed=seed)
 
 
 def _load_demo(ledger: Any, **kwargs: Any) -> None:
-    from ledger.demo import load_demo
+    from cli.demo import load_demo
 
     total = kwargs.get("customers", 40) + kwargs.get("interactions", 300)
     with Progress(console=console, transient=True) as progress:
@@ -107,7 +108,7 @@ def import_interactions(file: Any, actor: str, role: str, batch_size: int) -> No
     now = datetime.now(timezone.utc)
     request_id = f"cli-import-{uuid.uuid4().hex[:12]}"
     batch = [(Context(actor, role, when or now, request_id), fields) for when, fields in records]
-    report = build().import_interactions(batch, batch_size=batch_size)
+    report = open_ledger().import_interactions(batch, batch_size=batch_size)
     console.print(f"imported {report['imported']}, skipped {report['skipped']} already imported, "
                   f"of {len(records)} lines")
 
@@ -123,7 +124,7 @@ def import_interactions(file: Any, actor: str, role: str, batch_size: int) -> No
 def events(kind: str | None, aggregate_id: str | None, event_type: str | None, actor: str | None, after: int,
            limit: int, as_json: bool) -> None:
     """List stored events in log order, with actor, role, time and policy."""
-    ledger = build()
+    ledger = open_ledger()
     shown = 0
     table = Table("pos", "occurred at", "type", "aggregate", "v", "actor", "role", "policy")
     for position, event in _notifications(ledger, after):
@@ -164,7 +165,7 @@ def _notifications(ledger: Any, after: int):
 @main.command()
 def policies() -> None:
     """List the policy versions, with the default marked."""
-    ledger = build()
+    ledger = open_ledger()
     table = Table("policy", "effective from", "extends", "title")
     for ref, policy in sorted(ledger.policies.policies.items()):
         marker = " (default)" if policy.name == ledger.policy_name else ""
@@ -173,19 +174,19 @@ def policies() -> None:
 
 
 # Command groups that live beside their own subsystems plug in here.
-from ledger.cli_integrity import COMMANDS as _INTEGRITY_COMMANDS  # noqa: E402
-from ledger.cli_retention import COMMANDS as _RETENTION_COMMANDS  # noqa: E402
-from ledger.access_cli import COMMANDS as _ACCESS_COMMANDS  # noqa: E402
-from projections.cli import projections, replay  # noqa: E402
+from cli.integrity import COMMANDS as _INTEGRITY_COMMANDS  # noqa: E402
+from cli.retention import COMMANDS as _RETENTION_COMMANDS  # noqa: E402
+from cli.access import COMMANDS as _ACCESS_COMMANDS  # noqa: E402
+from cli.projections import projections, replay  # noqa: E402
 
 for _command in (*_INTEGRITY_COMMANDS, *_RETENTION_COMMANDS, *_ACCESS_COMMANDS, projections, replay):
     main.add_command(_command)
 
-from ledger.hardening import db as _db  # noqa: E402 - `caseledger db harden`: append-only by privileges
+from cli.database import db as _db  # noqa: E402 - `caseledger db harden`: append-only by privileges
 
 main.add_command(_db)
 
-from scheduler.cli import COMMANDS as _SCHEDULER_COMMANDS  # noqa: E402 - scheduler, jobs, findings
+from cli.scheduler import COMMANDS as _SCHEDULER_COMMANDS  # noqa: E402 - scheduler, jobs, findings
 
 for _command in _SCHEDULER_COMMANDS:
     main.add_command(_command)

@@ -1,0 +1,79 @@
+"""The one settings object: every CASELEDGER_* variable read once, checked, and documented."""
+
+from __future__ import annotations
+
+import base64
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ledger.settings import VARIABLES, Settings, SettingsError
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_defaults_follow_home():
+    plain = Settings.from_environ({})
+    assert plain.home == Path("var") and plain.database_url == "sqlite:///var/caseledger.db"
+    moved = Settings.from_environ({"CASELEDGER_HOME": "/srv/cl"})
+    assert moved.database_url == "sqlite:////srv/cl/caseledger.db"
+    assert moved.kek_file == Path("/srv/cl/data-kek.key") and moved.reports_dir == Path("/srv/cl/reports")
+    assert moved.signing_key_file == Path("/srv/cl/keys/log-signing.pem")
+    assert moved.verifier_key_file == Path("/srv/cl/keys/log-verifier.txt")
+    assert moved.backend == "sqlite"
+
+
+def test_values_are_parsed():
+    key = base64.b64encode(bytes(range(32))).decode()
+    settings = Settings.from_environ({
+        "CASELEDGER_DATABASE_URL": "postgresql://u:p@db:6543/cl?schema=s&pool_size=9",
+        "CASELEDGER_KEK": key, "CASELEDGER_AGGREGATE_CACHE": "0", "CASELEDGER_KEY_CACHE_SECONDS": "2.5",
+        "CASELEDGER_SCHEDULER_JOBS": "sla_clocks, integrity", "CASELEDGER_SCHEDULE_SLA_CLOCKS": "every 5s",
+        "CASELEDGER_SCHEDULER_WORKERS": "3", "PATH": "/bin"})
+    assert settings.backend == "postgres" and settings.kek == bytes(range(32))
+    assert settings.aggregate_cache == 0 and settings.key_cache_seconds == 2.5 and settings.scheduler_workers == 3
+    assert settings.scheduler_jobs == ("sla_clocks", "integrity") and settings.schedules == {"sla_clocks": "every 5s"}
+    env = settings.persistence_env()
+    assert (env["POSTGRES_HOST"], env["POSTGRES_PORT"], env["POSTGRES_SCHEMA"], env["POSTGRES_POOL_SIZE"]) == \
+        ("db", "6543", "s", "9")
+    assert "AGGREGATE_CACHE_MAXSIZE" not in env  # 0 turns the cache off
+    assert settings.child_environ(X="1") == {**settings.environ, "X": "1"} and settings.environ["PATH"] == "/bin"
+    assert key not in repr(settings)  # the key-encryption key is never printed
+
+
+@pytest.mark.parametrize("name, value, says", [
+    ("CASELEDGER_AGGREGATE_CACHE", "-1", "negative"),
+    ("CASELEDGER_AGGREGATE_CACHE", "lots", "not a whole number"),
+    ("CASELEDGER_KEY_CACHE_SECONDS", "nan", "seconds"),
+    ("CASELEDGER_SCHEDULER_RETRY_SECONDS", "0", "more than 0"),
+    ("CASELEDGER_SCHEDULER_WORKERS", "0", "at least 1"),
+    ("CASELEDGER_KEK", "not base64!", "base64"),
+    ("CASELEDGER_KEK", base64.b64encode(b"short").decode(), "32 bytes"),
+    ("CASELEDGER_DATABASE_URL", "mysql://root:s3cret@db/cl", "unsupported 'mysql'"),
+    ("CASELEDGER_DATABASE_URL", "sqlite:///", "unsupported"),
+    ("CASELEDGER_DATABSE_URL", "sqlite:///x.db", "no such setting"),  # a typo is not ignored
+])
+def test_a_bad_value_names_its_variable(name, value, says):
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_environ({name: value})
+    message = str(raised.value)
+    assert message.startswith(f"{name}: ") and says in message and "\n" not in message
+    assert "s3cret" not in message
+
+
+def test_the_command_line_reports_a_bad_setting_in_one_line(tmp_path):
+    env = {"CASELEDGER_HOME": str(tmp_path), "CASELEDGER_SCHEDULER_WORKERS": "many", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-m", "cli.main", "policies"], env=env, capture_output=True, text=True,
+                          cwd=README.parent, timeout=60)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == ["Error: CASELEDGER_SCHEDULER_WORKERS: 'many' is not a whole number"]
+
+
+def test_the_readme_lists_every_setting():
+    rows = re.findall(r"^\| `(CASELEDGER_[A-Z_<>]+)` \| (.+?) \| (.+?) \|$", README.read_text(encoding="utf-8"),
+                      re.MULTILINE)
+    assert rows == [(v.name, v.default, v.meaning) for v in VARIABLES]
+    assert len(rows) >= 20
