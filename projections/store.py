@@ -3,7 +3,7 @@
 Read models sit next to the events — the same SQLite file, or the same PostgreSQL schema (the
 ``POSTGRES_SCHEMA`` the ledger uses) — so that a batch of view changes and the projection's
 tracking position commit in ONE transaction. The connection details come from the ledger's
-eventsourcing environment (built from ``ledger.bootstrap.Settings``), so there is no second
+eventsourcing environment (built from ``ledger.settings.Settings``), so there is no second
 configuration to get wrong.
 
 We open our own connection instead of borrowing the ledger's pool: on SQLite a batch needs

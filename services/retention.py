@@ -23,6 +23,7 @@ from domain.holds import LegalHold
 from domain.retention import Assessment, RecordDue, assess
 from ledger.application import ID_NAMESPACE, CaseLedger
 from ledger.bootstrap import transparency_log
+from ledger.settings import Settings
 from ledger.errors import ConcurrentUpdate, NotFound
 from projections.retention import DESTROYED_TABLE, DISPOSITION_TABLE, HOLD_TABLE, RECORD_TABLE, RetentionRecords
 from projections.runtime import ProjectionRunner
@@ -230,6 +231,6 @@ def disposition_id_for(subject: str, as_of: datetime) -> UUID:
 __all__ = ["Retention", "disposition_id_for", "NotFound"]
 
 
-def build_retention(ledger: CaseLedger, environ: Mapping[str, str] | None = None) -> Retention:
+def build_retention(ledger: CaseLedger, settings: Settings | Mapping[str, str]) -> Retention:
     """Retention, holds and disposition for the ledger; certificates carry the transparency log's size."""
-    return Retention(ledger, tree_size=transparency_log(ledger, environ).size)
+    return Retention(ledger, tree_size=transparency_log(ledger, settings).size)
