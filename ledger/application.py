@@ -6,12 +6,13 @@ changed in one atomic ``save`` — one command, one transaction, all or nothing.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 from uuid import UUID, uuid4, uuid5
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
+from eventsourcing.utils import Environment
 
 from domain.access import ApiToken, DataAccess
 from domain.calendar import BusinessCalendar
@@ -95,6 +96,12 @@ class CaseLedger(Application):
         self.policy_name = policy_name or policies.default_name
         if not policies.versions(self.policy_name):
             raise PolicyError(f"unknown policy {self.policy_name!r}", rule="policy.unknown")
+
+    def construct_env(self, name: str, env: Mapping[str, str] | None = None) -> Environment:
+        """The given persistence settings only. eventsourcing would also merge the whole process
+        environment, where a stray ``CIPHER_TOPIC`` or ``POSTGRES_*`` could change how events are
+        stored; ``ledger.settings`` is the one reader of the environment."""
+        return Environment(name, {**type(self).env, **(env or {})})
 
     def construct_mapper(self):  # noqa: ANN201 - eventsourcing's hook
         if self._kek is None:

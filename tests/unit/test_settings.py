@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from ledger.bootstrap import build
 from ledger.settings import VARIABLES, Settings, SettingsError
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -77,3 +78,16 @@ def test_the_readme_lists_every_setting():
                       re.MULTILINE)
     assert rows == [(v.name, v.default, v.meaning) for v in VARIABLES]
     assert len(rows) >= 20
+
+
+def test_the_process_environment_cannot_reconfigure_the_store(env, monkeypatch):
+    # eventsourcing itself would merge os.environ into the application's settings: an operator's
+    # stray PERSISTENCE_MODULE or CIPHER_TOPIC must not decide where or how events are stored.
+    monkeypatch.setenv("PERSISTENCE_MODULE", "eventsourcing.popo")
+    monkeypatch.setenv("CIPHER_TOPIC", "eventsourcing.cipher:AESCipher")
+    ledger = build(env)
+    try:
+        assert type(ledger.recorder).__name__ in {"LedgerSQLiteRecorder", "LedgerPostgresRecorder"}
+        assert "CIPHER_TOPIC" not in ledger.env and ledger.mapper.cipher is None
+    finally:
+        ledger.close()
