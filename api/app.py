@@ -33,11 +33,11 @@ from api.requestlog import register_request_log
 from api.resources import register_resources
 from api.retention import register_retention
 from domain.permissions import AccessPolicy
-from services.access_log import AccessLog
 from ledger.application import CaseLedger
 from ledger.bootstrap import as_settings, build, transparency_log
-from ledger.settings import Settings
 from ledger.idempotency import IdempotencyStore
+from ledger.settings import Settings
+from services.access_log import AccessLog
 from services.tokens import TokenService
 
 Clock = Callable[[], datetime]

@@ -33,8 +33,8 @@ from ledger.errors import InvalidRequest
 from projections.catalog import runner_for
 from projections.kpis import dashboard, parse_period
 from projections.queries import BadCursor, list_complaints, list_tickets
-from services.replay import Point, Replay
 from projections.runtime import ProjectionFailed, ProjectionRunner
+from services.replay import Point, Replay
 
 _EXTENSION = "caseledger.read_models"
 #: Longest dashboard period: bounds the work (and the response) of one request.

@@ -11,8 +11,7 @@ from marshmallow import Schema, fields, validate
 
 from api.resources import context
 from api.schemas import Strict
-from services.retention import build_retention
-from services.retention import Retention
+from services.retention import Retention, build_retention
 
 
 def service() -> Retention:

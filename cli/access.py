@@ -15,11 +15,11 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from cli.context import open_ledger
 from domain.errors import DomainError
 from domain.permissions import AccessPolicy
-from services.access_log import AccessLog
-from cli.context import open_ledger
 from ledger.errors import NotFound
+from services.access_log import AccessLog
 from services.tokens import TokenService, system_context
 
 console = Console(stderr=True)

@@ -14,11 +14,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from cli.context import open_ledger, settings
 from ledger.bootstrap import transparency_log
-from services.export import BundleInvalid, verify_bundle, write_bundle
 from ledger.integrity.checkpoint import CheckpointError
 from ledger.keys import KeyMissing, LogKeys
 from ledger.records import event_record
 from ledger.transparency import LogError
+from services.export import BundleInvalid, verify_bundle, write_bundle
 
 console = Console(stderr=True)
 

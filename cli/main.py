@@ -5,21 +5,26 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from typing import Any
-
 from datetime import datetime, timezone
+from typing import Any
 
 import click
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from cli.access import COMMANDS as ACCESS_COMMANDS
+from cli.access import issue_demo_tokens
 from cli.context import open_ledger, settings
+from cli.database import db
+from cli.integrity import COMMANDS as INTEGRITY_COMMANDS
+from cli.projections import projections, replay
+from cli.retention import COMMANDS as RETENTION_COMMANDS
+from cli.scheduler import COMMANDS as SCHEDULER_COMMANDS
+from domain.permissions import AccessPolicy
 from ledger.bootstrap import transparency_log
 from ledger.keys import LogKeys
 from ledger.records import event_record
-from domain.permissions import AccessPolicy
-from cli.access import issue_demo_tokens
 
 console = Console(stderr=True)
 
@@ -173,22 +178,11 @@ def policies() -> None:
     Console().print(table)
 
 
-# Command groups that live beside their own subsystems plug in here.
-from cli.integrity import COMMANDS as _INTEGRITY_COMMANDS  # noqa: E402
-from cli.retention import COMMANDS as _RETENTION_COMMANDS  # noqa: E402
-from cli.access import COMMANDS as _ACCESS_COMMANDS  # noqa: E402
-from cli.projections import projections, replay  # noqa: E402
-
-for _command in (*_INTEGRITY_COMMANDS, *_RETENTION_COMMANDS, *_ACCESS_COMMANDS, projections, replay):
-    main.add_command(_command)
-
-from cli.database import db as _db  # noqa: E402 - `caseledger db harden`: append-only by privileges
-
-main.add_command(_db)
-
-from cli.scheduler import COMMANDS as _SCHEDULER_COMMANDS  # noqa: E402 - scheduler, jobs, findings
-
-for _command in _SCHEDULER_COMMANDS:
+# Command groups that live in modules of their own: the transparency log (keys, checkpoint, proof,
+# verify, export, verify-bundle), retention and holds, tokens and access, read models and replay,
+# `db harden`, and the scheduler with its jobs and findings.
+for _command in (*INTEGRITY_COMMANDS, *RETENTION_COMMANDS, *ACCESS_COMMANDS, projections, replay, db,
+                 *SCHEDULER_COMMANDS):
     main.add_command(_command)
 
 

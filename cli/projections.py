@@ -13,12 +13,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from ledger.application import KINDS
 from cli.context import open_ledger
+from ledger.application import KINDS
 from ledger.errors import LedgerError
 from projections.catalog import NAMES, runner_for
-from services.replay import Point, Replay
 from projections.runtime import ProjectionFailed
+from services.replay import Point, Replay
 
 console = Console(stderr=True)
 

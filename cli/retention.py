@@ -15,12 +15,11 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from cli.context import open_ledger, settings
 from domain.context import Context
 from domain.errors import DomainError
-from cli.context import open_ledger, settings
-from services.retention import build_retention
 from ledger.errors import NotFound
-from services.retention import Retention
+from services.retention import Retention, build_retention
 
 console = Console(stderr=True)
 

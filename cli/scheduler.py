@@ -14,9 +14,9 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from cli.context import open_ledger, settings
 from domain.context import Context
 from domain.errors import DomainError
-from cli.context import open_ledger, settings
 from ledger.errors import LedgerError
 from projections.timeutil import parse
 

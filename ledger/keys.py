@@ -14,8 +14,13 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from ledger.integrity.checkpoint import (generate_key, load_private_key, load_public_key, private_key_to_pem,
-                                         public_key_to_text)
+from ledger.integrity.checkpoint import (
+    generate_key,
+    load_private_key,
+    load_public_key,
+    private_key_to_pem,
+    public_key_to_text,
+)
 from ledger.settings import Settings
 
 

@@ -18,7 +18,7 @@ import hashlib
 import io
 import json
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable
@@ -35,7 +35,7 @@ class JobContext:
     job: str
     as_of: datetime
     run_id: str
-    settings: Settings = field(default_factory=Settings)
+    settings: Settings
 
     def context(self) -> Context:
         """Who the job's own events are by: the scheduler, as the non-human ``service`` role."""
@@ -105,8 +105,8 @@ def compliance_audit(jc: JobContext) -> JobResult:
 def integrity(jc: JobContext) -> JobResult:
     """Verify the events added since the last verified tree head; publish a signed checkpoint if they verify."""
     from ledger.bootstrap import transparency_log
-    from services.log_audit import Verified, verify_incrementally
     from projections.job_runs import latest_result
+    from services.log_audit import Verified, verify_incrementally
 
     log = transparency_log(jc.ledger, jc.settings)
     since = latest_result(jc.ledger, "integrity", Verified.from_details)

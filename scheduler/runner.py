@@ -18,8 +18,8 @@ from uuid import UUID, uuid4
 
 from domain.context import Context
 from domain.jobs import JobRun
-from ledger.errors import ConcurrentUpdate
 from ledger.bootstrap import as_settings
+from ledger.errors import ConcurrentUpdate
 from ledger.records import plain
 from ledger.settings import Settings
 from scheduler.jobs import REGISTRY, JobContext

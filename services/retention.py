@@ -23,8 +23,8 @@ from domain.holds import LegalHold
 from domain.retention import Assessment, RecordDue, assess
 from ledger.application import ID_NAMESPACE, CaseLedger
 from ledger.bootstrap import transparency_log
-from ledger.settings import Settings
 from ledger.errors import ConcurrentUpdate, NotFound
+from ledger.settings import Settings
 from projections.retention import DESTROYED_TABLE, DISPOSITION_TABLE, HOLD_TABLE, RECORD_TABLE, RetentionRecords
 from projections.runtime import ProjectionRunner
 from projections.timeutil import parse, stamp

@@ -15,12 +15,12 @@ from typing import Iterator
 import psycopg
 import pytest
 
+from cli.throwaway_pg import postgres_dsn
 from domain.context import Context
 from domain.policy import PolicyBook
 from ledger.application import CaseLedger
 from ledger.bootstrap import build
 from ledger.settings import Settings
-from cli.throwaway_pg import postgres_dsn
 
 BACKENDS = ("sqlite", "postgres")
 T0 = datetime(2025, 9, 1, 9, 0, tzinfo=timezone(timedelta(hours=8)))

@@ -10,9 +10,17 @@ from __future__ import annotations
 import ast
 
 import pytest
-
-from import_graph import (LAYERS, ROOT, Import, cycles, imports_of, layer_violations, module_graph,
-                          project_imports, project_modules)
+from import_graph import (
+    LAYERS,
+    ROOT,
+    Import,
+    cycles,
+    imports_of,
+    layer_violations,
+    module_graph,
+    project_imports,
+    project_modules,
+)
 
 MAX_LINES = 400
 

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 from uuid import uuid4
 
 import pytest
+from sched_support import act, tamper_event
 
 from domain.access import DataAccess
 from domain.findings import FINDING_NAMESPACE, finding_id, finding_key
@@ -16,8 +17,6 @@ from domain.jobs import JobRun
 from domain.ticket import Ticket
 from ledger.keys import LogKeys
 from ledger.settings import Settings
-
-from sched_support import act, tamper_event
 
 
 def raised(jobs, minutes: float = 0, *, when=None) -> set[tuple[str, str]]:  # noqa: ANN001

@@ -10,8 +10,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from domain.errors import TransitionForbidden
 from cli.main import main
+from domain.errors import TransitionForbidden
 from services.compliance import ComplianceAudit
 
 

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from ledger.bootstrap import transparency_log
-from services.export import BundleInvalid, verify_bundle, write_bundle
 from cli.integrity import _in_scope
+from ledger.bootstrap import transparency_log
 from ledger.integrity.checkpoint import CheckpointError, generate_key, public_key_to_text
 from ledger.keys import LogKeys
-from ledger.settings import Settings
 from ledger.records import event_record
+from ledger.settings import Settings
+from services.export import BundleInvalid, verify_bundle, write_bundle
 
 NOW = datetime(2025, 10, 1, tzinfo=timezone.utc)
 

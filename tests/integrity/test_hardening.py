@@ -14,8 +14,8 @@ import pytest
 from ledger.bootstrap import build, transparency_log
 from ledger.hardening import harden
 from ledger.keys import LogKeys
-from ledger.settings import Settings
 from ledger.recorders import LOG_TABLES
+from ledger.settings import Settings
 
 
 def as_role(database_url: str, role: str) -> str:

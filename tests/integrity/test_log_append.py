@@ -20,9 +20,9 @@ from ledger.integrity.fastpath import extend
 from ledger.integrity.leaf import encode_leaf
 from ledger.integrity.merkle import STORED_LEVEL, Frontier, leaf_hash
 from ledger.keys import LogKeys
-from ledger.settings import Settings
 from ledger.log_append import extend_by_blocks
 from ledger.recorders import SQLITE_SET_INSERT
+from ledger.settings import Settings
 
 
 def digests(count: int, seed: int) -> list[bytes]:

@@ -18,8 +18,8 @@ from ledger.integrity.fastpath import tree_levels_python
 from ledger.integrity.leaf import encode_leaf
 from ledger.integrity.merkle import leaf_hash
 from ledger.keys import LogKeys
-from ledger.settings import Settings
 from ledger.logpages import PageSource
+from ledger.settings import Settings
 
 _scan = logpages._scan  # None if not built: then the first test says how to build it
 

@@ -11,10 +11,16 @@ from eventsourcing.persistence import IntegrityError, StoredEvent
 
 from ledger.bootstrap import build, transparency_log
 from ledger.integrity.leaf import encode_leaf
+from ledger.integrity.merkle import (
+    STORED_LEVEL,
+    Frontier,
+    leaf_hash,
+    reference_consistency,
+    reference_inclusion,
+    reference_root,
+)
 from ledger.keys import LogKeys
 from ledger.settings import Settings
-from ledger.integrity.merkle import (STORED_LEVEL, Frontier, leaf_hash, reference_consistency,
-                                     reference_inclusion, reference_root)
 
 TOPIC = "domain.ticket:Ticket.Event"
 

@@ -182,10 +182,11 @@ def test_altered_leaf_hash(log, tamper):
 def test_consistently_rehashed_history_breaks_the_signed_checkpoint(log, tamper, ledger):
     """An attacker who rewrites an event, its leaf hash *and* every stored node above it still
     cannot match the signed root; one who forgets the nodes is caught at the first stored node."""
+    from uuid import UUID
+
     from ledger.integrity.fastpath import tree_levels
     from ledger.integrity.leaf import encode_leaf
     from ledger.integrity.merkle import STORED_LEVEL, leaf_hash
-    from uuid import UUID
 
     index = positions(log, 1)[0]
     position, oid, version, topic, state = tamper.run(

@@ -20,15 +20,15 @@ from urllib.parse import parse_qs, urlparse
 import psycopg
 import pytest
 
+from cli.integrity import _in_scope
+from cli.throwaway_pg import find_bindir
 from domain.context import Context
 from domain.errors import TransitionForbidden
 from ledger.bootstrap import build, transparency_log
-from services.retention import build_retention as retention
-from cli.integrity import _in_scope
 from ledger.keys import LogKeys
 from ledger.settings import Settings
-from cli.throwaway_pg import find_bindir
 from projections.catalog import runner_for
+from services.retention import build_retention as retention
 
 CST = timezone(timedelta(hours=8))
 OPENED = datetime(2025, 9, 1, 9, 0, tzinfo=CST)

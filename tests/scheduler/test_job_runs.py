@@ -8,17 +8,16 @@ from uuid import uuid4
 
 import pytest
 from click.testing import CliRunner
+from sched_support import T0, moment, tamper_event
 
+from cli.main import main
 from domain.jobs import JobRun
 from ledger.bootstrap import transparency_log
-from cli.main import main
 from ledger.keys import LogKeys
 from ledger.settings import Settings
 from scheduler.jobs import REGISTRY, JobSpec
 from scheduler.process import SchedulerSettings, latest_slot, make_trigger
 from scheduler.runner import abandon_orphans, run_job
-
-from sched_support import T0, moment, tamper_event
 
 
 def test_a_run_is_started_then_finished_or_failed_and_a_slot_runs_once(ledger, env, jobs, monkeypatch):

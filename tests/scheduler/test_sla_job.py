@@ -11,12 +11,11 @@ from collections import Counter
 from datetime import datetime, timedelta
 
 import pytest
+from sched_support import CST, T0, Jobs, act
 
 from ledger.bootstrap import build
-from services.sla import SlaMonitor
 from projections.sla_clocks import SLA_CLOCK_TABLE
-
-from sched_support import CST, T0, Jobs, act
+from services.sla import SlaMonitor
 
 H = 60  # minutes
 
