@@ -161,7 +161,8 @@ def _percentiles(latencies: list[float]) -> tuple[float, float, float]:
 
 def run(dsn: str, *, clients: int, workers: int, threads: int, requests: int, seconds: float) -> list[list[object]]:
     home = tempfile.mkdtemp(prefix="caseledger-bench-api-")
-    env = {**Settings.from_environ().environ, "CASELEDGER_DATABASE_URL": fresh_database_url("postgres", dsn), "CASELEDGER_HOME": home}
+    env = Settings.from_environ().child_environ(CASELEDGER_DATABASE_URL=fresh_database_url("postgres", dsn),
+                                                CASELEDGER_HOME=home)
     agent, lead = (_token(env, actor, role) for actor, role in (("agent-bench", "agent"), ("lead-bench", "team_lead")))
     port = free_port()
     log = open(Path(home) / "server.log", "w")

@@ -19,6 +19,7 @@ first and says so: its data is deleted when you stop.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -56,13 +57,13 @@ def prepare_metrics_dir(settings: Settings) -> Path:
         # Written, not read: prometheus_client reads it when first imported, and the workers inherit it.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
         _own_metrics_dir = folder
-    if "prometheus_client" in sys.modules and not _multiprocess_values():
+    if "prometheus_client" in sys.modules and not _multiprocess_mode():
         raise RuntimeError("prometheus_client was imported before PROMETHEUS_MULTIPROC_DIR was set")
     return folder
 
 
-def _multiprocess_values() -> bool:
-    from api.observability import multiprocess_mode
+def _multiprocess_mode() -> bool:
+    from api.observability import multiprocess_mode  # not at the top: it imports prometheus_client
 
     return multiprocess_mode()
 
@@ -151,7 +152,7 @@ def run_procfile(settings: Settings, commands: Collection[str]) -> int:
     if "CASELEDGER_DATABASE_URL" not in env:
         database = ThrowawayPostgres(settings.pg_bindir).start()
         env["CASELEDGER_DATABASE_URL"] = database.dsn
-        settings = settings.replace(database_url=database.dsn)
+        settings = dataclasses.replace(settings, database_url=database.dsn)
         console.print(f"[yellow]No CASELEDGER_DATABASE_URL: started a throwaway PostgreSQL at {database.dsn}; "
                       "everything in it is deleted when you stop.[/] Set CASELEDGER_DATABASE_URL to keep data.")
     names = [name for name, command in procfile_processes().items() if _available(name, command, commands)]

@@ -128,10 +128,6 @@ class Settings:
             values["prometheus_multiproc_dir"] = Path(env["PROMETHEUS_MULTIPROC_DIR"])
         return cls(environ=env, **values)
 
-    def replace(self, **changes: Any) -> Settings:
-        """A copy with some settings changed (paths already derived from ``home`` stay as they are)."""
-        return dataclasses.replace(self, **changes)
-
     def child_environ(self, **overrides: str) -> dict[str, str]:
         """The environment for a child process: this one's, with ``overrides``."""
         return {**self.environ, **overrides}
