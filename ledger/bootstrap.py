@@ -11,6 +11,7 @@ from typing import Mapping
 from domain.policy import PolicyBook
 from ledger.application import CaseLedger
 from ledger.calendar import ChineseBusinessCalendar
+from ledger.checkpoint_files import CheckpointArchive
 from ledger.crypto import KeyEncryptionKey
 from ledger.keys import LogKeys
 from ledger.settings import Settings
@@ -38,4 +39,5 @@ def build(settings: Settings | Mapping[str, str]) -> CaseLedger:
 
 def transparency_log(ledger: CaseLedger, settings: Settings | Mapping[str, str]) -> TransparencyLog:
     """The ledger's transparency log, signed with the keys the settings name."""
-    return TransparencyLog(ledger, LogKeys.from_settings(as_settings(settings)))
+    settings = as_settings(settings)
+    return TransparencyLog(ledger, LogKeys.from_settings(settings), CheckpointArchive(settings.checkpoint_dir))

@@ -67,8 +67,12 @@ class Settings:
                                              "the log's Ed25519 signing key (PKCS#8 PEM)", default=None)
     verifier_key_file: Path | None = _setting("VERIFIER_KEY_FILE", "`<home>/keys/log-verifier.txt`",
                                               "the log's public key, as a signed-note verifier key", default=None)
-    log_origin: str = _setting("LOG_ORIGIN", "`caseledger.local/log`", "the log's name, also the key name",
-                               default="caseledger.local/log")
+    log_origin: str | None = _setting("LOG_ORIGIN", "made unique at `keys init`",
+                                      "the log's name, also its key's name; fixed by the key once made",
+                                      default=None)
+    checkpoint_dir: Path | None = _setting("CHECKPOINT_DIR", "`<home>/checkpoints`",
+                                           "every published checkpoint is also written here, outside the "
+                                           "database (keep a copy elsewhere too)", default=None)
     # -- the scheduler process -----------------------------------------------------------------------
     scheduler_jobs: tuple[str, ...] = _setting("SCHEDULER_JOBS", "all jobs", "comma-separated jobs this scheduler runs",
                                                default=())
@@ -99,7 +103,8 @@ class Settings:
         home = self.home
         defaults = {"database_url": f"sqlite:///{home / 'caseledger.db'}", "kek_file": home / "data-kek.key",
                     "signing_key_file": home / "keys" / "log-signing.pem",
-                    "verifier_key_file": home / "keys" / "log-verifier.txt", "reports_dir": home / "reports"}
+                    "verifier_key_file": home / "keys" / "log-verifier.txt", "reports_dir": home / "reports",
+                    "checkpoint_dir": home / "checkpoints"}
         for name, value in defaults.items():
             if not getattr(self, name):
                 object.__setattr__(self, name, value)
@@ -201,13 +206,21 @@ def _kek(text: str) -> bytes:
     return key
 
 
+def _origin(text: str) -> str:
+    # signed-note key names (the origin is the key's name): no spaces, no "+", no control characters
+    if not text or "+" in text or any(ch.isspace() or ord(ch) < 0x20 for ch in text):
+        raise ValueError("must be one word without spaces or '+', e.g. 'caseledger.example.com/log'")
+    return text
+
+
 def _names(text: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "home": Path, "policy_dir": Path, "kek_file": Path, "signing_key_file": Path, "verifier_key_file": Path,
-    "reports_dir": Path, "pg_bindir": Path, "aggregate_cache": _count, "kek": _kek,
+    "checkpoint_dir": Path, "log_origin": _origin, "reports_dir": Path, "pg_bindir": Path,
+    "aggregate_cache": _count, "kek": _kek,
     "key_cache_seconds": _seconds, "scheduler_retry_seconds": _positive_seconds,
     "scheduler_check_seconds": _positive_seconds, "scheduler_workers": _positive_int, "scheduler_jobs": _names,
 }

@@ -10,15 +10,19 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 from uuid import UUID
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from eventsourcing.postgres import PostgresApplicationRecorder
 
+from ledger.checkpoint_files import CheckpointArchive
+
 from ledger.integrity import merkle
-from ledger.integrity.checkpoint import Checkpoint, CheckpointError, open_note, sign
+from ledger.integrity.checkpoint import Checkpoint, CheckpointError, generate_key, public_key_to_text, sign
 from ledger.integrity.fastpath import tree_levels
 from ledger.integrity.leaf import encode_leaf
+from ledger.integrity.trust import TrustSet
 from ledger.integrity.verifier import VerificationReport
 from ledger.keys import LogKeys
 from ledger.sqlaccess import SqlAccess, as_tuples
@@ -29,12 +33,13 @@ class LogError(Exception):
 
 
 class TransparencyLog:
-    def __init__(self, application: Any, keys: LogKeys):
+    def __init__(self, application: Any, keys: LogKeys, archive: CheckpointArchive | None = None):
         # Hold the application, not just its recorder: an eventsourcing Application closes its
         # connection pool when it is garbage-collected.
         self.application = application
         self.recorder = recorder = application.recorder
         self.keys = keys
+        self.archive = archive  # where published checkpoints are also written, outside the database
         pg = isinstance(recorder, PostgresApplicationRecorder)
         events = f'"{recorder.events_table_name}"' if pg else recorder.events_table_name
         self.access = SqlAccess(recorder, {"leaves": "merkle_leaves", "nodes": "merkle_nodes",
@@ -87,14 +92,43 @@ class TransparencyLog:
         return self._computed(lambda get_node: merkle.root(size, get_node))
 
     # -- checkpoints ------------------------------------------------------------------------
-    def publish_checkpoint(self, now: datetime) -> tuple[Checkpoint, str]:
-        """Sign the current tree head and keep it (checkpoint history is append-only)."""
+    def publish_checkpoint(self, now: datetime, *, next_key: Ed25519PrivateKey | None = None) -> tuple[Checkpoint, str]:
+        """Sign the current tree head and keep it (checkpoint history is append-only), in the database
+        and in the archive folder. With ``next_key``: a rotation checkpoint announcing that key, signed
+        by the current key and by the next one."""
+        key, origin = self.keys.signing_key(), self.keys.origin
         size = self.size()
-        checkpoint = Checkpoint(self.keys.origin, size, self.root(size), now)
-        note = sign(checkpoint, self.keys.signing_key(), self.keys.origin)
+        announced = public_key_to_text(next_key.public_key(), origin) if next_key is not None else None
+        checkpoint = Checkpoint(origin, size, self.root(size), now, announced)
+        note = sign(checkpoint, key, origin)
+        if next_key is not None:
+            note = note + sign(checkpoint, next_key, origin).rpartition("\n\n")[2]
         self.rows("INSERT INTO {checkpoints} (tree_size, root, created_at, note) VALUES (?, ?, ?, ?)",
                   (size, checkpoint.root, checkpoint.time.isoformat(), note), commit=True)
+        if self.archive is not None:
+            self.archive.write(checkpoint, note)
         return checkpoint, note
+
+    def rotate_key(self, now: datetime) -> tuple[Checkpoint, str]:
+        """Replace the signing key: the new key is announced in a checkpoint the old key signs, then
+        installed. Old checkpoints keep verifying with the old key (kept as retired)."""
+        next_key = generate_key()
+        checkpoint, note = self.publish_checkpoint(now, next_key=next_key)
+        self.keys.install_next(next_key)
+        return checkpoint, note
+
+    def attach_cosigned(self, note: str) -> Checkpoint:
+        """Keep a copy of a published checkpoint that now also carries cosignatures: the same signed
+        text (which must already be stored), more signature lines. History stays append-only."""
+        checkpoint, _ = self.keys.trusted().open_checkpoint(note)
+        text = note.rpartition("\n\n")[0] + "\n"
+        if not any(stored.startswith(text + "\n") for stored in self.checkpoint_notes()):
+            raise LogError(f"this log never published the checkpoint of tree size {checkpoint.size} being attached")
+        self.rows("INSERT INTO {checkpoints} (tree_size, root, created_at, note) VALUES (?, ?, ?, ?)",
+                  (checkpoint.size, checkpoint.root, checkpoint.time.isoformat(), note), commit=True)
+        if self.archive is not None:
+            self.archive.write(checkpoint, note)
+        return checkpoint
 
     def checkpoint_notes(self) -> list[str]:
         return [row[0] for row in self.rows("SELECT note FROM {checkpoints} ORDER BY id")]
@@ -103,10 +137,11 @@ class TransparencyLog:
         notes = self.rows("SELECT note FROM {checkpoints} ORDER BY id DESC LIMIT 1")
         return notes[0][0] if notes else None
 
-    def open_checkpoints(self) -> list[Checkpoint]:
-        """Every retained checkpoint, each with its signature checked against the verifier key."""
-        name, public_key = self.keys.public_key()
-        return [open_note(note, public_key, name) for note in self.checkpoint_notes()]
+    def open_checkpoints(self, trust: TrustSet | None = None) -> list[Checkpoint]:
+        """Every retained checkpoint, each with its signature checked against a trusted key: those
+        of ``trust`` (pinned by the caller), else this installation's key files; rotations followed."""
+        trust = self.keys.trusted() if trust is None else trust
+        return trust.open_chain(self.checkpoint_notes())
 
     # -- proofs -----------------------------------------------------------------------------
     def leaf_of(self, aggregate_id: UUID, version: int) -> tuple[int, int, bytes]:
@@ -152,7 +187,8 @@ class TransparencyLog:
         return self._computed(lambda get_node: merkle.consistency_proof(old_size, new_size, get_node))
 
     # -- verification -----------------------------------------------------------------------
-    def verify(self, progress: Callable[[int], None] | None = None, *, reference: bool = False) -> VerificationReport:
+    def verify(self, progress: Callable[[int], None] | None = None, *, reference: bool = False,
+               trust: TrustSet | None = None, external: Sequence[Checkpoint] = ()) -> VerificationReport:
         """Recompute the whole log from the stored events; check every retained checkpoint and every
         stored interior node. ``reference=True`` replays leaf by leaf with the auditor-readable
         ``verifier.verify_log`` only (slow); the default reads, hashes and checks a page at a time
@@ -160,10 +196,14 @@ class TransparencyLog:
         hands any page where something differs to that same code, so both report the same first
         problem.
 
+        ``external`` checkpoints (already opened with a trusted key, e.g. from files kept outside the
+        database) are checked like the stored ones: the stored events must reproduce their roots, and
+        the log must not be shorter than any of them.
+
         A checkpoint whose signature does not verify is itself a failure (CheckpointError)."""
         from ledger.logscan import LogScan
 
-        checkpoints = sorted(self.open_checkpoints(), key=lambda c: c.size)
+        checkpoints = sorted([*self.open_checkpoints(trust), *external], key=lambda c: c.size)
         scan = LogScan(self)
         try:
             if reference:

@@ -1,19 +1,8 @@
-"""Auditor export bundles: events in scope, an inclusion proof for each, the signed checkpoint and the
-public key — everything needed to check them offline, without the database or the service.
+"""Auditor export bundles: the events in scope, an inclusion proof for each, a fresh signed checkpoint,
+and a manifest signed by the log key that says what the scope is and that it is complete.
 
-A bundle is a folder:
-
-- ``manifest.json``: format ``caseledger-bundle-v1``, origin, scope, created_at, tree size, event
-  count, and the SHA-256 of every other file;
-- ``checkpoint.note``: the signed checkpoint (C2SP signed-note) the proofs lead to;
-- ``log-verifier.txt``: the log's public key as a signed-note verifier key;
-- ``events.jsonl``: one line per event in log order: ``leaf_index``, ``position``,
-  ``originator_id``, ``originator_version``, ``topic``, ``state_b64`` (the stored bytes, exactly),
-  ``proof`` (hex hashes, RFC 9162 inclusion proof to the checkpoint's tree size) and ``event``, a
-  readable decoding for people (not part of what is verified).
-
-``verify_bundle`` re-encodes each event's leaf from the stored fields, checks its proof against the
-checkpoint, checks the checkpoint's signature and every file's hash.
+The format and its offline verification are in ``ledger.integrity.bundle`` (no database needed);
+this module chooses the events and writes the files.
 """
 
 from __future__ import annotations
@@ -21,89 +10,127 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable
-from uuid import UUID
+from typing import Any, Iterator
 
-from ledger.integrity.checkpoint import CheckpointError, load_public_key, open_note
-from ledger.integrity.leaf import encode_leaf
-from ledger.integrity.verifier import verify_bundle_entry
+from ledger.integrity.bundle import FORMAT, manifest_text, render_event
+from ledger.integrity.checkpoint import sign_note
+from ledger.integrity.leaf import decode_leaf
+from ledger.transparency import LogError, TransparencyLog
 
-FORMAT = "caseledger-bundle-v1"
-FILES = ("checkpoint.note", "log-verifier.txt", "events.jsonl")
+SCOPE_RULES = {
+    "customer": "the customer's own events, and every event of each case, legal hold or disposition whose "
+                "events name the customer (customer_id or subject), versions 1..n at the checkpoint",
+    "ticket": "every event of the ticket, versions 1..n at the checkpoint",
+    "complaint": "every event of the complaint, versions 1..n at the checkpoint",
+    "range": "every event at log positions from..to (to: the checkpoint's end when not given)",
+}
 
 
-def write_bundle(log: Any, events: Iterable[tuple[int, Any]], out: Path, scope: dict[str, Any], now: datetime,
-                 describe: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
-    """Write a bundle for ``events`` ((log position, domain event) pairs) under a fresh checkpoint."""
+class ExportError(ValueError):
+    """The scope names nothing in the ledger, or cannot be exported."""
+
+
+@dataclass(frozen=True)
+class Scope:
+    kind: str  # customer | ticket | complaint | range
+    id: str | None = None
+    from_position: int = 1
+    to_position: int | None = None
+
+    def describe(self) -> dict[str, Any]:
+        described: dict[str, Any] = {"kind": self.kind, "rule": SCOPE_RULES[self.kind]}
+        if self.kind == "range":
+            described.update({"from": self.from_position, "to": self.to_position})
+        else:
+            described["id"] = self.id
+        return described
+
+
+def _members(ledger: Any, scope: Scope) -> set[str] | None:
+    """The aggregates in an aggregate scope (None for a range): one pass over the log."""
+    if scope.kind == "range":
+        return None
+    members = {scope.id} if scope.kind in ("ticket", "complaint") else set()
+    after = 0
+    while page := ledger.log(after=after, limit=1000):
+        for _, event in page:
+            oid = str(event.originator_id)
+            names = (getattr(event, "customer_id", None), getattr(event, "subject", None))
+            if scope.kind == "customer" and (oid == scope.id or scope.id in names):
+                members.add(oid)
+        after = page[-1][0]
+    return members
+
+
+def _leaves(log: TransparencyLog, ledger: Any, scope: Scope, size: int) -> Iterator[tuple[int, bytes]]:
+    """(leaf index, leaf bytes) in scope under a tree of ``size`` leaves, in log order."""
+    members = _members(ledger, scope)
+    if members is not None:
+        found = []
+        for oid in members:
+            version = 1
+            while True:
+                try:
+                    index, _, leaf = log.leaf_of(oid, version)
+                except LogError:  # no such version: the aggregate ends here (or is unknown)
+                    break
+                if index >= size:
+                    break  # written after the checkpoint: not part of this bundle
+                found.append((index, leaf))
+                version += 1
+        yield from sorted(found)
+        return
+    after = scope.from_position - 1
+    while page := ledger.log(after=after, limit=1000):
+        for position, event in page:
+            if scope.to_position is not None and position > scope.to_position:
+                return
+            index, _, leaf = log.leaf_of(event.originator_id, event.originator_version)
+            if index >= size:
+                return
+            yield index, leaf
+        after = page[-1][0]
+
+
+def write_bundle(log: TransparencyLog, ledger: Any, scope: Scope, out: Path, now: datetime) -> dict[str, Any]:
+    """Publish a checkpoint, then write the bundle of ``scope`` under it; returns the manifest."""
     checkpoint, note = log.publish_checkpoint(now)
+    entries = list(_leaves(log, ledger, scope, checkpoint.size))
+    if scope.kind != "range" and not entries:
+        raise ExportError(f"no {scope.kind} {scope.id} in the ledger")
     out.mkdir(parents=True, exist_ok=True)
-    count = 0
+    last_version: dict[str, int] = {}
+    indexes: list[int] = []
     with (out / "events.jsonl").open("w", encoding="utf-8") as f:
-        for position, event in events:
-            leaf_index, _, leaf_bytes = log.leaf_of(event.originator_id, event.originator_version)
-            if leaf_index >= checkpoint.size:
-                continue  # logged after the checkpoint was taken
-            stored = _stored_fields(leaf_bytes)
-            proof = log.inclusion_proof(leaf_index, checkpoint.size)
-            line = {"leaf_index": leaf_index, "position": position, **stored,
-                    "proof": [h.hex() for h in proof], "event": describe(event)}
+        for index, leaf_bytes in entries:
+            leaf = decode_leaf(leaf_bytes)
+            oid = str(leaf.originator_id)
+            line = {"leaf_index": index, "originator_id": oid, "originator_version": leaf.originator_version,
+                    "topic": leaf.topic, "state_b64": base64.b64encode(leaf.state).decode("ascii"),
+                    "proof": [h.hex() for h in log.inclusion_proof(index, checkpoint.size)],
+                    "event": render_event(oid, leaf.originator_version, leaf.topic, leaf.state)}
             f.write(json.dumps(line, ensure_ascii=False, sort_keys=True) + "\n")
-            count += 1
+            last_version[oid] = leaf.originator_version
+            indexes.append(index)
     (out / "checkpoint.note").write_text(note, encoding="utf-8")
     (out / "log-verifier.txt").write_text(log.keys.verifier_text() + "\n", encoding="utf-8")
-    manifest = {"format": FORMAT, "origin": checkpoint.origin, "scope": scope, "created_at": now.isoformat(),
-                "tree_size": checkpoint.size, "events": count,
-                "sha256": {name: hashlib.sha256((out / name).read_bytes()).hexdigest() for name in FILES}}
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    rotations = [n for n in log.checkpoint_notes() if "\nkey " in n.partition("\n\n")[0]]
+    if rotations:
+        (out / "rotations.jsonl").write_text("".join(json.dumps(n) + "\n" for n in rotations), encoding="utf-8")
+    manifest: dict[str, Any] = {
+        "format": FORMAT, "origin": checkpoint.origin, "created_at": now.isoformat(), "scope": scope.describe(),
+        "checkpoint": {"size": checkpoint.size, "root": checkpoint.root.hex(),
+                       "sha256": hashlib.sha256((out / "checkpoint.note").read_bytes()).hexdigest()},
+        "events_sha256": hashlib.sha256((out / "events.jsonl").read_bytes()).hexdigest(),
+        "events": len(indexes), "personal_data": "sealed",
+    }
+    if scope.kind == "range":
+        manifest["leaves"] = [indexes[0], indexes[-1]] if indexes else None
+    else:
+        manifest["aggregates"] = last_version
+    signed = sign_note(manifest_text(manifest), log.keys.signing_key(), checkpoint.origin)
+    (out / "manifest.note").write_text(signed, encoding="utf-8")
     return manifest
-
-
-def _stored_fields(leaf_bytes: bytes) -> dict[str, Any]:
-    from ledger.integrity.leaf import decode_leaf
-
-    leaf = decode_leaf(leaf_bytes)
-    return {"originator_id": str(leaf.originator_id), "originator_version": leaf.originator_version,
-            "topic": leaf.topic, "state_b64": base64.b64encode(leaf.state).decode("ascii")}
-
-
-class BundleInvalid(Exception):
-    pass
-
-
-def verify_bundle(folder: Path) -> dict[str, Any]:
-    """Check a bundle offline; returns a summary or raises BundleInvalid naming the first problem."""
-    try:
-        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise BundleInvalid(f"manifest.json unreadable: {e}") from None
-    if manifest.get("format") != FORMAT:
-        raise BundleInvalid(f"not a {FORMAT} bundle")
-    for name in FILES:
-        path = folder / name
-        if not path.exists() or hashlib.sha256(path.read_bytes()).hexdigest() != manifest["sha256"].get(name):
-            raise BundleInvalid(f"{name} is missing or does not match the manifest's hash")
-    try:
-        key_name, public_key = load_public_key((folder / "log-verifier.txt").read_text(encoding="utf-8"))
-        checkpoint = open_note((folder / "checkpoint.note").read_text(encoding="utf-8"), public_key, key_name)
-    except CheckpointError as e:
-        raise BundleInvalid(f"checkpoint: {e}") from None
-    count = 0
-    for number, line in enumerate((folder / "events.jsonl").read_text(encoding="utf-8").splitlines(), start=1):
-        try:
-            entry = json.loads(line)
-            leaf = encode_leaf(UUID(entry["originator_id"]), int(entry["originator_version"]), entry["topic"],
-                               base64.b64decode(entry["state_b64"], validate=True))
-            proof = [bytes.fromhex(h) for h in entry["proof"]]
-            ok = verify_bundle_entry(leaf, int(entry["leaf_index"]), proof, checkpoint)
-        except (KeyError, ValueError, TypeError) as e:
-            raise BundleInvalid(f"events.jsonl line {number}: malformed ({e})") from None
-        if not ok:
-            raise BundleInvalid(f"events.jsonl line {number}: {entry.get('topic')} {entry.get('originator_id')} "
-                                f"v{entry.get('originator_version')} is not in the signed log")
-        count += 1
-    if count != manifest.get("events"):
-        raise BundleInvalid(f"the manifest lists {manifest.get('events')} events, the file has {count}")
-    return {"events": count, "tree_size": checkpoint.size, "origin": checkpoint.origin,
-            "checkpoint_time": checkpoint.time.isoformat()}

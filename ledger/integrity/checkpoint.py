@@ -6,7 +6,9 @@ A checkpoint commits the log to "the first ``size`` leaves have Merkle root ``ro
     <origin>\\n                    the log's identity, e.g. "caseledger.example/log"
     <size>\\n                      tree size in ASCII decimal, no leading zeros
     <base64(root)>\\n              the 32-byte RFC 9162 root hash, standard base64 with padding
-    time <RFC 3339 UTC>\\n         our one extension line: YYYY-MM-DDTHH:MM:SS[.ffffff]Z
+    time <RFC 3339 UTC>\\n         our extension line: YYYY-MM-DDTHH:MM:SS[.ffffff]Z
+    key <verifier key>\\n           only in a key-rotation checkpoint: the log's next key, announced
+                                 under the signature of the key it replaces (see ledger.integrity.trust)
 
 The signed note is that text, an empty line, then one line per signature:
 
@@ -44,6 +46,10 @@ _SIZE = re.compile(r"0|[1-9][0-9]*")
 
 class CheckpointError(ValueError):
     """A note or checkpoint is malformed, unsigned, or signed by the wrong key."""
+
+
+class NoSignature(CheckpointError):
+    """The note is well formed but carries no signature by the key asked for."""
 
 
 def _valid_name(name: object) -> bool:
@@ -120,7 +126,7 @@ def verify_note(note: str, public_key: Ed25519PublicKey, key_name: str) -> str:
             raise CheckpointError(f"invalid signature by key {key_name}+{wanted.hex()}") from exc
         verified = True
     if not verified:
-        raise CheckpointError(f"note has no signature by key {key_name}+{wanted.hex()}")
+        raise NoSignature(f"note has no signature by key {key_name}+{wanted.hex()}")
     return text
 
 
@@ -148,6 +154,7 @@ class Checkpoint:
     size: int
     root: bytes
     time: datetime
+    next_key: str | None = None  # the verifier key that signs from now on, in a rotation checkpoint
 
     def __post_init__(self) -> None:
         if not isinstance(self.origin, str) or not self.origin or any(ord(ch) < 0x20 for ch in self.origin):
@@ -159,22 +166,30 @@ class Checkpoint:
         if not isinstance(self.time, datetime) or self.time.utcoffset() is None:
             raise CheckpointError("time must be a timezone-aware datetime")
         object.__setattr__(self, "time", self.time.astimezone(timezone.utc))  # one canonical form
+        if self.next_key is not None:
+            load_public_key(self.next_key)  # raises CheckpointError unless a well-formed verifier key
 
     def body(self) -> bytes:
         """The checkpoint text: exactly the bytes that are signed."""
         root = base64.b64encode(self.root).decode("ascii")
-        return f"{self.origin}\n{self.size}\n{root}\ntime {_format_time(self.time)}\n".encode("utf-8")
+        rotation = f"key {self.next_key}\n" if self.next_key is not None else ""
+        return f"{self.origin}\n{self.size}\n{root}\ntime {_format_time(self.time)}\n{rotation}".encode("utf-8")
 
 
 def parse_body(text: str) -> Checkpoint:
     """Checkpoint from its text; strict, so that it re-serialises to exactly ``text``."""
     lines = text.split("\n")
-    if len(lines) != 5 or lines[4] != "" or not lines[3].startswith("time "):
-        raise CheckpointError("checkpoint must be origin, size, root and one time line")
+    if len(lines) not in (5, 6) or lines[-1] != "" or not lines[3].startswith("time "):
+        raise CheckpointError("checkpoint must be origin, size, root, one time line and at most one key line")
     origin, size, root, time_line = lines[:4]
+    next_key = None
+    if len(lines) == 6:
+        if not lines[4].startswith("key "):
+            raise CheckpointError("the line after the time must be a key line")
+        next_key = lines[4][len("key "):]
     if not _SIZE.fullmatch(size):
         raise CheckpointError(f"malformed tree size {size!r}")
-    checkpoint = Checkpoint(origin, int(size), _b64decode(root), _parse_time(time_line[len("time "):]))
+    checkpoint = Checkpoint(origin, int(size), _b64decode(root), _parse_time(time_line[len("time "):]), next_key)
     if checkpoint.body() != text.encode("utf-8"):
         raise CheckpointError("checkpoint text is not in canonical form")
     return checkpoint

@@ -1,7 +1,10 @@
-"""Auditor bundles verify offline; an edited event or a checkpoint signed with another key does not."""
+"""Sealed auditor bundles, attacked as an insider would: every edit of the files — even with every
+hash the forger can reach recomputed — fails with a message naming the file, line and reason, and
+an untouched bundle passes only against the pinned key. Both backends (the ``ledger`` fixture)."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from datetime import datetime, timezone
@@ -9,21 +12,23 @@ from pathlib import Path
 
 import pytest
 
-from cli.integrity import _in_scope
 from ledger.bootstrap import transparency_log
-from ledger.integrity.checkpoint import CheckpointError, generate_key, public_key_to_text
+from ledger.integrity.bundle import BundleInvalid, manifest_text, verify_bundle
+from ledger.integrity.checkpoint import CheckpointError, generate_key, public_key_to_text, sign_note
+from ledger.integrity.trust import TrustSet, UntrustedSignature
 from ledger.keys import LogKeys
-from ledger.records import event_record
 from ledger.settings import Settings
-from services.export import BundleInvalid, verify_bundle, write_bundle
+from services.export import ExportError, Scope, write_bundle
 
 NOW = datetime(2025, 10, 1, tzinfo=timezone.utc)
 
 
 @pytest.fixture
-def bundle(ledger, env, ctx, tmp_path) -> tuple[Path, str]:
-    LogKeys.from_settings(Settings.from_environ(env)).init()
-    customer = ledger.register_customer(ctx(), kind="individual", tier="vip", contact={"name": "孙八"})
+def made(ledger, env, ctx, tmp_path):
+    keys = LogKeys.from_settings(Settings.from_environ(env))
+    keys.init()
+    customer = ledger.register_customer(ctx(), kind="individual", tier="vip", contact={"name": "孙八",
+                                                                                        "phone": "13800000000"})
     other = ledger.register_customer(ctx(), kind="individual", tier="general", contact={"name": "周九"})
     for cid in (customer.id, other.id):
         ticket = ledger.open_ticket(ctx(), customer_id=str(cid), channel="web", summary="slow")
@@ -31,60 +36,134 @@ def bundle(ledger, env, ctx, tmp_path) -> tuple[Path, str]:
                                                              "high_risk": False})
     log = transparency_log(ledger, env)
     out = tmp_path / "bundle"
-    events = list(_in_scope(ledger, "customer", str(customer.id), 1, None))
-    manifest = write_bundle(log, events, out, {"scope": "customer", "id": str(customer.id)}, NOW, event_record)
+    manifest = write_bundle(log, ledger, Scope("customer", str(customer.id)), out, NOW)
     assert manifest["events"] == 3  # Registered + the customer's ticket's Received and Classified
-    return out, str(customer.id)
+    return {"out": out, "customer": str(customer.id), "keys": keys, "log": log, "ledger": ledger,
+            "trust": TrustSet([keys.verifier_text()]), "tmp": tmp_path}
 
 
-def test_bundle_verifies_offline(bundle):
-    out, customer_id = bundle
-    summary = verify_bundle(out)
+def lines(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+
+
+def forge(out: Path, edit) -> None:
+    """Edit events.jsonl and re-seal it the way a forger can: recompute its hash in the manifest and
+    re-sign the manifest with a key of the forger's own (the log key is not theirs)."""
+    rows = lines(out)
+    edit(rows)
+    (out / "events.jsonl").write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    text = (out / "manifest.note").read_text()
+    manifest = json.loads(text.split("\n")[1])
+    manifest["events_sha256"] = hashlib.sha256((out / "events.jsonl").read_bytes()).hexdigest()
+    manifest["events"] = len(rows)
+    (out / "manifest.note").write_text(sign_note(manifest_text(manifest), generate_key(), manifest["origin"]))
+
+
+def test_untouched_bundle_verifies_with_the_pinned_key(made):
+    summary = verify_bundle(made["out"], made["trust"])
     assert summary["events"] == 3 and summary["tree_size"] == 6
-    lines = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
-    assert {line["event"]["aggregate_id"] for line in lines} - {customer_id}  # the ticket's events too
-    assert all(line["proof"] for line in lines)
+    rows = lines(made["out"])
+    assert {row["event"]["aggregate_id"] for row in rows} - {made["customer"]}  # the ticket's events too
+    registered = rows[0]["event"]
+    assert registered["personal"]["fields"] == {"name": "[sealed]", "phone": "[sealed]"}
+    assert "孙八" not in (made["out"] / "events.jsonl").read_text()  # personal data never in clear
 
 
-def rewrite(out: Path, edit) -> None:
-    """Edit events.jsonl and, like a careful forger, fix up the manifest's hash."""
-    lines = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
-    edit(lines)
-    (out / "events.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
-    manifest = json.loads((out / "manifest.json").read_text())
-    manifest["sha256"]["events.jsonl"] = hashlib.sha256((out / "events.jsonl").read_bytes()).hexdigest()
-    (out / "manifest.json").write_text(json.dumps(manifest))
+def test_bundle_is_refused_without_a_pinned_key_or_with_another(made):
+    stranger = TrustSet([public_key_to_text(generate_key().public_key(), made["keys"].origin)])
+    with pytest.raises(UntrustedSignature, match=r"not a pinned key"):
+        verify_bundle(made["out"], stranger)
 
 
-def test_edited_event_fails(bundle):
-    out, _ = bundle
-    import base64
+@pytest.mark.parametrize("edit, reason", [
+    (lambda rows: rows[1]["event"]["meta"].update(actor_id="someone-else"),
+     r"events.jsonl line 2: readable field event.meta.actor_id differs"),
+    (lambda rows: rows.pop(1), r"line 2: .* v2 follows v0|line 2: .*versions in between"),
+    (lambda rows: rows.pop(), r"ends at v1, the signed manifest says v2"),
+    (lambda rows: rows.insert(0, rows.pop(1)), r"line 2: leaf .* comes after leaf .*reordered"),
+    (lambda rows: rows.append(dict(rows[-1])), r"line 4: leaf .* comes after leaf .*duplicated"),
+    (lambda rows: rows[0].update(state_b64=base64.b64encode(
+        base64.b64decode(rows[0]["state_b64"]).replace(b"vip", b"svip")).decode()),
+     r"line 1: .* is not leaf 0 of the signed log"),
+])
+def test_each_edit_fails_naming_file_line_and_reason(made, edit, reason):
+    out = made["out"]
+    forge(out, edit)
+    with pytest.raises(UntrustedSignature):  # the forger's re-signed manifest is refused first …
+        verify_bundle(out, made["trust"])
+    # … and even a forger holding the log key (the operator) cannot make it pass:
+    text = (out / "manifest.note").read_text()
+    signing = made["keys"].signing_key()
+    (out / "manifest.note").write_text(sign_note(text.split("\n\n")[0] + "\n", signing, made["keys"].origin))
+    with pytest.raises(BundleInvalid, match=reason):
+        verify_bundle(out, made["trust"])
 
-    def edit(lines):
-        state = base64.b64decode(lines[1]["state_b64"]).replace(b"web", b"app")
-        lines[1]["state_b64"] = base64.b64encode(state).decode()
 
-    rewrite(out, edit)
-    with pytest.raises(BundleInvalid, match="line 2"):
-        verify_bundle(out)
-
-
-def test_edited_file_without_manifest_fix_fails(bundle):
-    out, _ = bundle
-    (out / "events.jsonl").write_text((out / "events.jsonl").read_text().replace('"leaf_index": 0', '"leaf_index": 1'))
-    with pytest.raises(BundleInvalid, match="manifest"):
-        verify_bundle(out)
+def test_edit_without_resigning_fails_on_the_manifest_hash(made):
+    out = made["out"]
+    (out / "events.jsonl").write_text((out / "events.jsonl").read_text().replace('"leaf_index": 0',
+                                                                                  '"leaf_index": 1'))
+    with pytest.raises(BundleInvalid, match="events.jsonl: does not match the hash in the signed manifest"):
+        verify_bundle(out, made["trust"])
 
 
-def test_checkpoint_with_wrong_key_fails(bundle):
-    out, _ = bundle
-    stranger = public_key_to_text(generate_key().public_key(), "caseledger.local/log")
-    (out / "log-verifier.txt").write_text(stranger + "\n")
-    manifest = json.loads((out / "manifest.json").read_text())
-    manifest["sha256"]["log-verifier.txt"] = hashlib.sha256((out / "log-verifier.txt").read_bytes()).hexdigest()
-    (out / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(BundleInvalid, match="checkpoint"):
-        verify_bundle(out)
+def test_checkpoint_swapped_for_another_fails(made):
+    out, log = made["out"], made["log"]
+    _, newer = log.publish_checkpoint(datetime(2025, 10, 2, tzinfo=timezone.utc))
+    (out / "checkpoint.note").write_text(newer)
+    with pytest.raises(BundleInvalid, match="checkpoint.note"):
+        verify_bundle(out, made["trust"])
+
+
+def test_bundle_of_another_ledger_is_untrusted(made, tmp_path):
+    """A throwaway ledger with its own key makes a bundle that verifies only with its own key."""
+    foreign = TrustSet([public_key_to_text(generate_key().public_key(), "elsewhere.caseledger/log-1")])
+    with pytest.raises(UntrustedSignature, match=made["keys"].origin.replace(".", r"\.")):
+        verify_bundle(made["out"], foreign)
+
+
+def test_foreign_origin_in_the_manifest_fails(made):
+    out = made["out"]
+    text = (out / "manifest.note").read_text().split("\n\n")[0] + "\n"
+    manifest = json.loads(text.split("\n")[1])
+    manifest["origin"] = "elsewhere.caseledger/log-1"
+    (out / "manifest.note").write_text(sign_note(manifest_text(manifest), made["keys"].signing_key(),
+                                                 made["keys"].origin))
+    with pytest.raises(BundleInvalid, match="origin 'elsewhere.caseledger/log-1' is not the signing key's"):
+        verify_bundle(out, made["trust"])
+
+
+def test_unknown_id_is_an_error_and_writes_nothing(made):
+    out = made["tmp"] / "nothing"
+    with pytest.raises(ExportError, match="no customer"):
+        write_bundle(made["log"], made["ledger"], Scope("customer", "00000000-0000-0000-0000-000000000000"), out, NOW)
+    assert not out.exists()
+
+
+def test_range_bundle_must_be_contiguous(made):
+    out = made["tmp"] / "range"
+    manifest = write_bundle(made["log"], made["ledger"], Scope("range", None, 2, 5), out, NOW)
+    assert manifest["leaves"] == [1, 4] and verify_bundle(out, made["trust"])["events"] == 4
+    forge(out, lambda rows: rows.pop(2))
+    text = (out / "manifest.note").read_text().split("\n\n")[0] + "\n"
+    (out / "manifest.note").write_text(sign_note(text, made["keys"].signing_key(), made["keys"].origin))
+    with pytest.raises(BundleInvalid, match="leaves 1..4, every one of them"):
+        verify_bundle(out, made["trust"])
+
+
+def test_rotation_old_bundles_verify_with_the_old_key_and_new_ones_via_the_chain(made):
+    old_key = made["keys"].verifier_text()
+    made["log"].rotate_key(NOW)
+    assert made["keys"].verifier_text() != old_key and made["keys"].retired() == [old_key]
+    assert verify_bundle(made["out"], TrustSet([old_key]))["events"] == 3  # made before the rotation
+    newer = made["tmp"] / "after"
+    write_bundle(made["log"], made["ledger"], Scope("customer", made["customer"]), newer, NOW)
+    assert (newer / "rotations.jsonl").exists()
+    assert verify_bundle(newer, TrustSet([old_key]))["events"] == 3  # old key → announced new key
+    with pytest.raises(UntrustedSignature):
+        (newer / "rotations.jsonl").unlink()
+        verify_bundle(newer, TrustSet([old_key]))
+    assert made["log"].verify().ok  # checkpoints under both keys verify from the local key files
 
 
 def test_stored_checkpoint_signed_with_another_key_fails_verify(ledger, env, ctx):
@@ -93,6 +172,6 @@ def test_stored_checkpoint_signed_with_another_key_fails_verify(ledger, env, ctx
     ledger.register_customer(ctx(), kind="individual", tier="vip", contact={})
     log = transparency_log(ledger, env)
     log.publish_checkpoint(NOW)
-    keys.init(force=True)  # the operator swaps keys: old checkpoints no longer verify
+    keys.init(force=True)  # the operator swaps keys without a rotation: old checkpoints no longer verify
     with pytest.raises(CheckpointError):
         log.verify()

@@ -20,7 +20,6 @@ from urllib.parse import parse_qs, urlparse
 import psycopg
 import pytest
 
-from cli.integrity import _in_scope
 from cli.throwaway_pg import find_bindir
 from domain.context import Context
 from domain.errors import TransitionForbidden
@@ -28,6 +27,7 @@ from ledger.bootstrap import build, transparency_log
 from ledger.keys import LogKeys
 from ledger.settings import Settings
 from projections.catalog import runner_for
+from services.export import Scope, write_bundle
 from services.retention import build_retention as retention
 
 CST = timezone(timedelta(hours=8))
@@ -130,7 +130,7 @@ def test_new_record_after_proposal_blocks_execution(ledger, service, subject):
 
 
 # -- destruction -----------------------------------------------------------------------------------
-def test_destruction_end_to_end(ledger, env, service, subject, database_url):
+def test_destruction_end_to_end(ledger, env, service, subject, database_url, tmp_path):
     name, phone = subject["name"].encode(), subject["phone"].encode()
     runner = runner_for(ledger)
     runner.catch_up()
@@ -179,8 +179,9 @@ def test_destruction_end_to_end(ledger, env, service, subject, database_url):
     log.publish_checkpoint(LONG_AFTER + timedelta(days=3))
     report = log.verify()
     assert report.ok and report.checkpoints_checked == 2
-    topics = [type(e).__qualname__ for _, e in _in_scope(ledger, "customer", subject["customer"], 1, None)]
-    assert "Disposition.DestructionCertified" in topics
+    bundle = tmp_path / "bundle"
+    write_bundle(log, ledger, Scope("customer", subject["customer"]), bundle, LONG_AFTER + timedelta(days=4))
+    assert "Disposition.DestructionCertified" in (bundle / "events.jsonl").read_text()
 
 
 def test_report_is_a_dry_run(ledger, service, subject):
