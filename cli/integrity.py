@@ -259,11 +259,11 @@ def export(scope: str, scope_id: str | None, from_position: int, to_position: in
         raise click.UsageError(f"--scope {scope} needs --id")
     if out.exists() and any(out.iterdir()):
         _fail(f"{out} is not empty: give a new folder")
-    ledger = open_ledger()
-    log = transparency_log(ledger, settings())
     try:
-        manifest = write_bundle(log, ledger, Scope(scope, scope_id, from_position, to_position), out,
-                                datetime.now(timezone.utc))
+        chosen = Scope(scope, scope_id, from_position, to_position)
+        ledger = open_ledger()
+        log = transparency_log(ledger, settings())
+        manifest = write_bundle(log, ledger, chosen, out, datetime.now(timezone.utc))
     except (KeyMissing, ExportError, OSError) as e:
         _fail(str(e))
     console.print(f"wrote {manifest['events']} events to {out} (tree size {manifest['checkpoint']['size']})")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator
+from uuid import UUID
 
 from ledger.integrity.bundle import FORMAT, manifest_text, render_event
 from ledger.integrity.checkpoint import sign_note
@@ -39,6 +40,15 @@ class Scope:
     id: str | None = None
     from_position: int = 1
     to_position: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in SCOPE_RULES:
+            raise ExportError(f"unknown scope {self.kind!r}; one of {', '.join(SCOPE_RULES)}")
+        if self.kind != "range":
+            try:
+                object.__setattr__(self, "id", str(UUID(str(self.id))))
+            except ValueError:
+                raise ExportError(f"no {self.kind} {self.id} in the ledger: ids are UUIDs") from None
 
     def describe(self) -> dict[str, Any]:
         described: dict[str, Any] = {"kind": self.kind, "rule": SCOPE_RULES[self.kind]}

@@ -175,3 +175,27 @@ def test_stored_checkpoint_signed_with_another_key_fails_verify(ledger, env, ctx
     keys.init(force=True)  # the operator swaps keys without a rotation: old checkpoints no longer verify
     with pytest.raises(CheckpointError):
         log.verify()
+
+
+def test_command_line_export_and_verify_bundle(made, env, tmp_path):
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    def run(*args):
+        result = CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+        return result.exit_code, result.output
+
+    out = tmp_path / "cli-bundle"
+    assert run("export", "--scope", "customer", "--id", made["customer"], "--out", str(out))[0] == 0
+    code, text = run("verify-bundle", str(out))
+    assert code == 3 and "no pinned key" in text and made["keys"].origin in text
+    pinned = tmp_path / "log-key.txt"
+    pinned.write_text(made["keys"].verifier_text() + "\n")
+    code, text = run("verify-bundle", str(out), "--trust", str(pinned))
+    assert code == 0 and "OK 3 events" in text
+    stranger = tmp_path / "stranger.txt"
+    stranger.write_text(public_key_to_text(generate_key().public_key(), made["keys"].origin) + "\n")
+    assert run("verify-bundle", str(out), "--trust", str(stranger))[0] == 3
+    code, text = run("export", "--scope", "ticket", "--id", "no-such-ticket", "--out", str(tmp_path / "x"))
+    assert code == 1 and "no ticket no-such-ticket" in text and "Traceback" not in text
