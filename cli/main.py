@@ -21,6 +21,7 @@ from cli.integrity import COMMANDS as INTEGRITY_COMMANDS
 from cli.projections import projections, replay
 from cli.retention import COMMANDS as RETENTION_COMMANDS
 from cli.scheduler import COMMANDS as SCHEDULER_COMMANDS
+from cli.witness import witness
 from domain.permissions import AccessPolicy
 from ledger.bootstrap import transparency_log
 from ledger.keys import LogKeys
@@ -184,6 +185,7 @@ def policies() -> None:
 for _command in (*INTEGRITY_COMMANDS, *RETENTION_COMMANDS, *ACCESS_COMMANDS, projections, replay, db,
                  *SCHEDULER_COMMANDS):
     main.add_command(_command)
+main.add_command(witness)
 
 
 if __name__ == "__main__":  # pragma: no cover
