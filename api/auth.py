@@ -2,35 +2,96 @@
 
 Everything but the public paths needs a valid token: unknown, expired or revoked → 401.
 What the caller may then do is decided by :mod:`api.permissions`.
+
+Public (GET/HEAD, no token): liveness, readiness, metrics, the API's own description, and the
+transparency log's hashes-only endpoints (:data:`PUBLIC_LOG_PATHS`, see :mod:`api.log`). On those
+log endpoints a token is optional: a valid one identifies the caller (the inclusion lookup by
+aggregate needs that, and identified callers are not rate-limited); any other is ignored.
 """
 
 from __future__ import annotations
 
 from flask import current_app, g, request
-from werkzeug.exceptions import Unauthorized
+from werkzeug.exceptions import HTTPException, Unauthorized
+from werkzeug.routing import Map, Rule
 
 from services.tokens import Caller, TokenService
 
-#: Paths anyone may read: liveness, readiness, metrics and the API's own description.
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
+
+class PublicPaths(frozenset):
+    """Public paths and URL rules. ``x in PUBLIC_PATHS`` holds for each literal member (a path or,
+    for a rule with variables, the rule exactly as written, so ``rule.rule in PUBLIC_PATHS`` works),
+    and for a request path that one of the rules with variables matches."""
+
+    def __new__(cls, paths: frozenset[str] | set[str]) -> PublicPaths:
+        self = super().__new__(cls, paths)
+        self._rules = Map([Rule(p, endpoint=p) for p in paths if "<" in p]).bind("localhost")
+        return self
+
+    def __contains__(self, path: object) -> bool:
+        if frozenset.__contains__(self, path):
+            return True
+        if not isinstance(path, str) or not path.startswith("/"):
+            return False
+        try:
+            self._rules.match(path, method="GET")
+        except HTTPException:  # no match (or a redirect to one, which is not this path)
+            return False
+        return True
+
+
+#: The transparency log's public, read-only, hashes-only endpoints (URL rules of :mod:`api.log`).
+PUBLIC_LOG_PATHS = frozenset({"/log/checkpoint", "/log/proof/inclusion", "/log/proof/consistency",
+                              "/log/tile/<level>/<path:index>"})
+#: Paths anyone may read: liveness, readiness, metrics, the API's own description, the public log.
+PUBLIC_PATHS = PublicPaths({"/healthz", "/readyz", "/metrics", "/openapi.json", *PUBLIC_LOG_PATHS})
 
 
 def authenticate() -> None:
-    if request.path in PUBLIC_PATHS and request.method in ("GET", "HEAD"):
+    if request.method in ("GET", "HEAD") and request.path in PUBLIC_PATHS:
+        if public_log_request():
+            caller = _caller_of(request.headers.get("Authorization", ""))
+            if caller is not None:
+                g.caller = caller
         return
-    header = request.headers.get("Authorization", "")
+    caller = _caller_of(request.headers.get("Authorization", ""), required=True)
+    g.caller = caller
+
+
+def _caller_of(header: str, *, required: bool = False) -> Caller | None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise _unauthorized("send 'Authorization: Bearer <token>'")
+        if required:
+            raise _unauthorized("send 'Authorization: Bearer <token>'")
+        return None
     tokens: TokenService = current_app.extensions["caseledger.tokens"]
     caller = tokens.caller(token.strip())
-    if caller is None:
+    if caller is None and required:
         raise _unauthorized("the token is not known, has expired or was revoked")
-    g.caller = caller
+    return caller
+
+
+def public_log_request() -> bool:
+    """Is this a GET/HEAD of one of the transparency log's public endpoints?"""
+    rule = request.url_rule
+    return request.method in ("GET", "HEAD") and rule is not None and rule.rule in PUBLIC_LOG_PATHS
 
 
 def current_caller() -> Caller:
     return g.caller
+
+
+def identified_caller() -> Caller | None:
+    """The caller, on a public path only if they sent a valid token."""
+    return g.get("caller")
+
+
+def require_caller(why: str) -> Caller:
+    """The caller; 401 on a public path where none sent a valid token."""
+    caller = g.get("caller")
+    if caller is None:
+        raise _unauthorized(f"{why}: send 'Authorization: Bearer <token>' with a valid token")
+    return caller
 
 
 def _unauthorized(detail: str) -> Unauthorized:

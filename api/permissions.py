@@ -29,6 +29,7 @@ ACTIONS = {
     "dashboards.kpis": "dashboards.read",
     "replay.timeline": "replay.read", "replay.state": "replay.read", "replay.diff": "replay.read",
     "log.latest_checkpoint": "log.read", "log.inclusion": "log.read", "log.consistency": "log.read",
+    "log.tile": "log.read",  # public like the three above (api.auth.PUBLIC_LOG_PATHS); mapped for callers with a token
     "log.publish_checkpoint": "log.publish",
     "access.events": "access.read",
     "retention.records": "retention.read", "retention.report": "retention.read",

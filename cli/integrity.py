@@ -10,13 +10,14 @@ import json
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cli.context import open_ledger, settings
+from cli.errors import OneLineError
 from ledger.bootstrap import transparency_log
 from ledger.checkpoint_files import read_notes
 from ledger.integrity.bundle import BundleInvalid, verify_bundle
@@ -30,9 +31,8 @@ console = Console(stderr=True)
 UNTRUSTED = 3  # exit code: signed, but not by a pinned key
 
 
-def _fail(message: str, code: int = 1) -> None:
-    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
-    raise SystemExit(code)
+def _fail(message: str, code: int = 1) -> NoReturn:
+    raise OneLineError(message, code)  # one line on stderr, never wrapped (cli.errors)
 
 
 def _trust(path: Path | None, log: TransparencyLog | None = None) -> TrustSet:
@@ -45,7 +45,6 @@ def _trust(path: Path | None, log: TransparencyLog | None = None) -> TrustSet:
         return log.keys.trusted()
     except (CheckpointError, KeyMissing) as e:
         _fail(str(e))
-    raise AssertionError("unreachable")
 
 
 TRUST_OPTION = click.option("--trust", "--key", "trust_file", type=click.Path(dir_okay=False, path_type=Path),

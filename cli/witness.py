@@ -16,15 +16,14 @@ from typing import NoReturn
 
 import click
 
+from cli.errors import OneLineError
 from ledger.integrity.checkpoint import CheckpointError, parse_body
 from ledger.integrity.cosignature import split_note
 from services.witness import Witness, WitnessError, WitnessRefused
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
-    # click.echo, not rich: rich wraps long lines, and a refusal must stay one greppable line
-    click.echo(f"error: {' '.join(str(message).split())}", err=True)
-    raise SystemExit(code)
+    raise OneLineError(message, code)  # one line on stderr, never wrapped (cli.errors)
 
 
 def _read_text(path: Path) -> str:

@@ -73,6 +73,9 @@ class Settings:
     checkpoint_dir: Path | None = _setting("CHECKPOINT_DIR", "`<home>/checkpoints`",
                                            "every published checkpoint is also written here, outside the "
                                            "database (keep a copy elsewhere too)", default=None)
+    public_log_rate_limit: str = _setting("PUBLIC_LOG_RATE_LIMIT", "`120/minute`",
+                                          "requests per client address to the public `/log` endpoints "
+                                          "(no token), e.g. `10/second`", default="120/minute")
     # -- the scheduler process -----------------------------------------------------------------------
     scheduler_jobs: tuple[str, ...] = _setting("SCHEDULER_JOBS", "all jobs", "comma-separated jobs this scheduler runs",
                                                default=())
@@ -213,13 +216,20 @@ def _origin(text: str) -> str:
     return text
 
 
+def _rate_limit(text: str) -> str:
+    from limits import parse_many  # Flask-Limiter's own parser: what it accepts, we accept
+
+    parse_many(text)
+    return text
+
+
 def _names(text: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "home": Path, "policy_dir": Path, "kek_file": Path, "signing_key_file": Path, "verifier_key_file": Path,
-    "checkpoint_dir": Path, "log_origin": _origin, "reports_dir": Path, "pg_bindir": Path,
+    "checkpoint_dir": Path, "log_origin": _origin, "public_log_rate_limit": _rate_limit, "reports_dir": Path, "pg_bindir": Path,
     "aggregate_cache": _count, "kek": _kek,
     "key_cache_seconds": _seconds, "scheduler_retry_seconds": _positive_seconds,
     "scheduler_check_seconds": _positive_seconds, "scheduler_workers": _positive_int, "scheduler_jobs": _names,
