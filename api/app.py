@@ -101,6 +101,7 @@ def create_app(settings: Settings | Mapping[str, str], ledger: CaseLedger | None
         OPENAPI_JSON_PATH="openapi.json",
         MAX_CONTENT_LENGTH=16 * 1024 * 1024,
         JSON_SORT_KEYS=False,
+        PUBLIC_LOG_RATE_LIMIT=settings.public_log_rate_limit,
     )
     ledger = app.extensions["caseledger"] = ledger or build(settings)
     access = tokens.access if tokens else AccessPolicy.load(grade_vocabulary=_data_grades(ledger))
@@ -119,8 +120,9 @@ def create_app(settings: Settings | Mapping[str, str], ledger: CaseLedger | None
 
     @app.before_request
     def _request_id() -> None:
-        supplied = request.headers.get("X-Request-Id", "")
-        g.request_id = supplied if 0 < len(supplied) <= 100 and supplied.isprintable() else str(uuid.uuid4())
+        # Ours, always: a client could otherwise give its events the request id of someone else's.
+        g.request_id = str(uuid.uuid4())
+        g.client_request_id = client_request_id(request.headers.get("X-Request-Id"))
 
     app.before_request(authenticate)
     app.before_request(authorize)
@@ -149,6 +151,17 @@ def create_app(settings: Settings | Mapping[str, str], ledger: CaseLedger | None
     register_observability(app)
     logging.getLogger("caseledger").setLevel(logging.INFO)
     return app
+
+
+#: The longest X-Request-Id kept (as ``client_request_id``); a longer one is ignored.
+CLIENT_REQUEST_ID_MAX = 128
+
+
+def client_request_id(supplied: str | None) -> str | None:
+    """The client's X-Request-Id if it is 1–128 printable ASCII characters, else None (ignored)."""
+    if not supplied or len(supplied) > CLIENT_REQUEST_ID_MAX or not all(" " <= ch <= "~" for ch in supplied):
+        return None
+    return supplied
 
 
 def _data_grades(ledger: CaseLedger) -> tuple[str, ...]:

@@ -118,7 +118,7 @@ def record_disclosures(response: Response) -> Response:
         return response
     caller = g.caller
     ctx = Context(actor_id=caller.actor_id, actor_role=caller.role, occurred_at=datetime.now(timezone.utc),
-                  request_id=g.request_id, reason=disclosure.reason)
+                  request_id=g.request_id, reason=disclosure.reason, client_request_id=g.get("client_request_id"))
     access_log: AccessLog = current_app.extensions["caseledger.access_log"]
     access_log.record(ctx, disclosure.disclosed, resource=f"{request.method} {request.full_path.rstrip('?')}")
     return response

@@ -1,6 +1,7 @@
 """Structured request logs: one JSON line per request on the ``caseledger.requests`` logger.
 
-Fields: ``request_id``, ``caller`` and ``role`` (None before authentication), ``method``,
+Fields: ``request_id`` (ours, also in the response's X-Request-Id), ``client_request_id`` (the
+client's X-Request-Id, if it sent a usable one), ``caller`` and ``role`` (None before authentication), ``method``,
 ``path`` (without the query string, which may carry filters naming people), ``endpoint``,
 ``status`` and ``duration_ms``. Nothing from bodies or headers is logged.
 """
@@ -55,7 +56,8 @@ def _start() -> None:
 def _line(response: Response) -> Response:
     caller = g.get("caller")
     started = g.get("started")
-    log.info({"event": "request", "request_id": g.get("request_id"), "caller": getattr(caller, "actor_id", None),
+    log.info({"event": "request", "request_id": g.get("request_id"), "client_request_id": g.get("client_request_id"),
+              "caller": getattr(caller, "actor_id", None),
               "role": getattr(caller, "role", None), "method": request.method, "path": request.path,
               "endpoint": request.endpoint, "status": response.status_code,
               "duration_ms": round((time.perf_counter() - started) * 1000, 2) if started else None})

@@ -31,7 +31,7 @@ def context(reason: str | None = None, occurred_at: Any = None) -> Context:
     caller = current_caller()
     return Context(actor_id=caller.actor_id, actor_role=caller.role,
                    occurred_at=occurred_at or current_app.extensions["caseledger.clock"](),
-                   request_id=g.request_id, reason=reason)
+                   request_id=g.request_id, reason=reason, client_request_id=g.get("client_request_id"))
 
 
 def expected_version() -> int | None:

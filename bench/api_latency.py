@@ -163,6 +163,8 @@ def run(dsn: str, *, clients: int, workers: int, threads: int, requests: int, se
     home = tempfile.mkdtemp(prefix="caseledger-bench-api-")
     env = Settings.from_environ().child_environ(CASELEDGER_DATABASE_URL=fresh_database_url("postgres", dsn),
                                                 CASELEDGER_HOME=home)
+    # Commands other than db init, serve and demo never create a ledger: make it before the tokens.
+    subprocess.run([CASELEDGER, "db", "init"], env=env, capture_output=True, text=True, check=True)
     agent, lead = (_token(env, actor, role) for actor, role in (("agent-bench", "agent"), ("lead-bench", "team_lead")))
     port = free_port()
     log = open(Path(home) / "server.log", "w")

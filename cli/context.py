@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import click
 
+from ledger import bootstrap
 from ledger.application import CaseLedger
-from ledger.bootstrap import build
 from ledger.settings import Settings, SettingsError
 
 
@@ -25,5 +25,11 @@ def settings() -> Settings:
 
 
 def open_ledger() -> CaseLedger:
-    """The ledger the settings name."""
-    return build(settings())
+    """The ledger the settings name, which must exist: a command that finds none ends with one line
+    saying where it looked and that ``caseledger db init`` creates one (``ledger.database``)."""
+    return bootstrap.build(settings(), create=False)
+
+
+def create_ledger() -> tuple[CaseLedger, bool]:
+    """The ledger, created if there is none (``db init``, ``serve``, ``demo`` only); and whether it was."""
+    return bootstrap.create_ledger(settings())

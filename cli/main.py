@@ -15,25 +15,30 @@ from rich.table import Table
 
 from cli.access import COMMANDS as ACCESS_COMMANDS
 from cli.access import issue_demo_tokens
-from cli.context import open_ledger, settings
+from cli.context import create_ledger, open_ledger, settings
 from cli.database import db
+from cli.errors import SafeGroup
 from cli.integrity import COMMANDS as INTEGRITY_COMMANDS
 from cli.projections import projections, replay
 from cli.retention import COMMANDS as RETENTION_COMMANDS
 from cli.scheduler import COMMANDS as SCHEDULER_COMMANDS
 from cli.witness import witness
 from domain.permissions import AccessPolicy
-from ledger.bootstrap import transparency_log
+from ledger.bootstrap import policy_book, transparency_log
+from ledger.database import redact
 from ledger.keys import LogKeys
 from ledger.records import event_record
 
 console = Console(stderr=True)
 
 
+@click.group(cls=SafeGroup)
+@click.option("--debug", is_flag=True, help="Show the traceback of an unexpected error.")
+def main(debug: bool) -> None:
+    """caseledger: an event-sourced, audit-grade ledger for customer service operations.
 
-@click.group()
-def main() -> None:
-    """caseledger: an event-sourced, audit-grade ledger for customer service operations."""
+    A command on a folder or database without a ledger stops with one line: create one with
+    `caseledger db init` (or `serve`, or `demo`)."""
 
 
 @main.command()
@@ -53,7 +58,7 @@ def serve(host: str, port: int, demo: bool, prod: bool, workers: int | None, thr
         prepare_metrics_dir(config)
     from api import create_app
 
-    ledger = open_ledger()
+    ledger, _ = create_ledger()  # serving a new ledger starts one (tables, key-encryption and signing keys)
     if demo:
         LogKeys.from_settings(settings()).ensure()
         if ledger.recorder.max_notification_id() in (None, 0):
@@ -65,7 +70,7 @@ def serve(host: str, port: int, demo: bool, prod: bool, workers: int | None, thr
         return serve_production(config, bind or f"{host}:{port}", workers=workers or default_workers(), threads=threads)
     app = create_app(config, ledger)
     base = f"http://{host}:{port}"
-    console.print(f"[bold green]caseledger[/] on [bold]{base}[/]  ({config.backend}: {config.database_url})")
+    console.print(f"[bold green]caseledger[/] on [bold]{base}[/]  ({config.backend}: {redact(config.database_url)})")
     console.print(f"  OpenAPI: {base}/openapi.json   latest events: curl -H 'Authorization: Bearer <auditor token>' "
                   f"'{base}/events?limit=5'")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the API logs one JSON line per request itself
@@ -77,8 +82,13 @@ def serve(host: str, port: int, demo: bool, prod: bool, workers: int | None, thr
 @click.option("--interactions", default=300, show_default=True)
 @click.option("--seed", default=7, show_default=True)
 def demo(customers: int, interactions: int, seed: int) -> None:
-    """Load a realistic demo data set (customers, interactions, tickets, complaints, surveys)."""
-    _load_demo(open_ledger(), customers=customers, interactions=interactions, seed=seed)
+    """Load a realistic demo data set (customers, interactions, tickets, complaints, surveys), creating
+    the ledger and its signing key if needed, and publish a checkpoint: `caseledger verify` then passes."""
+    ledger, _ = create_ledger()
+    LogKeys.from_settings(settings()).ensure()
+    _load_demo(ledger, customers=customers, interactions=interactions, seed=seed)
+    checkpoint, _ = transparency_log(ledger, settings()).publish_checkpoint(datetime.now(timezone.utc))
+    console.print(f"published a checkpoint of {checkpoint.size} leaves")
 
 
 def _load_demo(ledger: Any, **kwargs: Any) -> None:
@@ -106,15 +116,24 @@ def import_interactions(file: Any, actor: str, role: str, batch_size: int) -> No
     from api.resources import parse_import_lines
     from domain.context import Context
 
-    records, errors = parse_import_lines(file.read().splitlines())
-    if errors:
-        for where, problem in errors.items():
-            console.print(f"[red]{where}[/]: {problem}")
-        raise SystemExit(1)
+    lines = file.read().splitlines()
+    records, errors = parse_import_lines(lines)
+    ledger = open_ledger()
     now = datetime.now(timezone.utc)
     request_id = f"cli-import-{uuid.uuid4().hex[:12]}"
     batch = [(Context(actor, role, when or now, request_id), fields) for when, fields in records]
-    report = open_ledger().import_interactions(batch, batch_size=batch_size)
+    if not errors:
+        # The ledger's own refusals too (a channel outside the policy's vocabulary, an unknown
+        # customer), before anything is saved: records are the file's non-blank lines, in order.
+        numbers = [number for number, line in enumerate(lines, start=1) if line.strip()]
+        errors = {f"line {numbers[index]}": str(problem)
+                  for index, problem in ledger.check_interactions(batch).items()}
+    if errors:
+        # One plain line per problem (rich would wrap long ones), nothing written.
+        for where, problem in errors.items():
+            click.echo(f"error: {where}: {' '.join(str(problem).split())}", err=True)
+        raise SystemExit(1)
+    report = ledger.import_interactions(batch, batch_size=batch_size)
     console.print(f"imported {report['imported']}, skipped {report['skipped']} already imported, "
                   f"of {len(records)} lines")
 
@@ -170,11 +189,13 @@ def _notifications(ledger: Any, after: int):
 
 @main.command()
 def policies() -> None:
-    """List the policy versions, with the default marked."""
-    ledger = open_ledger()
+    """List the policy versions, with the one governing new cases marked (no ledger needed)."""
+    config = settings()
+    book = policy_book(config)
+    governing = book.versions(config.policy_name or book.default_name)
     table = Table("policy", "effective from", "extends", "title")
-    for ref, policy in sorted(ledger.policies.policies.items()):
-        marker = " (default)" if policy.name == ledger.policy_name else ""
+    for ref, policy in sorted(book.policies.items()):
+        marker = " (default)" if policy in governing else ""
         table.add_row(ref + marker, policy.effective_from.isoformat(), policy.extends or "-", policy.title)
     Console().print(table)
 

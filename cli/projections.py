@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import threading
+from datetime import datetime
 from typing import Any
 
 import click
@@ -14,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cli.context import open_ledger
+from cli.params import MOMENT, REPLAY_POINT
 from ledger.application import KINDS
 from ledger.errors import LedgerError
 from projections.catalog import NAMES, runner_for
@@ -93,10 +95,12 @@ def _print_status(runner: Any) -> None:
 @click.command()
 @click.argument("kind", type=click.Choice(sorted(KINDS)))
 @click.argument("aggregate_id")
-@click.option("--as-of", help="Business time (ISO 8601 with zone): show the state as it was then.")
+@click.option("--as-of", type=MOMENT, help="Business time (ISO 8601 with zone): show the state as it was then.")
 @click.option("--position", type=int, help="Log position: show the state as the ledger knew it then.")
-@click.option("--diff-from", help="With --as-of/--position: also show what changed since this point.")
-def replay(kind: str, aggregate_id: str, as_of: str | None, position: int | None, diff_from: str | None) -> None:
+@click.option("--diff-from", type=REPLAY_POINT,
+              help="With --as-of/--position: also show what changed since this point (a time or a log position).")
+def replay(kind: str, aggregate_id: str, as_of: datetime | None, position: int | None,
+           diff_from: Point | None) -> None:
     """Replay a case from its events: the timeline, or its state AS OF a time or log position."""
     ledger = open_ledger()
     auditor = Replay(ledger)
@@ -108,9 +112,9 @@ def replay(kind: str, aggregate_id: str, as_of: str | None, position: int | None
                               str(item["version"]), item["actor_id"], item["actor_role"], item["policy"])
             Console().print(table)
             return
-        point = Point(position=position) if position is not None else Point.parse(as_of or "")
+        point = Point(position=position) if position is not None else Point(as_of=as_of)
         if diff_from:
-            result: dict[str, Any] = auditor.diff(kind, aggregate_id, Point.parse(diff_from), point)
+            result: dict[str, Any] = auditor.diff(kind, aggregate_id, diff_from, point)
         else:
             result = auditor.state(kind, aggregate_id, point)
         click.echo(json.dumps(result, ensure_ascii=False, indent=2))

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.context import open_ledger, settings
+from cli.params import MOMENT
 from domain.context import Context
 from domain.errors import DomainError
 from ledger.errors import NotFound
@@ -24,11 +25,8 @@ from services.retention import Retention, build_retention
 console = Console(stderr=True)
 
 
-def _moment(value: str | None) -> datetime:
-    if not value:
-        return datetime.now(timezone.utc)
-    moment = datetime.fromisoformat(value)
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+def _moment(value: datetime | None) -> datetime:
+    return value or datetime.now(timezone.utc)
 
 
 def _run(action: Callable[[Retention], Any]) -> Any:
@@ -44,12 +42,13 @@ def _run(action: Callable[[Retention], Any]) -> Any:
 
 def _actor_options(command: Callable) -> Callable:
     command = click.option("--reason", help="Why (required for holds and rejections).")(command)
-    command = click.option("--at", "at", help="Business time, ISO 8601 (default: now).")(command)
+    command = click.option("--at", "at", type=MOMENT,
+                           help="Business time, ISO 8601 with a time zone (default: now).")(command)
     command = click.option("--role", required=True, help="Your role, e.g. records_manager or compliance_officer.")(command)
     return click.option("--actor", required=True, help="Your user id (recorded on the event).")(command)
 
 
-def _ctx(actor: str, role: str, at: str | None, reason: str | None) -> Context:
+def _ctx(actor: str, role: str, at: datetime | None, reason: str | None) -> Context:
     return Context(actor_id=actor, actor_role=role, occurred_at=_moment(at), request_id=f"cli-{uuid.uuid4().hex}",
                    reason=reason)
 
@@ -60,9 +59,9 @@ def retention() -> None:
 
 
 @retention.command("report")
-@click.option("--as-of", "as_of", help="Date or time to assess at (default: now).")
+@click.option("--as-of", "as_of", type=MOMENT, help="Time to assess at, ISO 8601 with a time zone (default: now).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def report(as_of: str | None, as_json: bool) -> None:
+def report(as_of: datetime | None, as_json: bool) -> None:
     """Dry run: whose personal data would be destroyed at AS_OF, and why not for the others."""
     rows = _run(lambda r: r.report(_moment(as_of)))
     if as_json:
@@ -91,7 +90,7 @@ def records(subject: str | None) -> None:
 @retention.command("propose")
 @click.argument("subject")
 @_actor_options
-def propose(subject: str, actor: str, role: str, at: str | None, reason: str | None) -> None:
+def propose(subject: str, actor: str, role: str, at: datetime | None, reason: str | None) -> None:
     """Propose destroying SUBJECT's personal data (records manager)."""
     d = _run(lambda r: r.propose(_ctx(actor, role, at, reason), subject))
     click.echo(str(d.id))
@@ -101,7 +100,7 @@ def _disposition_step(step: str, help_text: str) -> None:
     @retention.command(step, help=help_text)
     @click.argument("disposition_id")
     @_actor_options
-    def command(disposition_id: str, actor: str, role: str, at: str | None, reason: str | None) -> None:
+    def command(disposition_id: str, actor: str, role: str, at: datetime | None, reason: str | None) -> None:
         d = _run(lambda r: getattr(r, step)(_ctx(actor, role, at, reason), disposition_id))
         click.echo(json.dumps(d.certificate, ensure_ascii=False, indent=2) if step == "execute" else f"{d.id} {d.status}")
 
@@ -121,7 +120,7 @@ def holds() -> None:
 @click.argument("target_id")
 @click.option("--authority", required=True, help="Who ordered the hold (court, regulator, counsel).")
 @_actor_options
-def place(target_kind: str, target_id: str, authority: str, actor: str, role: str, at: str | None,
+def place(target_kind: str, target_id: str, authority: str, actor: str, role: str, at: datetime | None,
           reason: str | None) -> None:
     """Place a legal hold on a customer, ticket or complaint."""
     hold = _run(lambda r: r.place_hold(_ctx(actor, role, at, reason), target_kind=target_kind, target_id=target_id,
@@ -132,7 +131,7 @@ def place(target_kind: str, target_id: str, authority: str, actor: str, role: st
 @holds.command("release")
 @click.argument("hold_id")
 @_actor_options
-def release(hold_id: str, actor: str, role: str, at: str | None, reason: str | None) -> None:
+def release(hold_id: str, actor: str, role: str, at: datetime | None, reason: str | None) -> None:
     """Release a legal hold, with a reason."""
     hold = _run(lambda r: r.release_hold(_ctx(actor, role, at, reason), hold_id))
     click.echo(f"{hold.id} {hold.status}")

@@ -15,21 +15,16 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.context import open_ledger, settings
+from cli.params import MOMENT
 from domain.context import Context
 from domain.errors import DomainError
 from ledger.errors import LedgerError
-from projections.timeutil import parse
 
 console = Console(stderr=True)
 
 
-def _as_of(value: str | None) -> datetime:
-    if not value:
-        return datetime.now(timezone.utc)
-    try:
-        return parse(value)
-    except ValueError as e:
-        raise click.BadParameter(f"{value!r}: give an ISO 8601 time with a time zone ({e})") from None
+def _as_of(value: datetime | None) -> datetime:
+    return value or datetime.now(timezone.utc)
 
 
 @click.command()
@@ -76,8 +71,8 @@ def jobs_list() -> None:
 
 @jobs.command("run")
 @click.argument("name")
-@click.option("--as-of", help="Business time to run as of (ISO 8601 with zone; default: now).")
-def jobs_run(name: str, as_of: str | None) -> None:
+@click.option("--as-of", type=MOMENT, help="Business time to run as of (ISO 8601 with zone; default: now).")
+def jobs_run(name: str, as_of: datetime | None) -> None:
     """Run one job now, recorded as a manual job run; prints the outcome as JSON."""
     from scheduler.runner import UnknownJob, run_job
 
@@ -163,8 +158,8 @@ def findings_list(rule: str | None, status: str | None, limit: int, as_json: boo
 @click.option("--reason", required=True, help="Why the finding stands as it is (recorded on the event).")
 @click.option("--actor", required=True, help="Who acknowledges it.")
 @click.option("--role", required=True, help="Their role (the policy says which roles may acknowledge).")
-@click.option("--at", "at", help="Business time (ISO 8601 with zone; default: now).")
-def findings_ack(finding_id: str, reason: str, actor: str, role: str, at: str | None) -> None:
+@click.option("--at", "at", type=MOMENT, help="Business time (ISO 8601 with zone; default: now).")
+def findings_ack(finding_id: str, reason: str, actor: str, role: str, at: datetime | None) -> None:
     """Acknowledge a finding (roles allowed by the policy's audit.acknowledge)."""
     from services.compliance import ComplianceAudit
 

@@ -31,6 +31,7 @@ from typing import Any, Collection
 from gunicorn.app.base import BaseApplication
 from rich.console import Console
 
+from ledger.database import redact
 from ledger.settings import Settings
 
 console = Console(stderr=True)
@@ -130,14 +131,19 @@ def _available(name: str, command: str, commands: Collection[str]) -> bool:
     return True
 
 
-def _issue_demo_tokens(settings: Settings) -> None:
-    """A throwaway database has no tokens yet: issue the demo callers' (printed once)."""
+def _prepare(settings: Settings, *, demo_tokens: bool) -> None:
+    """Create the ledger (if new) and the log's signing key before any process starts: they start at
+    once, the API and the projection runner need the tables, and the scheduler's first checkpoint job
+    needs the key. A throwaway database has no tokens yet: then the demo callers' are issued (printed once)."""
     from cli.access import issue_demo_tokens
-    from ledger.bootstrap import build
+    from ledger.bootstrap import create_ledger
+    from ledger.keys import LogKeys
 
-    ledger = build(settings)
+    ledger, _ = create_ledger(settings)
     try:
-        issue_demo_tokens(ledger)
+        LogKeys.from_settings(settings).ensure()
+        if demo_tokens:
+            issue_demo_tokens(ledger)
     finally:
         ledger.close()
 
@@ -153,12 +159,16 @@ def run_procfile(settings: Settings, commands: Collection[str]) -> int:
         database = ThrowawayPostgres(settings.pg_bindir).start()
         env["CASELEDGER_DATABASE_URL"] = database.dsn
         settings = dataclasses.replace(settings, database_url=database.dsn)
-        console.print(f"[yellow]No CASELEDGER_DATABASE_URL: started a throwaway PostgreSQL at {database.dsn}; "
+        console.print(f"[yellow]No CASELEDGER_DATABASE_URL: started a throwaway PostgreSQL at {redact(database.dsn)}; "
                       "everything in it is deleted when you stop.[/] Set CASELEDGER_DATABASE_URL to keep data.")
     names = [name for name, command in procfile_processes().items() if _available(name, command, commands)]
-    if database is not None:
-        _issue_demo_tokens(settings)
-    else:
+    try:
+        _prepare(settings, demo_tokens=database is not None)
+    except BaseException:
+        if database is not None:
+            database.stop()
+        raise
+    if database is None:
         console.print("API tokens: caseledger tokens create --actor ID --role ROLE (same CASELEDGER_DATABASE_URL)")
     honcho = [sys.executable, "-m", "honcho", "start", "-f", str(PROCFILE), "-d", str(PROCFILE.parent), *names]
     process = subprocess.Popen(honcho, env=env)

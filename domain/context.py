@@ -22,6 +22,9 @@ class Context:
     occurred_at: datetime
     request_id: str
     reason: str | None = None
+    #: The id a client sent for its request (X-Request-Id), kept beside ours, never instead of it:
+    #: ``request_id`` is always made by the server, so no client can give its event another's id.
+    client_request_id: str | None = None
 
     def __post_init__(self) -> None:
         if self.occurred_at.tzinfo is None or self.occurred_at.utcoffset() is None:
@@ -38,6 +41,8 @@ class Context:
             "occurred_at": self.occurred_at.isoformat(),
             "policy": policy_ref,
             "reason": self.reason,
+            # Only when there is one: events written before this field existed keep their exact shape.
+            **({"client_request_id": self.client_request_id} if self.client_request_id is not None else {}),
         }
 
 

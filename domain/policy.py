@@ -188,6 +188,10 @@ class PolicyBook:
         return book
 
     def versions(self, name: str) -> list[Policy]:
+        """The versions of policy ``name``, oldest first. A reference ``name@version`` — the form
+        ``caseledger policies`` lists and events record — names that one version only."""
+        if "@" in name:
+            return [self.policies[name]] if name in self.policies else []
         return sorted((p for p in self.policies.values() if p.name == name), key=lambda p: p.version)
 
     def get(self, ref: str) -> Policy:
@@ -197,7 +201,8 @@ class PolicyBook:
             raise PolicyError(f"unknown policy {ref!r}", rule="policy.unknown") from None
 
     def in_force(self, at: datetime, name: str | None = None) -> Policy:
-        """The latest version of policy ``name`` (default: the book's default) effective at ``at``."""
+        """The latest version of policy ``name`` (default: the book's default) effective at ``at``;
+        ``name@version``: that version, once it is effective."""
         name = name or self.default_name
         candidates = [p for p in self.versions(name) if p.effective_from <= at.astimezone(p.tz).date()]
         if not candidates:

@@ -20,7 +20,7 @@ from domain.complaint import Complaint
 from domain.context import Context
 from domain.customer import Customer
 from domain.disposition import Disposition
-from domain.errors import PolicyError, TransitionForbidden
+from domain.errors import DomainError, PolicyError, TransitionForbidden
 from domain.feedback import Feedback, SurveyResponse
 from domain.findings import Finding
 from domain.holds import LegalHold
@@ -30,7 +30,7 @@ from domain.policy import Policy, PolicyBook
 from domain.sla import SLABreach
 from domain.ticket import Ticket
 from ledger.crypto import KeyEncryptionKey, SealingMapper, SubjectErased, SubjectKeys
-from ledger.errors import AlreadyExists, ConcurrentUpdate, InvalidRequest, NotFound, StaleVersion
+from ledger.errors import AlreadyExists, ConcurrentUpdate, InvalidRequest, LedgerError, NotFound, StaleVersion
 
 #: Namespace of deterministic ids (imports with an external reference, one survey per ticket).
 ID_NAMESPACE = UUID("6f1c1f2e-7d55-4b8e-9a8a-3c7f0e2b9d41")
@@ -95,7 +95,8 @@ class CaseLedger(Application):
         self.calendar = calendar
         self.policy_name = policy_name or policies.default_name
         if not policies.versions(self.policy_name):
-            raise PolicyError(f"unknown policy {self.policy_name!r}", rule="policy.unknown")
+            raise PolicyError(f"unknown policy {self.policy_name!r} (give a name or name@version)",
+                              rule="policy.unknown")
 
     def construct_env(self, name: str, env: Mapping[str, str] | None = None) -> Environment:
         """The given persistence settings only. eventsourcing would also merge the whole process
@@ -204,6 +205,18 @@ class CaseLedger(Application):
             imported += len(batch)
             skipped += len(chunk) - len(batch)
         return {"imported": imported, "skipped": skipped}
+
+    def check_interactions(self, records: Sequence[tuple[Context, dict[str, Any]]]) -> dict[int, Exception]:
+        """What :meth:`import_interactions` would refuse, by index, saving nothing: each interaction is
+        built in memory and dropped. (A refusal there stops the import at its batch, after the earlier
+        batches were saved; a caller promising all or nothing checks here first.)"""
+        problems: dict[int, Exception] = {}
+        for index, (ctx, fields) in enumerate(records):
+            try:
+                self._new_interaction(ctx, dict(fields))
+            except (DomainError, LedgerError) as e:
+                problems[index] = e
+        return problems
 
     def open_ticket(self, ctx: Context, *, customer_id: str, channel: str, summary: str | None = None,
                     interaction_id: str | None = None) -> Ticket:

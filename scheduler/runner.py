@@ -20,6 +20,7 @@ from domain.context import Context
 from domain.jobs import JobRun
 from ledger.bootstrap import as_settings
 from ledger.errors import ConcurrentUpdate
+from ledger.keys import KeyMissing
 from ledger.records import plain
 from ledger.settings import Settings
 from scheduler.jobs import REGISTRY, JobContext
@@ -68,7 +69,10 @@ def run_job(ledger: Any, name: str, as_of: datetime, *, run_id: UUID | None = No
         counts, details = spec.run(jc)
     except Exception as e:  # noqa: BLE001 - whatever a job raises is its recorded failure
         reason = f"{type(e).__name__}: {e}"[:MAX_REASON]
-        log.exception("job %s failed", name)
+        if isinstance(e, KeyMissing):  # the setup, not the code: its message says what to do
+            log.error("job %s failed: %s", name, e)
+        else:
+            log.exception("job %s failed", name)
         _end(ledger, run, lambda: run.fail(reason=reason, policy=policy, ctx=ctx))
         return Outcome(str(run_id), name, "failed", reason=reason)
     counts, details = {k: int(v) for k, v in counts.items()}, plain(details)

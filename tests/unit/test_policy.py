@@ -117,3 +117,14 @@ def test_working_day_clock_deadline_from_policy(policies):
 def test_weekday_calendar_skips_weekends():
     friday = datetime(2025, 3, 7, 12, 0, tzinfo=SHANGHAI)
     assert add_working_days(friday, 1, WeekdayCalendar(), SHANGHAI) == datetime(2025, 3, 11, 0, 0, tzinfo=SHANGHAI)
+
+
+def test_a_policy_is_named_by_name_or_as_listed(policies):
+    """``CASELEDGER_POLICY`` takes ``enterprise-2025`` or ``enterprise-2025@1`` (what ``caseledger policies`` lists)."""
+    at = datetime(2025, 9, 1, 9, 0, tzinfo=SHANGHAI)
+    assert [p.ref for p in policies.versions("enterprise-2025@1")] == ["enterprise-2025@1"]
+    assert policies.versions("enterprise-2025@9") == [] and policies.versions("nope@1") == []
+    assert policies.in_force(at, "enterprise-2025@1").ref == "enterprise-2025@1"
+    assert policies.in_force(at, "enterprise-2025").ref == "enterprise-2025@1"
+    with pytest.raises(PolicyError):
+        policies.in_force(datetime(2020, 1, 1, tzinfo=SHANGHAI), "enterprise-2025@1")  # not yet in force

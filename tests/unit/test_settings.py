@@ -70,7 +70,7 @@ def test_the_command_line_reports_a_bad_setting_in_one_line(tmp_path):
     done = subprocess.run([sys.executable, "-m", "cli.main", "policies"], env=env, capture_output=True, text=True,
                           cwd=README.parent, timeout=60)
     assert done.returncode == 1 and "Traceback" not in done.stderr
-    assert done.stderr.strip().splitlines() == ["Error: CASELEDGER_SCHEDULER_WORKERS: 'many' is not a whole number"]
+    assert done.stderr.strip().splitlines() == ["error: CASELEDGER_SCHEDULER_WORKERS: 'many' is not a whole number"]
 
 
 def test_the_readme_lists_every_setting():
