@@ -19,9 +19,8 @@ fails the response becomes a 500 and nothing is disclosed.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any
 
 from apispec import APISpec
 from flask import Response, current_app, g, request
@@ -30,58 +29,9 @@ from marshmallow import fields
 from domain.context import Context
 from domain.permissions import AccessPolicy, AccessPolicyError
 from services.access_log import AccessLog
+from services.disclosure import Disclosure
 
-REDACTED = "****"
 REASON_HEADER = "X-Access-Reason"
-
-
-def mask_name(value: str) -> str:
-    return value[:1] + "*" * max(len(value) - 1, 1) if len(value) > 1 else "*"
-
-
-def mask_phone(value: str) -> str:
-    digits = [i for i, ch in enumerate(value) if ch.isdigit()]
-    keep_head, keep_tail = (3, 4) if len(digits) >= 8 else (0, min(2, len(digits) // 2))
-    hidden = set(digits[keep_head:len(digits) - keep_tail])
-    masked = "".join("*" if i in hidden else ch for i, ch in enumerate(value))
-    return re.sub(r"\*+", "****", masked)
-
-
-def mask_email(value: str) -> str:
-    local, at, domain = value.rpartition("@")
-    return f"{local[:1]}***@{domain}" if at and local else REDACTED
-
-
-def mask_address(value: str) -> str:
-    return value[: max(len(value) // 3, 1)] + REDACTED if len(value) > 3 else REDACTED
-
-
-MASKERS: dict[str, Callable[[str], str]] = {"name": mask_name, "phone": mask_phone, "email": mask_email,
-                                            "address": mask_address}
-
-
-def mask(field: str, value: Any) -> Any:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        return REDACTED
-    return MASKERS.get(field, lambda _: REDACTED)(value)
-
-
-class Disclosure:
-    """One request's decision: mask, or disclose (with ``reason``) and remember what was shown."""
-
-    def __init__(self, reason: str | None = None):
-        self.reason = reason
-        self.disclosed: dict[str, set[str]] = {}
-
-    def fields(self, subject: Any, values: dict[str, Any]) -> dict[str, Any]:
-        if self.reason is None:
-            return {name: mask(name, value) for name, value in values.items()}
-        shown = {name for name, value in values.items() if value is not None}
-        if shown:
-            self.disclosed.setdefault(str(subject), set()).update(shown)
-        return dict(values)
 
 
 def current_disclosure() -> Disclosure:
@@ -105,10 +55,7 @@ class PersonalData(fields.Dict):
         if self.subject_attr is not None:
             subject = obj.get(self.subject_attr) if isinstance(obj, dict) else getattr(obj, self.subject_attr)
             return disclosure.fields(subject, dict(value))
-        part = dict(value)
-        if "fields" in part:
-            part["fields"] = disclosure.fields(part.get("subject"), dict(part.get("fields") or {}))
-        return part
+        return disclosure.part(dict(value))
 
 
 def record_disclosures(response: Response) -> Response:

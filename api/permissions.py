@@ -15,7 +15,8 @@ from werkzeug.exceptions import BadRequest, Forbidden
 
 from api.auth import PUBLIC_PATHS, current_caller
 from api.compliance import ACTIONS as COMPLIANCE_ACTIONS
-from api.masking import REASON_HEADER, Disclosure
+from api.masking import REASON_HEADER
+from services.disclosure import Disclosure
 from domain.access import MAX_REASON
 from domain.permissions import UNMASK, AccessPolicy
 

@@ -1,13 +1,16 @@
 """``caseledger tokens create | revoke | list`` and ``caseledger access-events``: access control from the shell.
 
-Commands given here are recorded like any other: the actor is ``cli:<os user>`` in the
-administrator role, with a reason where one is asked for.
+Managing tokens is an administrator's act, given with an administrator's own token
+(``cli.identity``). The very first token of a ledger is made by ``tokens bootstrap``, which works
+only while the ledger has no token at all; that act is an event like every other.
 """
 
 from __future__ import annotations
 
 import getpass
 import json
+import socket
+import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -16,6 +19,9 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.context import open_ledger
+from cli.errors import OneLineError
+from cli.identity import acting, os_user
+from domain.context import Context
 from domain.errors import DomainError
 from domain.permissions import AccessPolicy
 from ledger.errors import NotFound
@@ -58,6 +64,29 @@ def tokens() -> None:
     """API bearer tokens (stored hashed, as events: issued, revoked)."""
 
 
+@tokens.command("bootstrap")
+@click.option("--actor", required=True, help="The first administrator's user id.")
+@click.option("--expires-in", "expires_in", type=click.IntRange(min=1), default=30, show_default=True,
+              help="Days until the token expires.")
+def tokens_bootstrap(actor: str, expires_in: int) -> None:
+    """Create the first administrator token of a ledger that has none; prints it once."""
+    ledger = open_ledger()
+    service = TokenService(ledger)
+    if next(service.tokens(), None) is not None:
+        raise OneLineError("refused: this ledger has tokens already; an administrator creates more with "
+                           "'caseledger tokens create'")
+    ctx = Context(actor, "administrator", datetime.now(timezone.utc), str(uuid.uuid4()),
+                  reason="tokens bootstrap: the ledger's first administrator", via="cli", os_user=os_user(),
+                  host=socket.gethostname())
+    try:
+        secret, record = service.issue(actor, "administrator", None,
+                                       expires_at=datetime.now(timezone.utc) + timedelta(days=expires_in), ctx=ctx)
+    except (ValueError, DomainError) as e:
+        raise click.UsageError(str(e)) from None
+    console.print(f"token id {record.id}: the first administrator, {actor}")
+    click.echo(secret)
+
+
 @tokens.command("create")
 @click.option("--actor", required=True, help="Who the token speaks for (recorded on every event).")
 @click.option("--role", required=True, type=click.Choice(sorted(AccessPolicy.load().roles)))
@@ -65,12 +94,11 @@ def tokens() -> None:
 @click.option("--expires-in", "expires_in", type=click.IntRange(min=1), default=None,
               help="Days until the token expires (default: never).")
 def tokens_create(actor: str, role: str, team: str | None, expires_in: int | None) -> None:
-    """Create a token; prints it once (only its hash is kept), its id on stderr."""
-    ledger = open_ledger()
+    """Create a token for someone (administrators); prints it once (only its hash is kept)."""
+    who = acting("tokens.manage")
     expires = datetime.now(timezone.utc) + timedelta(days=expires_in) if expires_in else None
     try:
-        secret, record = TokenService(ledger).issue(actor, role, team, expires_at=expires,
-                                                    ctx=system_context(_operator()))
+        secret, record = TokenService(who.ledger).issue(actor, role, team, expires_at=expires, ctx=who.context())
     except (ValueError, DomainError) as e:  # a bad name, role or expiry
         raise click.UsageError(str(e)) from None
     console.print(f"token id {record.id} (use it to revoke)")
@@ -82,10 +110,11 @@ def tokens_create(actor: str, role: str, team: str | None, expires_in: int | Non
 @click.option("--reason", required=True, help="Why (recorded with the revocation).")
 def tokens_revoke(token_id: str, reason: str) -> None:
     """Revoke a token by its id (see `tokens list`); other processes notice within their cache time."""
+    who = acting("tokens.manage")
     try:
-        record = TokenService(open_ledger()).revoke(token_id, system_context(_operator(), reason=reason))
-    except (NotFound, DomainError) as e:
-        raise click.ClickException(str(e)) from None
+        record = TokenService(who.ledger).revoke(token_id, who.context(reason))
+    except (NotFound, DomainError, ValueError) as e:
+        raise OneLineError(str(e)) from None
     console.print(f"revoked {record.id} ({record.holder}, {record.role})")
 
 
@@ -93,9 +122,10 @@ def tokens_revoke(token_id: str, reason: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def tokens_list(as_json: bool) -> None:
     """Every token: id, actor, role, team, issued, expires, revoked (never the secret)."""
+    who = acting("tokens.manage")
     now = datetime.now(timezone.utc)
     table = Table("id", "actor", "role", "team", "issued", "expires", "state")
-    for record in TokenService(open_ledger()).tokens():
+    for record in TokenService(who.ledger).tokens():
         state = record.state if record.revoked_at or record.is_active(now) else "expired"
         row = {"id": str(record.id), "actor": record.holder, "role": record.role, "team": record.team,
                "issued_at": record.issued_at, "expires_at": record.expires_at, "revoked_at": record.revoked_at,
@@ -116,7 +146,7 @@ def tokens_list(as_json: bool) -> None:
 @click.option("--limit", default=100, show_default=True)
 def access_events(subject: str | None, actor: str | None, after: int, limit: int) -> None:
     """The security audit log: unmasked reads of personal data (JSON lines)."""
-    ledger = open_ledger()
+    ledger = acting("access.read").ledger
     entries, _ = AccessLog(ledger, AccessPolicy.load()).entries(after=after, limit=limit, subject=subject, actor=actor)
     for entry in entries:
         click.echo(json.dumps(entry, ensure_ascii=False))

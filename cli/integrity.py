@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from cli.context import open_ledger, settings
 from cli.errors import OneLineError
+from cli.identity import acting
 from ledger.bootstrap import transparency_log
 from ledger.checkpoint_files import read_notes
 from ledger.integrity.bundle import BundleInvalid, verify_bundle
@@ -260,7 +261,7 @@ def export(scope: str, scope_id: str | None, from_position: int, to_position: in
         _fail(f"{out} is not empty: give a new folder")
     try:
         chosen = Scope(scope, scope_id, from_position, to_position)
-        ledger = open_ledger()
+        ledger = acting("events.read").ledger  # an auditor's act; the bundle holds personal data sealed only
         log = transparency_log(ledger, settings())
         manifest = write_bundle(log, ledger, chosen, out, datetime.now(timezone.utc))
     except (KeyMissing, ExportError, OSError) as e:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import sys
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import click
@@ -15,15 +17,15 @@ from rich.table import Table
 
 from cli.access import COMMANDS as ACCESS_COMMANDS
 from cli.access import issue_demo_tokens
-from cli.context import create_ledger, open_ledger, settings
+from cli.context import create_ledger, settings
 from cli.database import db
-from cli.errors import SafeGroup
+from cli.errors import OneLineError, SafeGroup
+from cli.identity import acting
 from cli.integrity import COMMANDS as INTEGRITY_COMMANDS
 from cli.projections import projections, replay
 from cli.retention import COMMANDS as RETENTION_COMMANDS
 from cli.scheduler import COMMANDS as SCHEDULER_COMMANDS
 from cli.witness import witness
-from domain.permissions import AccessPolicy
 from ledger.bootstrap import policy_book, transparency_log
 from ledger.database import redact
 from ledger.keys import LogKeys
@@ -34,7 +36,10 @@ console = Console(stderr=True)
 
 @click.group(cls=SafeGroup)
 @click.option("--debug", is_flag=True, help="Show the traceback of an unexpected error.")
-def main(debug: bool) -> None:
+@click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="File holding your API token (else CASELEDGER_TOKEN): commands that change something or "
+                   "show personal data act as its holder.")
+def main(debug: bool, token_file: Path | None) -> None:
     """caseledger: an event-sourced, audit-grade ledger for customer service operations.
 
     A command on a folder or database without a ledger stops with one line: create one with
@@ -103,25 +108,26 @@ def _load_demo(ledger: Any, **kwargs: Any) -> None:
 
 
 @main.command("import-interactions")
-@click.argument("file", type=click.File("r", encoding="utf-8"))
-@click.option("--actor", default="import", show_default=True, help="Actor recorded on the imported events.")
-@click.option("--role", default="service", show_default=True, type=click.Choice(sorted(AccessPolicy.load().roles)))
+@click.argument("file", type=click.File("rb"))
 @click.option("--batch-size", default=500, show_default=True)
-def import_interactions(file: Any, actor: str, role: str, batch_size: int) -> None:
-    """Import interactions from newline-delimited JSON (same fields as POST /interactions/import).
+def import_interactions(file: Any, batch_size: int) -> None:
+    """Import interactions from newline-delimited JSON (same fields as POST /interactions/import), as
+    the holder of your token (interaction.import).
 
     Every line is validated first; one bad line rejects the whole file and nothing is written."""
-    import uuid
-
     from api.resources import parse_import_lines
-    from domain.context import Context
 
-    lines = file.read().splitlines()
+    data = file.read()
+    try:
+        lines = data.decode("utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise OneLineError(f"line {line}: not UTF-8 (byte {e.start}); nothing was imported") from None
+    who = acting("interaction.import")
+    ledger = who.ledger
     records, errors = parse_import_lines(lines)
-    ledger = open_ledger()
-    now = datetime.now(timezone.utc)
-    request_id = f"cli-import-{uuid.uuid4().hex[:12]}"
-    batch = [(Context(actor, role, when or now, request_id), fields) for when, fields in records]
+    source = f"{getattr(file, 'name', 'stdin')} sha256:{hashlib.sha256(data).hexdigest()}"
+    batch = [(who.context(imported=source if when else None, occurred_at=when), fields) for when, fields in records]
     if not errors:
         # The ledger's own refusals too (a channel outside the policy's vocabulary, an unknown
         # customer), before anything is saved: records are the file's non-blank lines, in order.
@@ -145,14 +151,17 @@ def import_interactions(file: Any, actor: str, role: str, batch_size: int) -> No
 @click.option("--actor", help="Only events by this actor.")
 @click.option("--after", default=0, show_default=True, help="Start after this log position.")
 @click.option("--limit", default=50, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line (personal data masked).")
+@click.option("--reason", help="With --json: show personal data unmasked, for this reason (personal.unmask; "
+                               "recorded in the security audit log).")
 def events(kind: str | None, aggregate_id: str | None, event_type: str | None, actor: str | None, after: int,
-           limit: int, as_json: bool) -> None:
-    """List stored events in log order, with actor, role, time and policy."""
-    ledger = open_ledger()
+           limit: int, as_json: bool, reason: str | None) -> None:
+    """List stored events in log order, with actor, role, time and policy (events.read)."""
+    who = acting("events.read")
+    disclosure = who.disclosure(reason)
     shown = 0
     table = Table("pos", "occurred at", "type", "aggregate", "v", "actor", "role", "policy")
-    for position, event in _notifications(ledger, after):
+    for position, event in _notifications(who.ledger, after):
         record = event_record(event, position)
         if kind and not record["topic"].startswith(f"domain.{kind}:") and not (
                 kind == "survey" and "SurveyResponse" in record["topic"]):
@@ -164,6 +173,7 @@ def events(kind: str | None, aggregate_id: str | None, event_type: str | None, a
         if actor and record["meta"].get("actor_id") != actor:
             continue
         if as_json:
+            record["personal"] = disclosure.part(record["personal"])
             click.echo(json.dumps(record, ensure_ascii=False))
         else:
             meta = record["meta"]
@@ -173,6 +183,7 @@ def events(kind: str | None, aggregate_id: str | None, event_type: str | None, a
         shown += 1
         if shown >= limit:
             break
+    who.record(disclosure, f"events --json after={after} limit={limit}")
     if not as_json:
         Console().print(table)
 

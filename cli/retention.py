@@ -1,13 +1,13 @@
 """``caseledger retention`` and ``caseledger holds``: the records manager's and compliance officer's tools.
 
-Commands that change something record who did it: ``--actor`` and ``--role`` are required, and
-``--at`` (business time, default now) is when it happened.
+Every command acts as the holder of a token (``cli.identity``): the actor and role on each event
+come from the token, the role must hold the step in the permission matrix, and business time is
+the wall clock (the retention service checks due dates and holds against the wall clock too).
 """
 
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import datetime, timezone
 from typing import Any, Callable
 
@@ -15,9 +15,10 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from cli.context import open_ledger, settings
+from cli.context import settings
+from cli.errors import OneLineError
+from cli.identity import acting
 from cli.params import MOMENT
-from domain.context import Context
 from domain.errors import DomainError
 from ledger.errors import NotFound
 from services.retention import Retention, build_retention
@@ -29,28 +30,20 @@ def _moment(value: datetime | None) -> datetime:
     return value or datetime.now(timezone.utc)
 
 
-def _run(action: Callable[[Retention], Any]) -> Any:
-    service = build_retention(open_ledger(), settings())
+def _run(action: Callable[[Retention], Any], permission: str = "retention.read") -> Any:
+    who = acting(permission)
+    service = build_retention(who.ledger, settings())
     try:
-        return action(service)
+        return action(service) if permission == "retention.read" else action(service, who)
     except (DomainError, NotFound) as e:
-        console.print(f"[bold red]refused:[/] {e}" + (f"  [dim]rule {e.rule}[/]" if hasattr(e, "rule") else ""))
-        raise SystemExit(1) from None
+        rule = f" (rule {e.rule})" if getattr(e, "rule", None) else ""
+        raise OneLineError(f"refused: {e}{rule}") from None
     finally:
         service.close()
 
 
-def _actor_options(command: Callable) -> Callable:
-    command = click.option("--reason", help="Why (required for holds and rejections).")(command)
-    command = click.option("--at", "at", type=MOMENT,
-                           help="Business time, ISO 8601 with a time zone (default: now).")(command)
-    command = click.option("--role", required=True, help="Your role, e.g. records_manager or compliance_officer.")(command)
-    return click.option("--actor", required=True, help="Your user id (recorded on the event).")(command)
-
-
-def _ctx(actor: str, role: str, at: datetime | None, reason: str | None) -> Context:
-    return Context(actor_id=actor, actor_role=role, occurred_at=_moment(at), request_id=f"cli-{uuid.uuid4().hex}",
-                   reason=reason)
+def _reason_option(command: Callable) -> Callable:
+    return click.option("--reason", help="Why (required for holds and rejections; recorded on the event).")(command)
 
 
 @click.group()
@@ -89,19 +82,19 @@ def records(subject: str | None) -> None:
 
 @retention.command("propose")
 @click.argument("subject")
-@_actor_options
-def propose(subject: str, actor: str, role: str, at: datetime | None, reason: str | None) -> None:
+@_reason_option
+def propose(subject: str, reason: str | None) -> None:
     """Propose destroying SUBJECT's personal data (records manager)."""
-    d = _run(lambda r: r.propose(_ctx(actor, role, at, reason), subject))
+    d = _run(lambda r, who: r.propose(who.context(reason), subject), "dispositions.propose")
     click.echo(str(d.id))
 
 
 def _disposition_step(step: str, help_text: str) -> None:
     @retention.command(step, help=help_text)
     @click.argument("disposition_id")
-    @_actor_options
-    def command(disposition_id: str, actor: str, role: str, at: datetime | None, reason: str | None) -> None:
-        d = _run(lambda r: getattr(r, step)(_ctx(actor, role, at, reason), disposition_id))
+    @_reason_option
+    def command(disposition_id: str, reason: str | None) -> None:
+        d = _run(lambda r, who: getattr(r, step)(who.context(reason), disposition_id), f"dispositions.{step}")
         click.echo(json.dumps(d.certificate, ensure_ascii=False, indent=2) if step == "execute" else f"{d.id} {d.status}")
 
 
@@ -119,21 +112,20 @@ def holds() -> None:
 @click.argument("target_kind", type=click.Choice(["customer", "ticket", "complaint"]))
 @click.argument("target_id")
 @click.option("--authority", required=True, help="Who ordered the hold (court, regulator, counsel).")
-@_actor_options
-def place(target_kind: str, target_id: str, authority: str, actor: str, role: str, at: datetime | None,
-          reason: str | None) -> None:
+@_reason_option
+def place(target_kind: str, target_id: str, authority: str, reason: str | None) -> None:
     """Place a legal hold on a customer, ticket or complaint."""
-    hold = _run(lambda r: r.place_hold(_ctx(actor, role, at, reason), target_kind=target_kind, target_id=target_id,
-                                       authority=authority))
+    hold = _run(lambda r, who: r.place_hold(who.context(reason), target_kind=target_kind, target_id=target_id,
+                                            authority=authority), "holds.place")
     click.echo(str(hold.id))
 
 
 @holds.command("release")
 @click.argument("hold_id")
-@_actor_options
-def release(hold_id: str, actor: str, role: str, at: datetime | None, reason: str | None) -> None:
+@_reason_option
+def release(hold_id: str, reason: str | None) -> None:
     """Release a legal hold, with a reason."""
-    hold = _run(lambda r: r.release_hold(_ctx(actor, role, at, reason), hold_id))
+    hold = _run(lambda r, who: r.release_hold(who.context(reason), hold_id), "holds.release")
     click.echo(f"{hold.id} {hold.status}")
 
 

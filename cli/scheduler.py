@@ -6,7 +6,6 @@ import json
 import logging
 import signal
 import threading
-import uuid
 from datetime import datetime, timezone
 from typing import Any
 
@@ -15,8 +14,8 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.context import open_ledger, settings
+from cli.identity import acting
 from cli.params import MOMENT
-from domain.context import Context
 from domain.errors import DomainError
 from ledger.errors import LedgerError
 
@@ -73,12 +72,16 @@ def jobs_list() -> None:
 @click.argument("name")
 @click.option("--as-of", type=MOMENT, help="Business time to run as of (ISO 8601 with zone; default: now).")
 def jobs_run(name: str, as_of: datetime | None) -> None:
-    """Run one job now, recorded as a manual job run; prints the outcome as JSON."""
+    """Run one job now (administrators), recorded as a manual job run naming who ran it; prints the
+    outcome as JSON."""
     from scheduler.runner import UnknownJob, run_job
 
-    ledger = open_ledger()
+    who = acting("jobs.run")
+    ledger = who.ledger
+    ctx = who.context()
     try:
-        outcome = run_job(ledger, name, _as_of(as_of), trigger="manual", settings=settings())
+        outcome = run_job(ledger, name, _as_of(as_of), trigger="manual", settings=settings(),
+                          instance=f"cli {ctx.actor_id} ({ctx.os_user}@{ctx.host})")
     except UnknownJob as e:
         raise click.UsageError(str(e)) from None
     finally:
@@ -113,7 +116,7 @@ def jobs_history(job_name: str | None, limit: int, as_json: bool) -> None:
 def _read(query: Any, columns: tuple[str, ...]) -> list[dict[str, Any]]:
     from projections.catalog import runner_for
 
-    ledger = open_ledger()
+    ledger = acting("compliance.read").ledger  # job runs and findings: what compliance readers may see
     runner = runner_for(ledger)
     try:
         runner.catch_up()
@@ -156,18 +159,15 @@ def findings_list(rule: str | None, status: str | None, limit: int, as_json: boo
 @findings.command("ack")
 @click.argument("finding_id")
 @click.option("--reason", required=True, help="Why the finding stands as it is (recorded on the event).")
-@click.option("--actor", required=True, help="Who acknowledges it.")
-@click.option("--role", required=True, help="Their role (the policy says which roles may acknowledge).")
-@click.option("--at", "at", type=MOMENT, help="Business time (ISO 8601 with zone; default: now).")
-def findings_ack(finding_id: str, reason: str, actor: str, role: str, at: datetime | None) -> None:
-    """Acknowledge a finding (roles allowed by the policy's audit.acknowledge)."""
+def findings_ack(finding_id: str, reason: str) -> None:
+    """Acknowledge a finding, as the holder of your token (roles allowed by the policy's audit.acknowledge)."""
     from services.compliance import ComplianceAudit
 
-    ledger = open_ledger()
+    who = acting("findings.acknowledge")
+    ledger = who.ledger
     audit = ComplianceAudit(ledger)
     try:
-        ctx = Context(actor, role, _as_of(at), f"cli-{uuid.uuid4().hex[:12]}", reason=reason)
-        finding = audit.acknowledge(finding_id, ctx)
+        finding = audit.acknowledge(finding_id, who.context(reason))
     except (DomainError, LedgerError) as e:
         raise click.ClickException(str(e)) from None
     finally:

@@ -25,6 +25,14 @@ class Context:
     #: The id a client sent for its request (X-Request-Id), kept beside ours, never instead of it:
     #: ``request_id`` is always made by the server, so no client can give its event another's id.
     client_request_id: str | None = None
+    #: How the command came in when not over HTTP: ``via`` ("cli"), the operating-system user and
+    #: host that gave it (a four-eyes step whose two people share one OS user is a finding).
+    via: str | None = None
+    os_user: str | None = None
+    host: str | None = None
+    #: Set only by a historical import: the business time is the original one, in the past, and
+    #: ``imported`` says from where (``file sha256``), so nobody mistakes it for a live event.
+    imported: str | None = None
 
     def __post_init__(self) -> None:
         if self.occurred_at.tzinfo is None or self.occurred_at.utcoffset() is None:
@@ -41,8 +49,10 @@ class Context:
             "occurred_at": self.occurred_at.isoformat(),
             "policy": policy_ref,
             "reason": self.reason,
-            # Only when there is one: events written before this field existed keep their exact shape.
-            **({"client_request_id": self.client_request_id} if self.client_request_id is not None else {}),
+            # Only when set: events written before these fields existed keep their exact shape.
+            **{name: value for name, value in (("client_request_id", self.client_request_id), ("via", self.via),
+                                               ("os_user", self.os_user), ("host", self.host),
+                                               ("imported", self.imported)) if value is not None},
         }
 
 

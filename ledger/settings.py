@@ -76,6 +76,8 @@ class Settings:
     public_log_rate_limit: str = _setting("PUBLIC_LOG_RATE_LIMIT", "`120/minute`",
                                           "requests per client address to the public `/log` endpoints "
                                           "(no token), e.g. `10/second`", default="120/minute")
+    token: str | None = _setting("TOKEN", "unset", "the API token a command-line user acts with (or `--token-file`)",
+                                 default=None, repr=False)
     # -- the scheduler process -----------------------------------------------------------------------
     scheduler_jobs: tuple[str, ...] = _setting("SCHEDULER_JOBS", "all jobs", "comma-separated jobs this scheduler runs",
                                                default=())

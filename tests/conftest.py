@@ -93,3 +93,26 @@ def ctx(clock: Clock):
                        reason=reason)
 
     return make
+
+
+@pytest.fixture
+def token_env(env: dict[str, str]):
+    """The environment of a command-line user acting in a role: ``token_env("records_manager")``.
+
+    The token is issued straight into the ledger (creating the ledger if there is none), as an
+    administrator would with ``caseledger tokens create``; commands then act as its holder."""
+    from ledger.bootstrap import create_ledger
+    from services.tokens import TokenService, system_context
+
+    def make(role: str = "administrator", actor: str | None = None, team: str | None = None,
+             base: dict[str, str] | None = None) -> dict[str, str]:
+        base = env if base is None else base
+        ledger, _ = create_ledger(base)
+        try:
+            secret, _ = TokenService(ledger).issue(actor or f"{role}-1", role, team,
+                                                   ctx=system_context("test-setup", reason="test token"))
+        finally:
+            ledger.close()
+        return {**base, "CASELEDGER_TOKEN": secret}
+
+    return make

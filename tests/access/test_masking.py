@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.masking import Disclosure, mask, mask_email, mask_name, mask_phone
+from services.disclosure import Disclosure, mask, mask_email, mask_name, mask_phone
 from domain.permissions import AccessPolicy
 
 REASON = {"X-Access-Reason": "客户来电要求核实联系方式"}

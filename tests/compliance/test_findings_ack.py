@@ -63,17 +63,20 @@ def test_each_audit_run_writes_its_report_as_json_and_csv(ledger, jobs, at, find
     assert details["report_json"].startswith(env["CASELEDGER_HOME"])
 
 
-def test_findings_on_the_command_line(ledger, env, monkeypatch, finding):
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    listed = CliRunner().invoke(main, ["findings", "list", "--json"])
+def test_findings_on_the_command_line(ledger, env, token_env, finding):
+    def run(role, *args):
+        return CliRunner().invoke(main, list(args), env=token_env(role))
+
+    listed = run("auditor", "findings", "list", "--json")
     (row,) = [json.loads(line) for line in listed.output.splitlines()]
     assert (row["finding_id"], row["rule"], row["status"]) == (finding, "sla_breach", "open")
-    refused = CliRunner().invoke(main, ["findings", "ack", finding, "--reason", "ok", "--actor", "li", "--role", "agent"])
-    assert refused.exit_code == 1 and "may acknowledge" in refused.output
-    done = CliRunner().invoke(main, ["findings", "ack", finding, "--reason", "known outage", "--actor", "xu",
-                                     "--role", "compliance_officer", "--at", "2025-09-02T10:00:00+08:00"])
+    refused = run("agent", "findings", "ack", finding, "--reason", "ok")
+    assert refused.exit_code == 1 and "may not findings.acknowledge" in refused.output
+    done = run("compliance_officer", "findings", "ack", finding, "--reason", "known outage")
     assert done.exit_code == 0, done.output
     assert json.loads(done.output)["status"] == "acknowledged"
-    listed = CliRunner().invoke(main, ["findings", "list", "--status", "acknowledged", "--json"])
+    listed = run("auditor", "findings", "list", "--status", "acknowledged", "--json")
     assert json.loads(listed.output)["ack_reason"] == "known outage"
+    acknowledged = json.loads(listed.output)
+    assert (acknowledged["acknowledged_by"], acknowledged["acknowledged_role"]) == ("compliance_officer-1",
+                                                                                    "compliance_officer")

@@ -20,10 +20,11 @@ from cli.throwaway_pg import free_port
 CASELEDGER = str(Path(sys.executable).with_name("caseledger"))
 
 
-def test_import_events_checkpoint_verify(env, tmp_path):
+def test_import_events_checkpoint_verify(env, token_env, tmp_path):
     runner = CliRunner()
     created = runner.invoke(main, ["db", "init"], env=env)
     assert created.exit_code == 0 and "created a ledger" in created.output, created.output
+    env = token_env("service", "import")  # the importing system's token
     data = tmp_path / "contacts.ndjson"
     data.write_text('{"channel": "email", "external_ref": "e-1", "content": "hello"}\n'
                     '{"channel": "sms", "external_ref": "e-2", "occurred_at": "2025-09-01T08:00:00+08:00"}\n')
@@ -42,11 +43,15 @@ def test_import_events_checkpoint_verify(env, tmp_path):
     records = [json.loads(line) for line in listed.output.splitlines()]
     assert [r["type"] for r in records] == ["Received", "Received"]
     assert records[0]["meta"]["actor_id"] == "import" and records[0]["meta"]["actor_role"] == "service"
+    assert records[0]["meta"]["via"] == "cli" and records[0]["meta"]["os_user"]
+    # a past business time only as a historical import, saying from which file
+    assert "imported" not in records[0]["meta"]
+    assert records[1]["meta"]["imported"].startswith(f"{data} sha256:")
 
     assert runner.invoke(main, ["keys", "init"], env=env).exit_code == 1  # made by db init; never silently replaced
     assert runner.invoke(main, ["checkpoint"], env=env).exit_code == 0
     verified = runner.invoke(main, ["verify"], env=env)
-    assert verified.exit_code == 0 and "OK 2 leaves, 1 checkpoints" in verified.output
+    assert verified.exit_code == 0 and "OK 3 leaves, 1 checkpoints" in verified.output  # the token, 2 contacts
 
 
 def _has_ledger(env: dict[str, str]) -> bool:
@@ -56,7 +61,7 @@ def _has_ledger(env: dict[str, str]) -> bool:
     return ledger_exists(Settings.from_environ(env))
 
 
-def test_only_db_init_serve_and_demo_create_a_ledger(env, tmp_path):
+def test_only_db_init_serve_and_demo_create_a_ledger(env, token_env, tmp_path):
     runner = CliRunner()
     home = Path(env["CASELEDGER_HOME"])
     for command in (["events"], ["verify"], ["tokens", "list"], ["projections", "status"], ["db", "harden"],
@@ -71,11 +76,11 @@ def test_only_db_init_serve_and_demo_create_a_ledger(env, tmp_path):
     assert _has_ledger(env) and (home / "data-kek.key").exists() and (home / "keys" / "log-signing.pem").exists()
     again = runner.invoke(main, ["db", "init"], env=env)
     assert again.exit_code == 0 and "nothing to create" in again.stderr
-    listed = runner.invoke(main, ["events", "--json"], env=env)
+    listed = runner.invoke(main, ["events", "--json", "--type", "Received"], env=token_env("auditor"))
     assert listed.exit_code == 0 and listed.stdout == ""
 
 
-def test_a_ledger_whose_key_encryption_key_is_elsewhere_is_not_given_a_new_one(env, tmp_path):
+def test_a_ledger_whose_key_encryption_key_is_elsewhere_is_not_given_a_new_one(env, token_env, tmp_path):
     runner = CliRunner()
     assert runner.invoke(main, ["db", "init"], env=env).exit_code == 0
     kek = Path(env["CASELEDGER_HOME"]) / "data-kek.key"
@@ -83,7 +88,8 @@ def test_a_ledger_whose_key_encryption_key_is_elsewhere_is_not_given_a_new_one(e
     refused = runner.invoke(main, ["events"], env=env)
     assert refused.exit_code == 1 and "key-encryption key is not at" in refused.stderr
     assert not kek.exists()
-    assert runner.invoke(main, ["events"], env={**env, "CASELEDGER_KEK_FILE": str(moved)}).exit_code == 0
+    moved_env = token_env("auditor", base={**env, "CASELEDGER_KEK_FILE": str(moved)})
+    assert runner.invoke(main, ["events"], env=moved_env).exit_code == 0
 
 
 def test_demo_then_verify_in_an_empty_folder(cli, tmp_path):
@@ -120,14 +126,14 @@ def test_db_harden_on_postgresql(cli, pg_env, pg_dsn):
             conn.execute(f'DROP ROLE "{role}"')
 
 
-def test_policy_named_as_listed_governs_new_cases(env):
+def test_policy_named_as_listed_governs_new_cases(env, token_env):
     runner = CliRunner()
     pinned = {**env, "CASELEDGER_POLICY": "enterprise-2025@1", "COLUMNS": "250"}
     listed = runner.invoke(main, ["policies"], env=pinned)
     assert listed.exit_code == 0 and "enterprise-2025@1 (default)" in " ".join(listed.stdout.split())
     assert runner.invoke(main, ["demo", "--customers", "2", "--interactions", "4"], env=pinned).exit_code == 0
     records = [json.loads(line) for line in runner.invoke(main, ["events", "--json", "--kind", "ticket"],
-                                                          env=pinned).stdout.splitlines()]
+                                                          env=token_env("auditor", base=pinned)).stdout.splitlines()]
     assert records and {r["meta"]["policy"] for r in records} == {"enterprise-2025@1"}
 
 

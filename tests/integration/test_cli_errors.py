@@ -29,10 +29,18 @@ SQLITE_ROWS = [
     ("replay --diff-from nonsense", ["replay", "ticket", "00000000-0000-0000-0000-000000000001", "--position", "1",
                                      "--diff-from", "last week"], {}, "--diff-from", 2),
     ("jobs run --as-of yesterday", ["jobs", "run", "sla_clocks", "--as-of", "yesterday"], {}, "'yesterday'", 2),
-    ("findings ack --at tomorrow", ["findings", "ack", "f-1", "--reason", "r", "--actor", "xu", "--role",
-                                    "compliance_officer", "--at", "tomorrow"], {}, "'tomorrow'", 2),
-    ("holds place --at tomorrow", ["holds", "place", "customer", "c-1", "--authority", "court", "--actor", "xu",
-                                   "--role", "compliance_officer", "--at", "tomorrow"], {}, "'tomorrow'", 2),
+    ("business time is not an option any more", ["holds", "place", "customer", "c-1", "--authority", "court",
+                                                  "--at", "2032-01-01T00:00:00+00:00"], {}, "--at", 2),
+    ("claimed actor is not an option any more", ["findings", "ack", "f-1", "--reason", "r", "--actor", "xu"], {},
+     "--actor", 2),
+    ("no token", ["events"], {"CASELEDGER_TOKEN": ""}, "this command acts as a person", 1),
+    ("unknown token", ["events"], {"CASELEDGER_TOKEN": "cl_forged"}, "not known, has expired or was revoked", 1),
+    ("a role without the permission", ["findings", "ack", "f-1", "--reason", "r"], {"CASELEDGER_TOKEN": "{agent}"},
+     "refused: a agent may not findings.acknowledge", 1),
+    ("a records manager approving", ["retention", "approve", "d-1"], {"CASELEDGER_TOKEN": "{records_manager}"},
+     "may not dispositions.approve", 1),
+    ("an unreadable token file", ["--token-file", "{tmp}/no-token", "events"], {}, "no-token", 1),
+    ("an empty token file", ["--token-file", "{data}", "events"], {}, "is empty", 1),
     ("unsupported database URL", ["events"], {"CASELEDGER_DATABASE_URL": "mysql://root:s3cret@db/cl"},
      "unsupported 'mysql'", 1),
     ("unknown policy version", ["events"], {"CASELEDGER_POLICY": "enterprise-2025@9"}, "enterprise-2025@9", 1),
@@ -73,23 +81,41 @@ def sqlite_home(tmp_path_factory) -> Path:
     return home
 
 
+@pytest.fixture(scope="module")
+def tokens(sqlite_home) -> dict[str, str]:
+    """A token per role on that ledger (the rows act as a service unless they say otherwise)."""
+    from ledger.bootstrap import build
+    from services.tokens import TokenService, system_context
+
+    ledger = build({"CASELEDGER_HOME": str(sqlite_home)}, create=False)
+    try:
+        return {role: TokenService(ledger).issue(f"{role}-1", role, None, ctx=system_context("test-setup"))[0]
+                for role in ("service", "agent", "records_manager")}
+    finally:
+        ledger.close()
+
+
 @pytest.mark.parametrize("name, args, extra, contains, exit_code", SQLITE_ROWS, ids=[row[0] for row in SQLITE_ROWS])
-def test_bad_input_is_one_line_on_sqlite(cli, sqlite_home, tmp_path, name, args, extra, contains, exit_code):
+def test_bad_input_is_one_line_on_sqlite(cli, sqlite_home, tokens, tmp_path, name, args, extra, contains, exit_code):
     data = tmp_path / "contacts.ndjson"
     data.write_text(BAD_CHANNEL, encoding="utf-8")
-    values = {"home": str(sqlite_home), "tmp": str(tmp_path), "data": str(data)}
-    env = {"CASELEDGER_HOME": str(sqlite_home), **{k: _fill(v, values) for k, v in extra.items()}}
+    values = {"home": str(sqlite_home), "tmp": str(tmp_path), "data": str(data), **tokens}
+    if name == "an empty token file":
+        data.write_text("")
+    env = {"CASELEDGER_HOME": str(sqlite_home), "CASELEDGER_TOKEN": tokens["service"],
+           **{k: _fill(v, values) for k, v in extra.items()}}
     done = cli(*[_fill(a, values) for a in args], env=env)
     assert_one_line(done, _fill(contains, values), exit_code)
     if name == "missing ledger via mistyped home":
         assert not (tmp_path / "hmoe").exists()  # nothing created: no folder, no key-encryption key
 
 
-def test_nothing_of_a_rejected_import_is_written(cli, sqlite_home, tmp_path):
+def test_nothing_of_a_rejected_import_is_written(cli, sqlite_home, tokens, tmp_path):
     data = tmp_path / "contacts.ndjson"
     data.write_text(BAD_CHANNEL, encoding="utf-8")
-    assert cli("import-interactions", str(data), env={"CASELEDGER_HOME": str(sqlite_home)}).returncode == 1
-    listed = cli("events", "--json", env={"CASELEDGER_HOME": str(sqlite_home)})
+    env = {"CASELEDGER_HOME": str(sqlite_home), "CASELEDGER_TOKEN": tokens["service"]}
+    assert cli("import-interactions", str(data), env=env).returncode == 1
+    listed = cli("events", "--json", env=env)
     assert listed.returncode == 0 and '"Received"' not in listed.stdout
 
 
