@@ -124,3 +124,23 @@ def test_checkpoint_out_writes_the_note(setup, tmp_path):
     code, printed = cli(setup["env"], "checkpoint", "--out", str(out_file))
     assert code == 0 and out_file.read_text() == printed
     assert cli(setup["env"], "verify", "--since", str(out_file))[0] == 0
+
+
+def test_every_installation_gets_its_own_origin(tmp_path):
+    """No shared default origin: two keys init'ed with nothing configured name two different logs,
+    a configured origin is used, and a setting that contradicts the key is refused."""
+    from ledger.keys import KeyMissing
+
+    made = [LogKeys.from_settings(Settings.from_environ({"CASELEDGER_HOME": str(tmp_path / name)}))
+            for name in ("a", "b")]
+    origins = [keys.init().split("+")[0] for keys in made]
+    assert origins[0] != origins[1] and all(".caseledger/log-" in o for o in origins)
+    assert "caseledger.local/log" not in origins
+    configured = LogKeys.from_settings(Settings.from_environ({"CASELEDGER_HOME": str(tmp_path / "c"),
+                                                              "CASELEDGER_LOG_ORIGIN": "ledger.example.com/cs"}))
+    configured.init()
+    assert configured.origin == "ledger.example.com/cs"
+    contradicted = LogKeys.from_settings(Settings.from_environ({"CASELEDGER_HOME": str(tmp_path / "c"),
+                                                                "CASELEDGER_LOG_ORIGIN": "other.example/log"}))
+    with pytest.raises(KeyMissing, match="cannot change once the key exists"):
+        contradicted.origin

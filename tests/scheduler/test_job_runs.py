@@ -43,19 +43,21 @@ def test_a_run_is_started_then_finished_or_failed_and_a_slot_runs_once(ledger, e
     assert len(jobs.events("JobRun.Started")) == 3 and len(jobs.events("JobRun.Finished")) == 2
 
 
-def test_jobs_run_and_history_on_the_command_line(ledger, env, monkeypatch, at, customer):
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
+def test_jobs_run_and_history_on_the_command_line(ledger, token_env, at, customer):
+    admin = token_env("administrator", "ops-zhang")
     ledger.open_ticket(at(0), customer_id=customer, channel="phone")
-    result = CliRunner().invoke(main, ["jobs", "run", "sla_clocks", "--as-of", moment(20).isoformat()])
+    refused = CliRunner().invoke(main, ["jobs", "run", "sla_clocks"], env=token_env("agent"))
+    assert refused.exit_code == 1 and "may not jobs.run" in refused.stderr
+    result = CliRunner().invoke(main, ["jobs", "run", "sla_clocks", "--as-of", moment(20).isoformat()], env=admin)
     assert result.exit_code == 0, result.output
     outcome = json.loads(result.output)
     assert outcome["status"] == "finished" and outcome["counts"]["breaches"] == 1  # first response, 15 min
-    history = CliRunner().invoke(main, ["jobs", "history", "--json"])
+    assert outcome["status"] == "finished"
+    history = CliRunner().invoke(main, ["jobs", "history", "--json"], env=admin)
     rows = [json.loads(line) for line in history.output.splitlines()]
     assert [(r["job"], r["trigger_kind"], r["status"], r["as_of"]) for r in rows] == [
         ("sla_clocks", "manual", "finished", "2025-09-01T01:20:00.000000Z")]
-    unknown = CliRunner().invoke(main, ["jobs", "run", "no_such_job"])
+    unknown = CliRunner().invoke(main, ["jobs", "run", "no_such_job"], env=admin)
     assert unknown.exit_code == 2 and "no job 'no_such_job'" in unknown.output
 
 
@@ -78,6 +80,8 @@ def test_integrity_job_verifies_incrementally_and_signs_only_what_verified(ledge
     first = jobs.run("integrity", 60)
     assert first.details["integrity_ok"] and first.details["verified_from"] == 0
     assert first.counts["checkpoint_size"] == first.details["verified_size"] == log.size() - 1  # then: Finished
+    kept = Settings.from_environ(env).checkpoint_dir / "latest.note"  # published outside the database too
+    assert kept.read_text(encoding="utf-8") == log.latest_note()
     ticket = ledger.open_ticket(at(70), customer_id=customer, channel="web")
     second = jobs.run("integrity", 120)
     assert second.details["integrity_ok"] and second.details["verified_from"] == first.details["verified_size"]
