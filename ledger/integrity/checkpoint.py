@@ -70,9 +70,10 @@ def _raw(public_key: Ed25519PublicKey) -> bytes:
     return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
-def key_id(key_name: str, public_key: Ed25519PublicKey) -> bytes:
-    """The 4-byte signed-note key ID of an Ed25519 key under a name."""
-    return hashlib.sha256(key_name.encode("utf-8") + b"\n" + ED25519_TYPE + _raw(public_key)).digest()[:4]
+def key_id(key_name: str, public_key: Ed25519PublicKey, key_type: bytes = ED25519_TYPE) -> bytes:
+    """The 4-byte signed-note key ID of an Ed25519 key under a name (type 0x01: a log's signing key;
+    a witness's cosigning key is type 0x04, see ``cosignature``)."""
+    return hashlib.sha256(key_name.encode("utf-8") + b"\n" + key_type + _raw(public_key)).digest()[:4]
 
 
 def sign_note(text: str, private_key: Ed25519PrivateKey, key_name: str) -> str:
@@ -228,24 +229,27 @@ def load_private_key(pem: bytes) -> Ed25519PrivateKey:
     return key
 
 
-def public_key_to_text(key: Ed25519PublicKey, key_name: str) -> str:
-    """The signed-note verifier key: ``<name>+<key ID hex>+<base64(0x01 || raw key)>``."""
+def public_key_to_text(key: Ed25519PublicKey, key_name: str, key_type: bytes = ED25519_TYPE) -> str:
+    """The signed-note verifier key: ``<name>+<key ID hex>+<base64(type || raw key)>``."""
     if not _valid_name(key_name):
         raise CheckpointError(f"invalid key name {key_name!r}")
-    encoded = base64.b64encode(ED25519_TYPE + _raw(key)).decode("ascii")
-    return f"{key_name}+{key_id(key_name, key).hex()}+{encoded}"
+    encoded = base64.b64encode(key_type + _raw(key)).decode("ascii")
+    return f"{key_name}+{key_id(key_name, key, key_type).hex()}+{encoded}"
 
 
-def load_public_key(text: str) -> tuple[str, Ed25519PublicKey]:
-    """(key name, public key) from a signed-note verifier key; checks the embedded key ID."""
+def load_public_key(text: str, key_type: bytes = ED25519_TYPE) -> tuple[str, Ed25519PublicKey]:
+    """(key name, public key) from a signed-note verifier key; checks the type and the embedded key ID."""
     parts = text.strip().split("+", 2) if isinstance(text, str) else []
     if len(parts) != 3 or not _valid_name(parts[0]) or not re.fullmatch(r"[0-9a-fA-F]{8}", parts[1]):
         raise CheckpointError("malformed verifier key")
     name, id_hex, encoded = parts
     raw = _b64decode(encoded)
-    if len(raw) != 33 or raw[:1] != ED25519_TYPE:
-        raise CheckpointError("verifier key is not a 32-byte Ed25519 key (type 0x01)")
-    key = Ed25519PublicKey.from_public_bytes(raw[1:])
-    if key_id(name, key) != bytes.fromhex(id_hex):
+    if len(raw) != 33 or raw[:1] != key_type:
+        raise CheckpointError(f"verifier key is not a 32-byte Ed25519 key (type 0x{key_type.hex()})")
+    try:
+        key = Ed25519PublicKey.from_public_bytes(raw[1:])
+    except ValueError as exc:
+        raise CheckpointError("verifier key is not a valid Ed25519 key") from exc
+    if key_id(name, key, key_type) != bytes.fromhex(id_hex):
         raise CheckpointError("verifier key ID does not match the name and key")
     return name, key

@@ -27,14 +27,19 @@ does not verify makes the whole note invalid. Anything wrong raises ``Cosignatur
 from __future__ import annotations
 
 import base64
-import hashlib
-import re
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from ledger.integrity.checkpoint import MAX_SIGNATURES, SIGNATURE_PREFIX, CheckpointError
+from ledger.integrity.checkpoint import (
+    MAX_SIGNATURES,
+    SIGNATURE_PREFIX,
+    CheckpointError,
+    key_id,
+    load_public_key,
+    public_key_to_text,
+)
 
 COSIGNATURE_TYPE = b"\x04"  # signed-note signature type byte: timestamped Ed25519 cosignature
 HEADER = "cosignature/v1\n"
@@ -81,7 +86,7 @@ def _check_text(text: object) -> str:
 
 def witness_key_id(name: str, public_key: Ed25519PublicKey) -> bytes:
     """The 4-byte key ID of a witness's Ed25519 cosigning key under its name."""
-    return hashlib.sha256(name.encode("utf-8") + b"\n" + COSIGNATURE_TYPE + _raw(public_key)).digest()[:4]
+    return key_id(name, public_key, COSIGNATURE_TYPE)
 
 
 def signed_message(text: str, timestamp: int) -> bytes:
@@ -100,28 +105,18 @@ def cosign(note_text_body: str, private_key: Ed25519PrivateKey, name: str, times
 
 def witness_vkey_text(public_key: Ed25519PublicKey, name: str) -> str:
     """The witness's verifier key: ``<name>+<key ID hex>+<base64(0x04 || raw key)>``."""
-    if not _valid_name(name):
-        raise CosignatureError(f"invalid witness name {name!r}")
-    encoded = base64.b64encode(COSIGNATURE_TYPE + _raw(public_key)).decode("ascii")
-    return f"{name}+{witness_key_id(name, public_key).hex()}+{encoded}"
+    try:
+        return public_key_to_text(public_key, name, COSIGNATURE_TYPE)
+    except CheckpointError as exc:
+        raise CosignatureError(f"invalid witness name {name!r}") from exc
 
 
 def load_witness_vkey(text: str) -> tuple[str, Ed25519PublicKey]:
-    """(name, public key) from a witness verifier key; checks the type byte and the key ID."""
-    parts = text.strip().split("+", 2) if isinstance(text, str) else []
-    if len(parts) != 3 or not _valid_name(parts[0]) or not re.fullmatch(r"[0-9a-fA-F]{8}", parts[1]):
-        raise CosignatureError("malformed witness verifier key")
-    name, id_hex, encoded = parts
-    raw = _b64decode(encoded)
-    if len(raw) != 33 or raw[:1] != COSIGNATURE_TYPE:
-        raise CosignatureError("witness verifier key is not a 32-byte Ed25519 cosignature key (type 0x04)")
+    """(name, public key) from a witness verifier key; checks the type byte (0x04) and the key ID."""
     try:
-        public_key = Ed25519PublicKey.from_public_bytes(raw[1:])
-    except ValueError as exc:
-        raise CosignatureError("witness verifier key is not a valid Ed25519 key") from exc
-    if witness_key_id(name, public_key) != bytes.fromhex(id_hex):
-        raise CosignatureError("witness verifier key ID does not match the name and key")
-    return name, public_key
+        return load_public_key(text, COSIGNATURE_TYPE)
+    except CheckpointError as exc:
+        raise CosignatureError(f"witness verifier key: {exc}") from None
 
 
 def _parse_line(line: str) -> tuple[str, bytes]:
