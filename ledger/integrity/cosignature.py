@@ -29,7 +29,6 @@ from __future__ import annotations
 import base64
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ledger.integrity.checkpoint import (
@@ -62,10 +61,6 @@ def _b64decode(text: str) -> bytes:
         return base64.b64decode(text.encode("ascii"), validate=True)
     except ValueError as exc:  # binascii.Error and UnicodeEncodeError are both ValueErrors
         raise CosignatureError("malformed base64") from exc
-
-
-def _raw(public_key: Ed25519PublicKey) -> bytes:
-    return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
 def _check_timestamp(timestamp: object) -> int:
