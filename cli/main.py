@@ -20,6 +20,7 @@ from cli.access import issue_demo_tokens
 from cli.context import create_ledger, settings
 from cli.database import db
 from cli.errors import OneLineError, SafeGroup
+from cli.history import import_history
 from cli.identity import acting
 from cli.integrity import COMMANDS as INTEGRITY_COMMANDS
 from cli.projections import projections, replay
@@ -218,6 +219,7 @@ for _command in (*INTEGRITY_COMMANDS, *RETENTION_COMMANDS, *ACCESS_COMMANDS, pro
                  *SCHEDULER_COMMANDS):
     main.add_command(_command)
 main.add_command(witness)
+main.add_command(import_history)
 
 
 if __name__ == "__main__":  # pragma: no cover
