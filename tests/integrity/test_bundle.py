@@ -177,10 +177,12 @@ def test_stored_checkpoint_signed_with_another_key_fails_verify(ledger, env, ctx
         log.verify()
 
 
-def test_command_line_export_and_verify_bundle(made, env, tmp_path):
+def test_command_line_export_and_verify_bundle(made, token_env, tmp_path):
     from click.testing import CliRunner
 
     from cli.main import main
+
+    env = token_env("auditor")  # an export is an auditor's act, with a token like any other
 
     def run(*args):
         result = CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
