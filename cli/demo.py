@@ -23,21 +23,23 @@ LEADS = ["lead-wang", "lead-zhou"]
 
 @dataclass
 class DemoClock:
-    """Business time for the demo: starts ``days`` ago and moves forward by small random steps."""
+    """Business time for the demo: starts ``days`` ago and moves forward by small random steps, never
+    past ``until`` (the wall clock at the start: the ledger refuses business time ahead of it)."""
 
     now: datetime
     rng: random.Random
+    until: datetime
 
     def tick(self, minutes: tuple[int, int] = (1, 90)) -> datetime:
-        self.now += timedelta(minutes=self.rng.randint(*minutes))
+        self.now = min(self.now + timedelta(minutes=self.rng.randint(*minutes)), self.until)
         return self.now
 
 
 def load_demo(ledger: CaseLedger, *, customers: int = 40, interactions: int = 300, seed: int = 7,
               days: int = 45, now: datetime | None = None, progress: Callable[[int], None] | None = None) -> dict[str, int]:
     rng = random.Random(seed)
-    start = (now or datetime.now(timezone.utc)) - timedelta(days=days)
-    clock = DemoClock(start, rng)
+    end = now or datetime.now(timezone.utc)
+    clock = DemoClock(end - timedelta(days=days), rng, end)
     step_minutes = max(1, int(days * 24 * 60 * 0.8 / max(interactions, 1)))
     counts = {"customers": 0, "interactions": 0, "tickets": 0, "complaints": 0, "feedback": 0, "surveys": 0}
 

@@ -8,7 +8,6 @@ SHA-256 — so the file an event came from can be found and checked again later.
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
 from typing import Any
 
 import click
@@ -34,7 +33,7 @@ def import_history(file: Any, dry_run: bool) -> None:
     data = file.read()
     source = f"{getattr(file, 'name', 'stdin')} sha256:{hashlib.sha256(data).hexdigest()}"
     importer = HistoryImport(who.ledger, lambda at, reason: who.context(reason, imported=source, occurred_at=at),
-                             now=datetime.now(timezone.utc))
+                             now=who.ledger.clock())
     plan = importer.check(data)
     if plan.errors:
         # One plain line per refused line (rich would wrap long ones); nothing was written.

@@ -20,9 +20,8 @@ import os
 import socket
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -73,7 +72,7 @@ class Acting:
                 occurred_at: datetime | None = None) -> Context:
         """The command's context: wall-clock business time unless a historical import says otherwise."""
         return Context(actor_id=self.caller.actor_id, actor_role=self.caller.role,
-                       occurred_at=occurred_at or datetime.now(timezone.utc), request_id=str(uuid.uuid4()),
+                       occurred_at=occurred_at or self.ledger.clock(), request_id=str(uuid.uuid4()),
                        reason=reason, via="cli", os_user=os_user(), host=socket.gethostname(), imported=imported)
 
     def disclosure(self, reason: str | None) -> Disclosure:
@@ -110,7 +109,3 @@ def acting(action: str, ledger: CaseLedger | None = None) -> Acting:
         raise OneLineError(f"refused: a {caller.role} may {action} only on {scope} records; the command line "
                            "acts across records, so use the API")
     return Acting(ledger, caller, access, action)
-
-
-def describe(acting_: Acting) -> dict[str, Any]:
-    return {"actor": acting_.caller.actor_id, "role": acting_.caller.role, "team": acting_.caller.team}

@@ -4,6 +4,11 @@ proposed (records manager, with the retention assessment) → approved (a *diffe
 compliance role) → executed, which records the destruction certificate. Or rejected. Each step
 re-checks what can have changed since the last: a new record, a legal hold, the due dates.
 
+Each step is given an assessment made on the wall clock (``services.retention``), never on the
+command's business time: a business time is what the caller says, and saying a later one must not
+make data due. The business time must not precede a due date either, so that no step, and no
+certificate, is dated before the data was due.
+
 The certificate (the ``DestructionCertified`` event) is kept forever: what was destroyed (the
 subject's records, each with its record class and clause), who proposed, approved and executed,
 when, the fingerprint of the destroyed data key and the size of the transparency log at that moment.
@@ -102,6 +107,7 @@ class Disposition(Case):
             "approver": self.approver,
             "executor": ctx.actor_id,
             "destroyed_at": ctx.occurred_at.isoformat(),
+            "assessed_at": assessment.as_of.isoformat(),  # the wall-clock time due dates and holds were checked
             "key_fingerprint": key_fingerprint,
             "tree_size": tree_size,
             "method": "crypto-shredding: AES-256-GCM data key destroyed",
@@ -129,7 +135,8 @@ def _require_role(ctx: Context, rule: Any, key: str, action: str) -> None:
 
 
 def _require_disposable(assessment: Assessment, at: datetime) -> None:
-    require(assessment.as_of <= at, "the retention assessment is dated after the command",
-            rule="disposition.assessment_time")
     require(assessment.disposable, "the personal data cannot be destroyed yet: " + "; ".join(assessment.blockers),
             rule="disposition.not_disposable")
+    due = max((r.due_at for r in assessment.records if r.due_at is not None), default=None)
+    require(due is None or due <= at, f"the step is dated {at.isoformat()}, before the records are due "
+            f"({due.isoformat() if due else ''})", rule="disposition.before_due")

@@ -8,7 +8,9 @@ number the rule needs (grace times); code holds neither.
 - :class:`CaseAudit` folds a case's events into the few facts the rules need (ids and facts,
   never personal data) and reports :class:`Suspicion` s (a rule may be broken from ``due_at`` on)
   and :class:`Clearance` s (a pending suspicion turned out fine, e.g. the contact was registered
-  within its grace time). :func:`standalone_suspicions` covers events that need no case state.
+  within its grace time). :func:`standalone_suspicions` covers events that need no case state
+  (``domain.event_rules``); the rules, suspicions and finding ids are in ``domain.suspicions``.
+  Both are imported here too: this module is where the audit's readers find them.
 - :class:`Finding` records one broken rule once (deterministic id from rule, subject and
   discriminator) and can be acknowledged with a reason — never deleted.
 """
@@ -16,7 +18,6 @@ number the rule needs (grace times); code holds neither.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Mapping
@@ -27,79 +28,14 @@ from eventsourcing.domain import event
 from domain.case import Case
 from domain.context import Context
 from domain.errors import InvalidValue, require
-from domain.ids import uuid5_text
+from domain.event_rules import (INTEGRITY_OK, INTEGRITY_PROBLEM, INTEGRITY_PROBLEM_KEY, STANDALONE_EVENTS, beyond_skew,
+                                integrity_suspicion, standalone_suspicions)
 from domain.policy import Policy
+from domain.suspicions import FINDING_NAMESPACE, RULES, Clearance, Rule, Suspicion, finding_id, finding_key
 
-FINDING_NAMESPACE = UUID("e46d053d-e242-44b4-bca4-4c6cd679759d")
-#: Keys of a job run's ``details`` that report an integrity verification (see scheduler/jobs.py).
-INTEGRITY_OK, INTEGRITY_PROBLEM, INTEGRITY_PROBLEM_KEY = "integrity_ok", "problem", "problem_key"
-
-
-@dataclass(frozen=True)
-class Rule:
-    key: str
-    subject: str
-    title: str
-
-    @property
-    def policy_entry(self) -> str:
-        return f"audit.{self.key}"
-
-
-RULES: dict[str, Rule] = {r.key: r for r in (
-    Rule("closed_without_acceptance", "ticket", "ticket closed without the customer's acceptance"),
-    Rule("complaint_archived_without_evidence", "complaint", "complaint archived without evidence"),
-    Rule("complaint_archived_without_remedy", "complaint", "complaint archived without a remedy decision"),
-    Rule("complaint_archived_without_notification", "complaint", "complaint archived without notifying the customer"),
-    Rule("complaint_archived_without_evaluation", "complaint", "complaint archived without the customer's evaluation"),
-    Rule("sla_breach", "case", "an SLA clock passed its limit"),
-    Rule("second_review_missing", "ticket", "complex or high-risk ticket resolved without a second reviewer"),
-    Rule("contact_not_registered", "interaction", "contact received but not registered within the grace time"),
-    Rule("contact_not_routed", "interaction", "contact received but not routed within the grace time"),
-    Rule("first_contact_owner_changed", "ticket", "first-contact owner differs from the agent who took the contact"),
-    Rule("personal_data_access_without_need", "data_access", "personal data read unmasked by a role without need"),
-    Rule("retention_not_disposed", "customer", "records past retention and disposable, not destroyed"),
-    Rule("integrity_check_failed", "log", "the integrity verification of the transparency log failed"),
-)}
-
-
-def finding_id(rule: str, subject_kind: str, subject_id: str, discriminator: str = "") -> UUID:
-    return UUID(finding_key(rule, subject_kind, subject_id, discriminator))
-
-
-@functools.lru_cache(maxsize=1 << 14)
-def finding_key(rule: str, subject_kind: str, subject_id: str, discriminator: str) -> str:
-    """:func:`finding_id` as text (what read models key by). Cached: a suspicion's clearance (the
-    case's next events) asks for the same id again."""
-    return uuid5_text(FINDING_NAMESPACE, f"finding:{rule}:{subject_kind}:{subject_id}:{discriminator}")
-
-
-@dataclass(frozen=True)
-class Suspicion:
-    """Rule ``rule`` is broken by the subject from ``due_at`` on, unless a clearance comes first."""
-
-    rule: str
-    subject_kind: str
-    subject_id: str
-    policy_ref: str
-    due_at: datetime
-    facts: Mapping[str, Any] = field(default_factory=dict)
-    discriminator: str = ""
-
-    @property
-    def finding_id(self) -> UUID:
-        return finding_id(self.rule, self.subject_kind, self.subject_id, self.discriminator)
-
-    @property
-    def finding_key(self) -> str:
-        return finding_key(self.rule, self.subject_kind, self.subject_id, self.discriminator)
-
-
-@dataclass(frozen=True)
-class Clearance:
-    """The pending suspicion with this finding id (as text, :func:`finding_key`) turned out fine."""
-
-    finding_key: str
+__all__ = ["FINDING_NAMESPACE", "INTEGRITY_OK", "INTEGRITY_PROBLEM", "INTEGRITY_PROBLEM_KEY", "RULES",
+           "STANDALONE_EVENTS", "CaseAudit", "Clearance", "Finding", "Rule", "Suspicion", "beyond_skew", "finding_id",
+           "finding_key", "integrity_suspicion", "standalone_suspicions"]
 
 
 def _at(e: Any) -> datetime:
@@ -115,7 +51,7 @@ _NO_FACTS: Mapping[str, Any] = MappingProxyType({})
 
 
 class CaseAudit:
-    """The audit rules of one kind of case (interaction, ticket or complaint) under one policy: they
+    """The audit rules of one kind of case (interaction, ticket, complaint, disposition) under one policy: they
     fold each event of a case into the few facts the rules need and report what it suspects or clears.
 
     One per kind and policy, not per case or event (a read model folds every contact, three events
@@ -124,7 +60,7 @@ class CaseAudit:
     stores — that :meth:`apply` changes in place.
     """
 
-    KINDS = {"Interaction": "interaction", "Ticket": "ticket", "Complaint": "complaint"}
+    KINDS = {"Interaction": "interaction", "Ticket": "ticket", "Complaint": "complaint", "Disposition": "disposition"}
 
     def __init__(self, kind: str, policy_ref: str, policy: Policy):
         self.kind, self.policy_ref, self.policy = kind, policy_ref, policy
@@ -158,6 +94,15 @@ class CaseAudit:
 
     def _clear(self, case_id: str, rule: str) -> Clearance:
         return Clearance(finding_key(rule, self.kind, case_id, ""))
+
+    def _four_eyes(self, case_id: str, step: str, first: str | None, first_from: Any, e: Any) -> list[Suspicion]:
+        """The second person of a four-eyes step acted from the operating-system user and host the first
+        acted from (both known only for commands given on the command line): two names, one account."""
+        second, second_from = e.meta["actor_id"], _origin(e)
+        if second_from is None or second_from != first_from or second == first:
+            return []
+        return [self._suspect(case_id, "four_eyes_same_os_user", _at(e), f"v{e.originator_version}", step=step,
+                              first=first, second=second, **second_from)]
 
     # -- interactions: registered and routed within the grace time; first-contact agent kept ----
     def _Interaction_Received(self, case_id: str, facts: dict, e: Any, related: Mapping[str, Any]) -> list:
@@ -212,6 +157,7 @@ class CaseAudit:
 
     def _Ticket_Resolved(self, case_id: str, facts: dict, e: Any, related: Mapping[str, Any]) -> list:
         facts["resolved_by"] = e.meta["actor_id"]
+        _keep_origin(facts, "resolved_from", e)
         if not e.review_required and facts.get("needs_review"):
             return [self._suspect(case_id, "second_review_missing", _at(e), f"v{e.originator_version}",
                                   resolved_by=e.meta["actor_id"], reviewed=False, **facts.get("classification", {}))]
@@ -222,6 +168,8 @@ class CaseAudit:
         if e.approved and reviewer in {facts.get("resolved_by"), facts.get("handler")}:
             return [self._suspect(case_id, "second_review_missing", _at(e), f"v{e.originator_version}", reviewed=True,
                                   reviewer=reviewer, resolved_by=facts.get("resolved_by"))]
+        if e.approved:
+            return self._four_eyes(case_id, "ticket.review", facts.get("resolved_by"), facts.get("resolved_from"), e)
         return []
 
     def _Ticket_AcceptanceRecorded(self, case_id: str, facts: dict, e: Any, related: Mapping[str, Any]) -> list:
@@ -264,6 +212,15 @@ class CaseAudit:
         return [self._suspect(case_id, f"complaint_archived_without_{what}", _at(e))
                 for what, gap in missing.items() if gap]
 
+    # -- dispositions: proposer and approver are two people (four eyes) ------------------------
+    def _Disposition_Proposed(self, case_id: str, facts: dict, e: Any, related: Mapping[str, Any]) -> list:
+        _start(facts, {"proposer": e.proposer})
+        _keep_origin(facts, "proposed_from", e)
+        return []
+
+    def _Disposition_Approved(self, case_id: str, facts: dict, e: Any, related: Mapping[str, Any]) -> list:
+        return self._four_eyes(case_id, "disposition.approve", facts.get("proposer"), facts.get("proposed_from"), e)
+
 
 #: The fold of each event class a case rule looks at: ``Ticket.Closed`` → ``CaseAudit._Ticket_Closed``.
 _FOLDS = {name[1:].replace("_", ".", 1): fold for name, fold in vars(CaseAudit).items()
@@ -276,40 +233,20 @@ def _start(facts: dict[str, Any], first: dict[str, Any]) -> None:
     facts.update(first)
 
 
-#: The events (class qualnames) :func:`standalone_suspicions` decides on; it finds nothing in any other.
-STANDALONE_EVENTS = frozenset({"SLABreach.SLABreached", "JobRun.Finished", "DataAccess.PersonalDataDisclosed"})
+def _origin(e: Any) -> dict[str, str] | None:
+    """The operating-system user and host an event's command came from, when it says (``via`` cli)."""
+    os_user, host = e.meta.get("os_user"), e.meta.get("host")
+    return {"os_user": os_user, "host": host} if os_user and host else None
 
 
-def standalone_suspicions(e: Any, roles_with_need: frozenset[str] | None = None) -> list[Suspicion]:
-    """Rules that one event decides on its own: an SLA breach, a failed integrity check, an unmasked
-    read by a role outside ``roles_with_need`` (the roles the access policy lets unmask personal
-    data; None: no access policy known, the rule is inactive)."""
-    name = type(e).__qualname__
-    if name not in STANDALONE_EVENTS:
-        return []
-    policy_ref = e.meta.get("policy") or ""
-    if name == "SLABreach.SLABreached":
-        return [Suspicion("sla_breach", e.case_kind, e.case_id, e.policy_ref, _at(e),
-                          {"clock": e.clock_key, "cycle": e.cycle, "breach_id": str(e.originator_id),
-                           "breached_at": e.breached_at, "clause": e.clause}, f"{e.clock_key}:{e.cycle}")]
-    if name == "JobRun.Finished":
-        found = integrity_suspicion(e.details or {}, str(e.originator_id), policy_ref, _at(e))
-        return [found] if found else []
-    if (name == "DataAccess.PersonalDataDisclosed" and roles_with_need is not None
-            and e.meta.get("actor_role") not in roles_with_need):
-        return [Suspicion("personal_data_access_without_need", "data_access", str(e.originator_id), policy_ref,
-                          _at(e), {"actor_id": e.meta.get("actor_id"), "actor_role": e.meta.get("actor_role"),
-                                   "subject": e.subject, "fields": list(e.fields), "resource": e.resource})]
-    return []
-
-
-def integrity_suspicion(details: Mapping[str, Any], run_id: str, policy_ref: str, at: datetime) -> Suspicion | None:
-    """The finding a failed integrity verification (a job run's details) calls for; one per problem."""
-    if details.get(INTEGRITY_OK) is not False:
-        return None
-    return Suspicion("integrity_check_failed", "log", "transparency-log", policy_ref, at,
-                     {"job_run": run_id, "problem": str(details.get(INTEGRITY_PROBLEM, ""))},
-                     str(details.get(INTEGRITY_PROBLEM_KEY) or run_id))
+def _keep_origin(facts: dict[str, Any], key: str, e: Any) -> None:
+    """Remember where the first step of a four-eyes pair came from; no key when unknown (so the facts
+    of cases given otherwise stay as they were)."""
+    origin = _origin(e)
+    if origin is None:
+        facts.pop(key, None)
+    else:
+        facts[key] = origin
 
 
 class Finding(Case):

@@ -6,10 +6,11 @@ changed in one atomic ``save`` — one command, one transaction, all or nothing.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Iterable, Mapping, Sequence
 from uuid import UUID, uuid4, uuid5
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import Environment
@@ -30,7 +31,8 @@ from domain.policy import Policy, PolicyBook
 from domain.sla import SLABreach
 from domain.ticket import Ticket
 from ledger.crypto import KeyEncryptionKey, SealingMapper, SubjectErased, SubjectKeys
-from ledger.errors import AlreadyExists, ConcurrentUpdate, InvalidRequest, LedgerError, NotFound, StaleVersion
+from ledger.errors import (AlreadyExists, BusinessTimeAhead, ConcurrentUpdate, InvalidRequest, LedgerError, NotFound,
+                           StaleVersion)
 
 #: Namespace of deterministic ids (imports with an external reference, one survey per ticket).
 ID_NAMESPACE = UUID("6f1c1f2e-7d55-4b8e-9a8a-3c7f0e2b9d41")
@@ -75,6 +77,13 @@ ACTIONS: dict[str, frozenset[str]] = {
 
 
 _CUSTOMER_TOPIC_PREFIX = f"{Customer.__module__}:{Customer.__qualname__}."
+#: How far business time may run ahead of the wall clock by default (``CASELEDGER_CLOCK_SKEW_SECONDS``).
+DEFAULT_CLOCK_SKEW = timedelta(seconds=120)
+
+
+def wall_clock() -> datetime:
+    """The real time now, in UTC: what the ledger measures business time against."""
+    return datetime.now(timezone.utc)
 
 
 class CaseLedger(Application):
@@ -82,10 +91,17 @@ class CaseLedger(Application):
 
     def __init__(self, env: dict[str, str] | None = None, *, policies: PolicyBook,
                  calendar: BusinessCalendar, policy_name: str | None = None, kek: KeyEncryptionKey | None = None,
-                 key_cache_seconds: float = 5.0):
+                 key_cache_seconds: float = 5.0, clock: Callable[[], datetime] = wall_clock,
+                 clock_skew: timedelta = DEFAULT_CLOCK_SKEW):
         """``kek``: the key-encryption key for per-subject data keys. Without it personal data is
-        stored unencrypted (only benchmarks do that, as the baseline)."""
+        stored unencrypted (only benchmarks do that, as the baseline).
+
+        ``clock``: the wall clock (aware datetimes), the one clock the ledger reads; no event may be
+        dated later than it plus ``clock_skew`` (:meth:`_record`). Tests that work in business
+        times later than today give a fake one."""
         self._kek = kek
+        self.clock = clock
+        self.clock_skew = clock_skew
         super().__init__(env)
         self.subject_keys: SubjectKeys | None = None
         if kek is not None:
@@ -188,6 +204,9 @@ class CaseLedger(Application):
     def import_interactions(self, records: Sequence[tuple[Context, dict[str, Any]]], *, batch_size: int = 500) -> dict[str, int]:
         """Save many interactions in batches, one transaction each. Records carrying an
         ``external_ref`` get a deterministic id, so importing the same file twice adds nothing."""
+        now = self.clock()
+        for ctx, _ in records:  # the business-time rule, for every record before the first batch is saved
+            self.require_not_ahead(ctx.occurred_at, now)
         imported = skipped = 0
         for start in range(0, len(records), batch_size):
             chunk = records[start:start + batch_size]
@@ -211,8 +230,10 @@ class CaseLedger(Application):
         built in memory and dropped. (A refusal there stops the import at its batch, after the earlier
         batches were saved; a caller promising all or nothing checks here first.)"""
         problems: dict[int, Exception] = {}
+        now = self.clock()
         for index, (ctx, fields) in enumerate(records):
             try:
+                self.require_not_ahead(ctx.occurred_at, now)
                 self._new_interaction(ctx, dict(fields))
             except (DomainError, LedgerError) as e:
                 problems[index] = e
@@ -322,6 +343,23 @@ class CaseLedger(Application):
     def _require_same_customer(case: Any, customer_id: str) -> None:
         if case.customer_id != str(customer_id):
             raise InvalidRequest(f"{type(case).__name__.lower()} {case.id} belongs to another customer")
+
+    def require_not_ahead(self, occurred_at: datetime, now: datetime | None = None) -> None:
+        """Refuse a business time later than the wall clock plus the allowed skew (rule ``time.future``)."""
+        now = self.clock() if now is None else now
+        if occurred_at > now + self.clock_skew:
+            raise BusinessTimeAhead(occurred_at, now, self.clock_skew)
+
+    def _record(self, processing_event: ProcessingEvent) -> Any:
+        """Every event passes here on its way to the store, whoever saves it (commands, services,
+        imports, the scheduler): so the business-time rule is enforced here, once, and nothing of a
+        save is stored when one of its events breaks it."""
+        now = self.clock()
+        for event in processing_event.events:
+            occurred_at = (getattr(event, "meta", None) or {}).get("occurred_at")
+            if occurred_at is not None:
+                self.require_not_ahead(datetime.fromisoformat(occurred_at), now)
+        return super()._record(processing_event)
 
     def _save(self, *aggregates: Aggregate) -> None:
         try:

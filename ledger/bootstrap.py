@@ -6,10 +6,11 @@ here; a plain mapping of ``CASELEDGER_*`` variables is accepted too (tests and b
 
 from __future__ import annotations
 
-from typing import Mapping
+from datetime import datetime, timedelta
+from typing import Callable, Mapping
 
 from domain.policy import PolicyBook
-from ledger.application import CaseLedger
+from ledger.application import CaseLedger, wall_clock
 from ledger.calendar import ChineseBusinessCalendar
 from ledger.checkpoint_files import CheckpointArchive
 from ledger.crypto import KeyEncryptionKey
@@ -25,8 +26,9 @@ def as_settings(settings: Settings | Mapping[str, str]) -> Settings:
     return settings if isinstance(settings, Settings) else Settings.from_environ(settings)
 
 
-def build(settings: Settings | Mapping[str, str], *, create: bool = True) -> CaseLedger:
-    """The application, configured by ``settings``.
+def build(settings: Settings | Mapping[str, str], *, create: bool = True,
+          clock: Callable[[], datetime] = wall_clock) -> CaseLedger:
+    """The application, configured by ``settings``; ``clock`` is its wall clock (tests fake it).
 
     ``create=False`` (every command but the few that create a ledger): the ledger must exist, and so
     must its key-encryption key, else :class:`LedgerMissing` — never a new, empty ledger or a new
@@ -45,6 +47,8 @@ def build(settings: Settings | Mapping[str, str], *, create: bool = True) -> Cas
         policy_name=settings.policy_name,
         kek=KeyEncryptionKey.load(settings.kek, settings.kek_file),
         key_cache_seconds=settings.key_cache_seconds,
+        clock=clock,
+        clock_skew=timedelta(seconds=settings.clock_skew_seconds),
     )
 
 

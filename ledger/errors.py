@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
+from domain.errors import InvalidValue
+
 
 class LedgerError(Exception):
     def __init__(self, message: str):
@@ -31,3 +35,19 @@ class AlreadyExists(LedgerError):
 
 class InvalidRequest(LedgerError):
     """A request the application cannot act on, for a reason outside any one aggregate."""
+
+
+class BusinessTimeAhead(InvalidValue):
+    """A command's business time is later than the wall clock plus the allowed skew (``time.future``).
+
+    Raised by the ledger, the one place that reads the wall clock, for every event before it is
+    stored; a domain error in form (it names its rule), so the API answers 422 like any refused
+    value and the command line prints one line."""
+
+    rule = "time.future"
+
+    def __init__(self, occurred_at: datetime, clock: datetime, skew: timedelta):
+        self.occurred_at, self.clock, self.skew = occurred_at, clock, skew
+        super().__init__(f"business time {occurred_at.isoformat()} is later than the wall clock "
+                         f"{clock.isoformat()} plus the allowed skew of {skew.total_seconds():g} s "
+                         "(CASELEDGER_CLOCK_SKEW_SECONDS)")

@@ -9,19 +9,24 @@ Execution order, and why: the destruction certificate is saved first, then the s
 key is destroyed. A crash in between leaves a certificate whose key still exists;
 :meth:`Retention.complete_pending` (run by ``caseledger retention execute`` and the retention
 sweep) finishes it. The reverse order could destroy data without a certificate.
+
+Due dates and holds are checked on the wall clock (``clock``: ``build_retention`` gives the
+ledger's), never on the command's business time: that is what the caller says, and dating a step
+later must not make data due (the ledger's own check lets business time run ahead by the allowed
+skew). The dry-run report takes any date.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 from uuid import UUID, uuid4, uuid5
 
 from domain.context import Context
 from domain.disposition import Disposition
 from domain.holds import LegalHold
 from domain.retention import Assessment, RecordDue, assess
-from ledger.application import ID_NAMESPACE, CaseLedger
+from ledger.application import ID_NAMESPACE, CaseLedger, wall_clock
 from ledger.bootstrap import transparency_log
 from ledger.errors import ConcurrentUpdate, NotFound
 from ledger.settings import Settings
@@ -31,9 +36,11 @@ from projections.timeutil import parse, stamp
 
 
 class Retention:
-    def __init__(self, ledger: CaseLedger, tree_size: Any = None):
-        """``tree_size``: a callable giving the transparency log's size (for certificates)."""
+    def __init__(self, ledger: CaseLedger, tree_size: Any = None, clock: Callable[[], datetime] = wall_clock):
+        """``tree_size``: a callable giving the transparency log's size (for certificates); ``clock``:
+        the wall clock the steps assess due dates and holds on."""
         self.ledger = ledger
+        self.clock = clock
         self.runner = ProjectionRunner(ledger, [RetentionRecords(ledger)])
         self.runner.ensure_tables()
         self.tree_size = tree_size or (lambda: ledger.recorder.max_notification_id() or 0)
@@ -139,14 +146,15 @@ class Retention:
 
     # -- disposition ---------------------------------------------------------------------------
     def propose(self, ctx: Context, subject: str, *, disposition_id: UUID | None = None) -> Disposition:
-        disposition = Disposition.propose(id=disposition_id or uuid4(), assessment=self.assess(str(subject), ctx.occurred_at),
+        assessment = self.assess(str(subject), self.clock())
+        disposition = Disposition.propose(id=disposition_id or uuid4(), assessment=assessment,
                                           policy=self.ledger.policy_for_new_case(ctx), ctx=ctx)
         self.ledger._save(disposition)
         return disposition
 
     def approve(self, ctx: Context, disposition_id: str) -> Disposition:
         return self._change("disposition", disposition_id, lambda d, policy: d.approve(
-            assessment=self.assess(d.subject, ctx.occurred_at), policy=policy, ctx=ctx))
+            assessment=self.assess(d.subject, self.clock()), policy=policy, ctx=ctx))
 
     def reject(self, ctx: Context, disposition_id: str) -> Disposition:
         return self._change("disposition", disposition_id, lambda d, policy: d.reject(policy=policy, ctx=ctx))
@@ -163,7 +171,7 @@ class Retention:
         disposition = self.ledger.get("disposition", disposition_id)
         keys = self.ledger.subject_keys
         fingerprint = keys.fingerprint(disposition.subject) if keys is not None else None
-        disposition.certify_destruction(assessment=self.assess(disposition.subject, ctx.occurred_at),
+        disposition.certify_destruction(assessment=self.assess(disposition.subject, self.clock()),
                                         key_fingerprint=fingerprint or "none", tree_size=int(self.tree_size()),
                                         policy=self.ledger.policy_of(disposition), ctx=ctx)
         self.ledger._save(disposition)
@@ -172,10 +180,10 @@ class Retention:
 
     def sweep(self, ctx: Context) -> dict[str, int]:
         """The scheduled retention sweep: propose (never execute) a disposition for every subject that is
-        disposable at ``ctx.occurred_at``, at most one per subject and day however often it runs; and
-        finish destructions a crash interrupted."""
+        disposable now (the wall clock), at most one per subject and (business) day however often it
+        runs; and finish destructions a crash interrupted."""
         proposed = existing = 0
-        for row in self.report(ctx.occurred_at):
+        for row in self.report(self.clock()):
             if not row["disposable"]:
                 continue
             disposition_id = disposition_id_for(row["subject"], ctx.occurred_at)
@@ -232,5 +240,6 @@ __all__ = ["Retention", "disposition_id_for", "NotFound"]
 
 
 def build_retention(ledger: CaseLedger, settings: Settings | Mapping[str, str]) -> Retention:
-    """Retention, holds and disposition for the ledger; certificates carry the transparency log's size."""
-    return Retention(ledger, tree_size=transparency_log(ledger, settings).size)
+    """Retention, holds and disposition for the ledger; certificates carry the transparency log's size.
+    Steps read the ledger's wall clock (late-bound: the one the ledger's business-time rule reads)."""
+    return Retention(ledger, tree_size=transparency_log(ledger, settings).size, clock=lambda: ledger.clock())

@@ -14,11 +14,12 @@ from typing import Iterator
 
 import psycopg
 import pytest
+from eventsourcing.domain import CanCreateTimestamp
 
 from cli.throwaway_pg import postgres_dsn
 from domain.context import Context
 from domain.policy import PolicyBook
-from ledger.application import CaseLedger
+from ledger.application import CaseLedger, wall_clock as real_wall_clock
 from ledger.bootstrap import build
 from ledger.settings import Settings
 
@@ -77,6 +78,28 @@ class Clock:
 
     def advance(self, **delta: float) -> None:
         self.now += timedelta(**delta)
+
+
+class WallClock:
+    """A wall clock under test control: the real one until ``now`` is set, then ``now``."""
+
+    def __init__(self, now: datetime | None = None):
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return real_wall_clock() if self.now is None else self.now
+
+
+@pytest.fixture
+def wall_clock(ledger: CaseLedger, monkeypatch: pytest.MonkeyPatch) -> WallClock:
+    """The ``ledger``'s wall clock, for tests whose business times are later than today: set
+    ``wall_clock.now``. The ledger refuses business times ahead of it (plus the skew), retention
+    steps judge due dates by it, and events are recorded at it (their ``timestamp``), as on a
+    machine whose clock reads that time."""
+    fake = WallClock()
+    ledger.clock = fake
+    monkeypatch.setattr(CanCreateTimestamp, "create_timestamp", staticmethod(fake))
+    return fake
 
 
 @pytest.fixture

@@ -5,16 +5,21 @@ exactly the expected findings, each citing its clause, and running it again rais
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from uuid import uuid4
 
 import pytest
-from sched_support import act, tamper_event
+from sched_support import act, moment, tamper_event
 
 from domain.access import DataAccess
+from domain.context import Context
+from domain.disposition import Disposition
 from domain.findings import FINDING_NAMESPACE, finding_id, finding_key
 from domain.jobs import JobRun
+from domain.retention import Assessment, RecordDue
 from domain.ticket import Ticket
+from ledger.application import wall_clock
 from ledger.keys import LogKeys
 from ledger.settings import Settings
 
@@ -151,12 +156,13 @@ def test_personal_data_read_by_a_role_without_need(ledger, jobs, at, customer):
     assert next(e.facts["actor_role"] for e in jobs.events("Finding.Raised")) == "auditor"
 
 
-def test_record_past_retention_not_disposed(ledger, jobs, at, customer):
+def test_record_past_retention_not_disposed(ledger, jobs, at, customer, wall_clock):
     """The communication record (3 years, 003 §5.1) of a contact closed on 2025-09-01 is due on
     2028-09-04; with 30 days' grace (audit.retention_not_disposed) it is overdue from 2028-10-04."""
     contact = _contacts(ledger, at, customer, {"a": (1, 2)})["a"]
     act(ledger, "interaction", contact, "close", at(3), resolved_on_first_contact=True)
     cst = timezone(timedelta(hours=8))
+    wall_clock.now = datetime(2028, 10, 6, tzinfo=cst)  # the audits below run in 2028
     assert raised(jobs, when=datetime(2028, 10, 3, tzinfo=cst)) == set()
     assert raised(jobs, when=datetime(2028, 10, 5, tzinfo=cst)) == {("retention_not_disposed", customer)}
 
@@ -178,6 +184,62 @@ def test_integrity_check_failed(ledger, env, jobs, at, customer, database_url):
     finding = ledger.get("finding", finding_id("integrity_check_failed", "log", "transparency-log",
                                                outcome.details["problem_key"]))
     assert finding.facts["problem"].startswith("leaf 0 ") and finding.clause == "000 §4.5.2"
+
+
+def from_shell(ctx: Context, origin: tuple[str, str] | None) -> Context:
+    """The context as the command line gives it: with the operating-system user and host."""
+    return ctx if origin is None else replace(ctx, via="cli", os_user=origin[0], host=origin[1])
+
+
+def test_four_eyes_step_given_from_one_os_account(ledger, jobs, at, customer):
+    """Two people in a four-eyes step (a ticket's second review; a disposition's proposal and approval)
+    acting as one OS user on one host; different hosts, different users or steps given over HTTP are fine."""
+    shared, other_host, own_user = ("ops", "desk-7"), ("ops", "desk-8"), ("wang", "desk-7")
+    tickets = {}
+    for name, resolver, reviewer in [("shared", shared, shared), ("other host", shared, other_host),
+                                     ("own users", shared, own_user), ("over http", None, shared)]:
+        t = worked_ticket(ledger, customer, at, complexity="complex")
+        act(ledger, "ticket", t, "resolve", from_shell(at(10), resolver))
+        act(ledger, "ticket", t, "review", from_shell(at(11, "lead-wang", "team_lead"), reviewer), approved=True)
+        tickets[name] = t
+    record = RecordDue("customer", customer, "customer_profile", "003 §5.1", moment(-60))
+    assessment = Assessment(customer, moment(12), (record,), ())
+    dispositions = {}
+    for name, proposer, approver in [("shared", shared, shared), ("other host", shared, other_host)]:
+        d = Disposition.propose(id=uuid4(), assessment=assessment, policy=ledger.policy_for_new_case(at(12)),
+                                ctx=from_shell(at(12, "records-chen", "records_manager"), proposer))
+        d.approve(assessment=assessment, policy=ledger.policy_of(d),
+                  ctx=from_shell(at(13, "compliance-qian", "compliance_officer"), approver))
+        ledger._save(d)
+        dispositions[name] = str(d.id)
+    assert raised(jobs, 20) == {("four_eyes_same_os_user", tickets["shared"]),
+                                ("four_eyes_same_os_user", dispositions["shared"])}
+    assert clause_of(jobs, "four_eyes_same_os_user") == "003 §2.2.2; 003 §6.1"
+    facts = {e.facts["step"]: e.facts for e in jobs.events("Finding.Raised")}
+    assert facts["ticket.review"] == {"step": "ticket.review", "first": "agent-li", "second": "lead-wang",
+                                      "os_user": "ops", "host": "desk-7"}
+    assert (facts["disposition.approve"]["first"], facts["disposition.approve"]["second"]) == \
+        ("records-chen", "compliance-qian")
+
+
+def test_business_time_ahead_of_its_recording(ledger, jobs):
+    """Events dated ahead of the time they were stored — as before the ledger refused them (here its
+    clock is faked a year ahead; event timestamps are real) — beyond the ledger's clock skew."""
+    now = datetime.now(timezone.utc)
+    ledger.clock = lambda: now + timedelta(days=365)
+    stored = {}
+    for name, ahead in (("a day", timedelta(days=1)), ("a minute", timedelta(seconds=60))):
+        ctx = Context("agent-li", "agent", now + ahead, uuid.uuid4().hex)
+        stored[name] = str(ledger.register_customer(ctx, kind="individual", tier="general", contact={}).id)
+    ledger.clock = wall_clock
+    assert raised(jobs, when=datetime.now(timezone.utc)) == {("business_time_ahead", stored["a day"])}
+    finding = next(e for e in jobs.events("Finding.Raised") if e.rule == "business_time_ahead")
+    assert finding.clause == "000 §4.5.2" and finding.subject_kind == "customer"
+    assert finding.facts["event"] == "Customer.Registered" and finding.facts["skew_seconds"] == 120
+    assert 86_000 < finding.facts["ahead_seconds"] <= 86_400
+    ledger.clock_skew = timedelta(seconds=30)  # the skew is the ledger's setting: a stricter one finds the other
+    assert raised(jobs, when=datetime.now(timezone.utc)) == {("business_time_ahead", stored["a day"]),
+                                                             ("business_time_ahead", stored["a minute"])}
 
 
 @pytest.mark.parametrize("subject", ["0cf4c878-6e68-407e-9b3d-04440458fc10", "transparency-log", "客户-7", ""])

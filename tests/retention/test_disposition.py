@@ -41,6 +41,14 @@ def at(moment: datetime, actor: str, role: str, reason: str | None = None) -> Co
     return Context(actor, role, moment, uuid.uuid4().hex, reason)
 
 
+@pytest.fixture(autouse=True)
+def years_later(wall_clock):
+    """The wall clock reads a month after LONG_AFTER: the ledger takes the steps' business times, and
+    the steps judge due dates by the wall clock (tests/retention/test_wall_clock.py)."""
+    wall_clock.now = LONG_AFTER + timedelta(days=30)
+    return wall_clock
+
+
 @pytest.fixture
 def subject(ledger):
     marker = uuid.uuid4().hex[:8]
@@ -69,7 +77,8 @@ def dispose(service, customer_id, when=LONG_AFTER):
 
 
 # -- refusals ------------------------------------------------------------------------------------
-def test_refused_before_the_due_date(service, subject):
+def test_refused_before_the_due_date(service, subject, years_later):
+    years_later.now = datetime(2028, 9, 1, tzinfo=CST)
     with pytest.raises(TransitionForbidden) as refused:
         service.propose(at(datetime(2028, 9, 1, tzinfo=CST), "records-chen", "records_manager"), subject["customer"])
     assert refused.value.rule == "disposition.not_disposable"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 
-def test_hold_and_disposition_over_http(api, clock):
+
+def test_hold_and_disposition_over_http(api, clock, wall_clock):
     created = api.post("/customers", json={"kind": "individual", "tier": "general",
                                            "contact": {"name": "上官婉儿", "phone": "13900001111"}})
     assert created.status_code == 201, created.json
@@ -21,6 +23,7 @@ def test_hold_and_disposition_over_http(api, clock):
                                                    "authority": "x"}).status_code == 422  # reason required
 
     clock.advance(days=3 * 365 + 120)
+    wall_clock.now = clock.now + timedelta(days=1)  # due dates are judged by the wall clock, not business time
     refused = api.post("/dispositions", as_="records", json={"subject": subject})
     assert refused.status_code == 409
     assert refused.mimetype == "application/problem+json" and "disposition.not_disposable" in str(refused.json)
