@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import current_app
 from flask_smorest import Api, Blueprint
-from marshmallow import Schema, fields, validate
+from marshmallow import RAISE, Schema, fields, validate
 
 from api.schemas import BIGINT, Name, Strict
 
@@ -38,7 +38,7 @@ class AccessPage(Schema):
 
 
 @blp.route("", endpoint="events")
-@blp.arguments(AccessQuery, location="query")
+@blp.arguments(AccessQuery, location="query", unknown=RAISE)
 @blp.response(200, AccessPage)
 @blp.doc(summary="Unmasked reads of personal data, in log order (auditors, compliance officers, administrators)")
 def access_events(query):  # noqa: ANN001, ANN201

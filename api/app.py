@@ -12,7 +12,7 @@ from __future__ import annotations
 import http
 import logging
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Callable, Mapping
 
 from apispec import BasePlugin
@@ -23,6 +23,7 @@ from flask_smorest.utils import prepare_response
 from api import idempotency, problems
 from api.access import register_access
 from api.auth import authenticate
+from api.boundary import check_request, learn_contract
 from api.compliance import register_compliance
 from api.log import register_log
 from api.masking import REASON_HEADER, grade_responses, record_disclosures
@@ -109,7 +110,8 @@ def create_app(settings: Settings | Mapping[str, str], ledger: CaseLedger | None
     app.extensions["caseledger.tokens"] = tokens or TokenService(ledger, access)
     app.extensions["caseledger.access_log"] = AccessLog(ledger, access)
     app.extensions["caseledger.idempotency"] = IdempotencyStore(ledger)
-    app.extensions["caseledger.clock"] = clock or (lambda: datetime.now(timezone.utc))
+    # Business time of a request, unless the body gives one: now, on the clock the ledger checks it against.
+    app.extensions["caseledger.clock"] = clock or (lambda: ledger.clock())
     app.extensions["caseledger.log"] = transparency_log(ledger, settings)
     app.extensions["caseledger.settings"] = settings
 
@@ -126,6 +128,7 @@ def create_app(settings: Settings | Mapping[str, str], ledger: CaseLedger | None
 
     app.before_request(authenticate)
     app.before_request(authorize)
+    app.before_request(check_request)  # query, path and body against domain.text and the document
     app.before_request(idempotency.begin)
 
     # after_request functions run in reverse order of registration: the log line last.
@@ -148,6 +151,7 @@ def create_app(settings: Settings | Mapping[str, str], ledger: CaseLedger | None
     register_access(api)
     register_compliance(api, access)  # only once the access policy knows its endpoints (see api/compliance.py)
     grade_responses(api.spec, access)
+    learn_contract(app, api)
     register_observability(app)
     logging.getLogger("caseledger").setLevel(logging.INFO)
     return app

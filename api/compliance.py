@@ -18,7 +18,7 @@ from typing import Any
 
 from flask import current_app
 from flask_smorest import Api, Blueprint
-from marshmallow import Schema, fields, validate
+from marshmallow import RAISE, Schema, fields, validate
 from werkzeug.exceptions import BadRequest, NotFound
 
 from api.read_model_schemas import Count, Flag, Names, Opt
@@ -64,7 +64,7 @@ class SummaryQuery(Strict):
 
 class FindingQuery(_Page):
     rule, subject_kind = Names(), Names()
-    subject_id = fields.List(fields.String(validate=validate.Length(max=100)), load_default=None)
+    subject_id = fields.List(fields.String(validate=[validate.Length(max=100), PRINTABLE]), load_default=None)
 
 
 class JobRunQuery(_Page):
@@ -161,7 +161,7 @@ def _now() -> Any:
 
 def _routes(blp: Blueprint) -> None:
     @blp.route("/sla-clocks", endpoint="sla_clocks")
-    @blp.arguments(SlaClockQuery, location="query")
+    @blp.arguments(SlaClockQuery, location="query", unknown=RAISE)
     @blp.response(200, SlaClockPage)
     @blp.doc(summary="SLA clock runs of every ticket, complaint and feedback: deadline, status, breach, escalation")
     def sla_clocks(query):  # noqa: ANN001, ANN202
@@ -169,7 +169,7 @@ def _routes(blp: Blueprint) -> None:
                      as_of=query["as_of"] or _now(), overdue=query["overdue"])
 
     @blp.route("/sla-clocks/summary", endpoint="sla_summary")
-    @blp.arguments(SummaryQuery, location="query")
+    @blp.arguments(SummaryQuery, location="query", unknown=RAISE)
     @blp.response(200, SlaSummary)
     @blp.doc(summary="Per clock: runs running, paused, met, missed, overdue at as_of, breached and escalated")
     def summary(query):  # noqa: ANN001, ANN202
@@ -180,7 +180,7 @@ def _routes(blp: Blueprint) -> None:
                             "position": position}, SlaSummary)
 
     @blp.route("/findings", endpoint="findings")
-    @blp.arguments(FindingQuery, location="query")
+    @blp.arguments(FindingQuery, location="query", unknown=RAISE)
     @blp.response(200, FindingPage)
     @blp.doc(summary="Compliance findings in the order they were raised, each with its rule and clause")
     def findings(query):  # noqa: ANN001, ANN202
@@ -205,7 +205,7 @@ def _routes(blp: Blueprint) -> None:
         return _finding(finding_id)
 
     @blp.route("/job-runs", endpoint="job_runs")
-    @blp.arguments(JobRunQuery, location="query")
+    @blp.arguments(JobRunQuery, location="query", unknown=RAISE)
     @blp.response(200, JobRunPage)
     @blp.doc(summary="History of the scheduled compliance jobs (started, finished with counts, failed with reason)")
     def job_runs(query):  # noqa: ANN001, ANN202

@@ -26,7 +26,7 @@ from flask import Flask, Response, current_app, request
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
 from flask_smorest import Api, Blueprint
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 from werkzeug.exceptions import Forbidden, NotFound, ServiceUnavailable, UnprocessableEntity
 
 from api.auth import current_caller, identified_caller, public_log_request, require_caller
@@ -122,7 +122,7 @@ def publish_checkpoint():  # noqa: ANN201
 
 
 @blp.route("/proof/inclusion")
-@blp.arguments(InclusionQuery, location="query")
+@blp.arguments(InclusionQuery, location="query", unknown=RAISE)
 @blp.response(200, InclusionProof)
 @blp.alt_response(200, schema={"type": "string"}, content_type=TLOG_PROOF, success=True,
                   description="The proof as JSON, or as C2SP tlog-proof text (Accept: application/x-tlog-proof "
@@ -188,7 +188,7 @@ def _find(proofs: LogProofs, digest: bytes, size: int) -> int:
 
 
 @blp.route("/proof/consistency")
-@blp.arguments(ConsistencyQuery, location="query")
+@blp.arguments(ConsistencyQuery, location="query", unknown=RAISE)
 @blp.response(200, ConsistencyProof)
 @blp.doc(security=OPTIONAL_TOKEN)
 def consistency(query):  # noqa: ANN001, ANN201

@@ -7,10 +7,11 @@ from typing import Any
 
 from flask import Flask, Response, g, json, request
 from marshmallow import Schema, fields
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from domain.errors import DomainError, InvalidValue, PolicyError, TransitionForbidden
 from ledger.errors import AlreadyExists, ConcurrentUpdate, InvalidRequest, NotFound, StaleVersion
+from ledger.unavailable import storage_unavailable
 
 PROBLEM_BASE = "https://caseledger.dev/problems/"
 PROBLEM_JSON = "application/problem+json"
@@ -27,7 +28,10 @@ def problem(status: int, title: str, detail: str | None = None, *, type_: str | 
     if request_id:
         body["request_id"] = request_id
     body.update({k: v for k, v in extra.items() if v is not None})
-    response = Response(json.dumps(body, ensure_ascii=False), status=status, mimetype=PROBLEM_JSON)
+    # A refused value may be quoted back (an unknown field's name): a lone surrogate in it cannot be
+    # encoded as UTF-8, so it goes out escaped rather than turning the refusal into a 500.
+    text = json.dumps(body, ensure_ascii=False).encode("utf-8", "backslashreplace")
+    response = Response(text, status=status, mimetype=PROBLEM_JSON)
     for key, value in (headers or {}).items():
         response.headers[key] = value
     return response
@@ -46,6 +50,17 @@ class ProblemSchema(Schema):
     rule = fields.String(metadata={"description": "the rule that refused the command"})
     clause = fields.String(allow_none=True, metadata={"description": "where the rule comes from in the sources"})
     current_version = fields.Integer(metadata={"description": "412: the record's version now"})
+    cause = fields.String(metadata={"description": "503: why nothing can be saved now (read-only, disk-full)"})
+
+
+def invalid(errors: dict[str, Any], detail: str = "the request does not match the schema; see errors") -> Response:
+    """422 naming each refused field (or query parameter, or import line) in ``errors``."""
+    return problem(422, "Unprocessable Content", detail, type_="validation", errors=errors)
+
+
+def malformed(where: str, message: str, *, type_: str = "malformed-json") -> Response:
+    """400: the input cannot be read at all (not UTF-8, not JSON, nested too deeply); ``where`` names it."""
+    return problem(400, "Bad Request", f"{where}: {message}", type_=type_, errors={where: [message]})
 
 
 def http_problem(error: HTTPException) -> Response:
@@ -56,10 +71,12 @@ def http_problem(error: HTTPException) -> Response:
     if status == 500:
         return _internal(error)
     extra: dict[str, Any] = {}
+    headers = dict(data.get("headers") or {})
+    if isinstance(error, MethodNotAllowed) and error.valid_methods:  # RFC 9110 §15.5.6: 405 MUST say which
+        headers["Allow"] = ", ".join(sorted(error.valid_methods))
     if messages:
         extra["errors"] = _flatten_locations(messages)
     detail = data.get("message") or error.description
-    headers = dict(data.get("headers") or {})
     if status == 422 and messages:
         detail = "the request does not match the schema; see errors"
         return problem(422, "Unprocessable Content", detail, type_="validation", headers=headers, **extra)
@@ -77,6 +94,11 @@ def _flatten_locations(messages: dict[str, Any]) -> dict[str, Any]:
 
 
 def _internal(error: Exception) -> Response:
+    unavailable = storage_unavailable(error)
+    if unavailable is not None:  # not a bug: the operator has to act, the client to retry later
+        log.error("storage unavailable (%s): %s", unavailable.cause, error, exc_info=error)
+        return problem(503, "Service Unavailable", unavailable.detail, type_="storage-unavailable",
+                       headers={"Retry-After": str(unavailable.retry_after)}, cause=unavailable.cause)
     log.exception("unhandled error", exc_info=error)
     return problem(500, "Internal Server Error", "an unexpected error occurred; it has been logged")
 

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import json
+import hashlib
 import re
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from flask import current_app, g, request
 from flask_smorest import Api, Blueprint, abort
-from marshmallow import ValidationError
-from werkzeug.exceptions import BadRequest, UnsupportedMediaType
+from marshmallow import RAISE, ValidationError
+from werkzeug.exceptions import BadRequest
 
 from api import schemas as s
 from api.auth import current_caller
+from api.boundary import accepts
+from domain import text
 from domain.context import Context
 from ledger.application import ACTIONS, CaseLedger
 from ledger.records import event_record
@@ -20,18 +22,21 @@ from ledger.records import event_record
 #: URL collection names per aggregate kind.
 COLLECTIONS = {"customer": "customers", "interaction": "interactions", "ticket": "tickets",
                "complaint": "complaints", "feedback": "feedback", "survey": "surveys"}
-_ETAG = re.compile(r'^(?:W/)?"?(\d+)"?$')
+_ETAG = re.compile(r'^(?:W/)?"?(\d{1,19})"?$')  # versions are BIGINTs: no 5,000-digit int() on a header
+#: Media types of the bulk import (newline-delimited JSON).
+NDJSON = ("application/x-ndjson", "application/jsonl", "application/json-seq")
 
 
 def ledger() -> CaseLedger:
     return current_app.extensions["caseledger"]
 
 
-def context(reason: str | None = None, occurred_at: Any = None) -> Context:
+def context(reason: str | None = None, occurred_at: Any = None, imported: str | None = None) -> Context:
     caller = current_caller()
     return Context(actor_id=caller.actor_id, actor_role=caller.role,
                    occurred_at=occurred_at or current_app.extensions["caseledger.clock"](),
-                   request_id=g.request_id, reason=reason, client_request_id=g.get("client_request_id"))
+                   request_id=g.request_id, reason=reason, client_request_id=g.get("client_request_id"),
+                   imported=imported if occurred_at else None)
 
 
 def expected_version() -> int | None:
@@ -40,9 +45,24 @@ def expected_version() -> int | None:
     if header is None or header.strip() == "*":
         return None
     match = _ETAG.match(header.strip())
-    if not match:
+    if not match or int(match.group(1)) > s.BIGINT:
         raise BadRequest("If-Match must be an ETag this API issued, like \"3\"")
     return int(match.group(1))
+
+
+def first_contact_agent(named: str | None, caller: str) -> str | None:
+    """首问负责制: whoever registers a contact is its first-contact agent, so ``agent_id`` may only
+    name the caller (a client cannot make someone else answerable for a contact). The problem, or None."""
+    if named is None or named == caller:
+        return None
+    return f"the first-contact agent is whoever registers the contact: only your own id ({caller}) is accepted"
+
+
+def _own_agent(args: dict[str, Any]) -> None:
+    """422 naming ``agent_id`` when it names someone other than the caller."""
+    problem = first_contact_agent(args.get("agent_id"), current_caller().actor_id)
+    if problem:
+        abort(422, messages={"json": {"agent_id": [problem]}})
 
 
 def state(kind: str, aggregate: Any) -> tuple[dict[str, Any], int, dict[str, str]]:
@@ -72,7 +92,7 @@ def _reads(api: Api, kind: str) -> Blueprint:
         return state(kind, ledger().get(kind, aggregate_id))
 
     @blp.route("/<uuid:aggregate_id>/events", endpoint="events")
-    @blp.arguments(s.EventQuery, location="query")
+    @blp.arguments(s.EventQuery, location="query", unknown=RAISE)
     @blp.response(200, s.EventPage)
     def events(query, aggregate_id):  # noqa: ANN001, ANN202
         items = ledger().history(kind, aggregate_id, after=query["after"], limit=query["limit"])
@@ -93,6 +113,9 @@ def _action_route(blp: Blueprint, kind: str, action: str, state_schema: type) ->
     @blp.doc(summary=f"{action.replace('_', ' ').capitalize()} a {kind}",
              description="Send If-Match with the ETag you read to refuse a change made meanwhile (412).")
     def act(args, aggregate_id):  # noqa: ANN001, ANN202
+        if (kind, action) == ("interaction", "register"):
+            _own_agent(args)
+            args["agent_id"] = current_caller().actor_id
         ctx = context(reason=args.pop("reason", None))
         return state(kind, ledger().act(kind, aggregate_id, action, ctx, args, expected_version()))
 
@@ -102,6 +125,8 @@ def _creation(blp: Blueprint, kind: str, schema: type, create: Callable[..., Any
     @blp.arguments(schema)
     @blp.response(201, s.STATE_SCHEMAS[kind])
     def post(args):  # noqa: ANN001, ANN202
+        if "agent_id" in args:
+            _own_agent(args)
         return created(kind, create(context(), **_stringify_ids(args)))
 
 
@@ -130,7 +155,7 @@ def register_resources(api: Api) -> None:
 
 def _log(blp: Blueprint) -> None:
     @blp.route("", endpoint="list")
-    @blp.arguments(s.EventQuery, location="query")
+    @blp.arguments(s.EventQuery, location="query", unknown=RAISE)
     @blp.response(200, s.LogPage)
     @blp.doc(summary="All events in log order, with actor, role, time and policy")
     def events(query):  # noqa: ANN001, ANN202
@@ -154,20 +179,29 @@ def _interaction_import(blp: Blueprint) -> None:
     @blp.route("/import", methods=["POST"], endpoint="import")
     @blp.response(200, s.ImportReport)
     @blp.doc(summary="Bulk import interactions (newline-delimited JSON, one interaction a line)",
-             description="All lines are validated first; any bad line rejects the whole file (422, with line "
-                         "numbers) and nothing is written. Lines with an external_ref are imported once.")
+             description="All lines are validated first; any bad line (not UTF-8, not JSON, not the schema, an "
+                         "agent_id other than yours) rejects the whole file (422, with line numbers) and nothing "
+                         "is written. Lines with an external_ref are imported once.")
+    @accepts(*NDJSON)
     def import_():  # noqa: ANN202
-        if request.mimetype not in {"application/x-ndjson", "application/jsonl", "application/json-seq"}:
-            raise UnsupportedMediaType("send newline-delimited JSON as application/x-ndjson")
-        records, errors = parse_import_lines(request.get_data(as_text=True).splitlines())
+        data = request.get_data()
+        records, errors = parse_import_lines(data.splitlines(), caller=current_caller().actor_id)
         if errors:
             abort(422, messages=errors)
-        report = ledger().import_interactions([(context(occurred_at=when), fields) for when, fields in records])
+        # A line with its own (past) business time is a historical record, and says so.
+        source = f"POST /interactions/import sha256:{hashlib.sha256(data).hexdigest()}"
+        report = ledger().import_interactions([(context(occurred_at=when, imported=source), fields)
+                                               for when, fields in records])
         return {**report, "lines": len(records)}
 
 
-def parse_import_lines(lines: list[str]) -> tuple[list[tuple[Any, dict[str, Any]]], dict[str, Any]]:
-    """Validate every line against the contract; return (records, errors by line number)."""
+def parse_import_lines(lines: Iterable[bytes | str], *, caller: str | None = None,
+                       ) -> tuple[list[tuple[Any, dict[str, Any]]], dict[str, Any]]:
+    """Validate every line against the contract; return (records, errors by line number).
+
+    Lines are bytes as read (split on line feeds only: U+2028 inside a JSON string is no line
+    break), each decoded as strict UTF-8 — a line that is not is refused, never stored with
+    replacement characters. ``caller``: who imports, the only first-contact agent a line may name."""
     schema = s.InteractionImportLine()
     records: list[tuple[Any, dict[str, Any]]] = []
     errors: dict[str, Any] = {}
@@ -175,12 +209,23 @@ def parse_import_lines(lines: list[str]) -> tuple[list[tuple[Any, dict[str, Any]
         if not line.strip():
             continue
         try:
-            fields = schema.load(json.loads(line))
-        except json.JSONDecodeError as e:
-            errors[f"line {number}"] = [f"not valid JSON: {e.msg}"]
+            line = text.decode_utf8(line) if isinstance(line, bytes) else line
+        except text.MalformedInput as e:
+            errors[f"line {number}"] = [str(e)]
+            continue
+        try:
+            fields = schema.load(text.loads(line))
+        except text.MalformedInput as e:
+            errors[f"line {number}"] = [f"not valid JSON: {e}"]
+            continue
+        except text.RefusedValues as e:
+            errors[f"line {number}"] = e.messages()
             continue
         except ValidationError as e:
             errors[f"line {number}"] = e.messages
+            continue
+        if caller is not None and (problem := first_contact_agent(fields.get("agent_id"), caller)):
+            errors[f"line {number}"] = {"agent_id": [problem]}
             continue
         when = fields.pop("occurred_at", None)
         records.append((when, _stringify_ids(fields)))

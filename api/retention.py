@@ -7,10 +7,11 @@ from typing import Any
 
 from flask import current_app
 from flask_smorest import Api, Blueprint
-from marshmallow import Schema, fields, validate
+from marshmallow import RAISE, Schema, fields, validate
 
 from api.resources import context
-from api.schemas import Strict
+from api.schemas import Strict, Text
+from domain import text
 from services.retention import Retention, build_retention
 
 
@@ -23,8 +24,10 @@ def service() -> Retention:
 
 
 # -- contract --------------------------------------------------------------------------------------
-#: Times the ledger can compute with (a due date is up to a few years after a record's trigger).
-SANE_TIMES = validate.Range(min=datetime(1970, 1, 1, tzinfo=timezone.utc), max=datetime(9000, 1, 1, tzinfo=timezone.utc))
+#: Times the ledger can compute with (a due date is up to a few years after a record's trigger);
+#: every request time also lies in domain.text's years (Strict).
+SANE_TIMES = validate.Range(min=datetime(1970, 1, 1, tzinfo=timezone.utc),
+                            max=datetime(text.MAX_YEAR, 12, 31, 23, 59, 59, tzinfo=timezone.utc))
 
 
 class RecordQuery(Strict):
@@ -78,12 +81,12 @@ class Report(Schema):
 class HoldCreate(Strict):
     target_kind = fields.String(required=True, validate=validate.OneOf(["customer", "ticket", "complaint"]))
     target_id = fields.UUID(required=True)
-    authority = fields.String(required=True, validate=validate.Length(1, 200))
-    reason = fields.String(required=True, validate=validate.Length(1, 500))
+    authority = Text(200, required=True)
+    reason = Text(500, required=True)
 
 
 class Reason(Strict):
-    reason = fields.String(load_default=None, validate=validate.Length(1, 500))
+    reason = Text(500, load_default=None)
 
 
 class HoldQuery(Strict):
@@ -122,7 +125,7 @@ class HoldState(Schema):
 
 class DispositionCreate(Strict):
     subject = fields.UUID(required=True, metadata={"description": "the data subject (customer id)"})
-    reason = fields.String(load_default=None, validate=validate.Length(1, 500))
+    reason = Text(500, load_default=None)
 
 
 class DispositionState(Schema):
@@ -157,7 +160,7 @@ def register_retention(api: Api) -> None:
                              description="Authorised destruction of a data subject's personal data")
 
     @retention.route("/records", endpoint="records")
-    @retention.arguments(RecordQuery, location="query")
+    @retention.arguments(RecordQuery, location="query", unknown=RAISE)
     @retention.response(200, RecordPage)
     @retention.doc(summary="Records with class, retention trigger, due date, holds and destruction")
     def records(query):  # noqa: ANN001, ANN202
@@ -165,14 +168,14 @@ def register_retention(api: Api) -> None:
         return {"items": service().records(subject=subject, due_before=query["due_before"], limit=query["limit"])}
 
     @retention.route("/report", endpoint="report")
-    @retention.arguments(ReportQuery, location="query")
+    @retention.arguments(ReportQuery, location="query", unknown=RAISE)
     @retention.response(200, Report)
     @retention.doc(summary="Dry run: whose personal data would be destroyed at as_of, and why not for others")
     def report(query):  # noqa: ANN001, ANN202
         return {"as_of": query["as_of"].isoformat(), "items": service().report(query["as_of"])}
 
     @holds.route("", methods=["GET"], endpoint="list")
-    @holds.arguments(HoldQuery, location="query")
+    @holds.arguments(HoldQuery, location="query", unknown=RAISE)
     @holds.response(200, HoldPage)
     def list_holds(query):  # noqa: ANN001, ANN202
         subject = str(query["subject"]) if query["subject"] else None

@@ -3,26 +3,69 @@ allowed (channels, tiers, priorities…) is policy data, checked by the domain w
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from api.masking import PersonalData
+from domain import text
 
 #: Largest value a position or version can have (the databases' BIGINT); larger ones are 422, not 500.
-BIGINT = 2**63 - 1
-#: Free text may hold newlines and tabs but never NUL (PostgreSQL text cannot store it).
-NO_NUL = validate.Regexp(r"^[^\x00]*$", error="must not contain NUL characters")
-#: Names (channels, actors, tiers…) are printable: no control characters at all.
-PRINTABLE = validate.Regexp(r"^[^\x00-\x1f\x7f]*$", error="must not contain control characters")
+BIGINT = text.BIGINT
 
-Text = lambda n=2000, **kw: fields.String(validate=[validate.Length(min=1, max=n), NO_NUL], **kw)  # noqa: E731
+
+class CleanText(validate.Regexp):
+    """The text rules of :mod:`domain.text` as a validator. A ``Regexp``, so the OpenAPI document
+    publishes them as the field's ``pattern``; the error names the first bad character."""
+
+    def __init__(self, *, multiline: bool):
+        super().__init__(text.FREE_TEXT_PATTERN if multiline else text.NAME_PATTERN)
+        self.multiline = multiline
+
+    def __call__(self, value: str) -> str:
+        problem = text.text_problem(value, multiline=self.multiline)
+        if problem:
+            raise ValidationError(problem)
+        return value
+
+
+#: Free text may hold newlines, carriage returns and tabs, never NUL, other controls or lone surrogates.
+NO_NUL = FREE_TEXT = CleanText(multiline=True)
+#: Names (channels, actors, tiers, ids, query parameters…): no control characters at all.
+PRINTABLE = CleanText(multiline=False)
+
+Text = lambda n=2000, **kw: fields.String(validate=[validate.Length(min=1, max=n), FREE_TEXT], **kw)  # noqa: E731
 Name = lambda **kw: fields.String(validate=[validate.Length(min=1, max=64), PRINTABLE], **kw)  # noqa: E731
+#: An integer that fits the databases; narrower ranges (scores, levels) are policy data.
+Integer = lambda **kw: fields.Integer(strict=True, validate=validate.Range(-BIGINT, BIGINT), **kw)  # noqa: E731
 
 
 class Strict(Schema):
-    """Unknown fields are errors (marshmallow's default, stated here because it is the contract)."""
+    """The base of every request schema (bodies, query parameters, import lines).
+
+    Unknown fields are errors (marshmallow's default, stated here because it is the contract; for
+    query parameters the routes say ``unknown=RAISE`` too, as webargs would otherwise drop them).
+    And whatever a field's own validators say, every value loaded obeys :mod:`domain.text` — text
+    without NUL, lone surrogates or stray control characters, integers within BIGINT, times within
+    the years it allows — so that no field, however declared, lets a value through that would fail
+    later in a database or in date arithmetic."""
 
     class Meta:
-        unknown = "raise"
+        unknown = RAISE
+
+    @validates_schema(skip_on_field_errors=False)
+    def _boundary_values(self, data: dict[str, Any], **_: Any) -> None:
+        errors: dict[str, Any] = {}
+        for name, value in data.items():
+            field = self.fields.get(name)
+            key = (field.data_key if field is not None else None) or name
+            for path, problem in text.value_problems(value):
+                node = errors
+                for step in (key, *path)[:-1]:
+                    node = node.setdefault(step, {})
+                node.setdefault((key, *path)[-1], []).append(problem)
+        if errors:
+            raise ValidationError(errors)
 
 
 class ActionSchema(Strict):
@@ -32,7 +75,7 @@ class ActionSchema(Strict):
 class ContactSchema(Strict):
     name = Text(200)
     phone = fields.String(validate=validate.Regexp(r"^\+?[0-9 ()-]{3,32}$"))
-    email = fields.Email()
+    email = fields.Email(validate=validate.Length(max=254))  # RFC 5321's longest path
     address = Text(500)
 
 
@@ -50,12 +93,14 @@ class InteractionCreate(Strict):
     customer_id = fields.UUID(load_default=None)
     content = Text(10000, load_default=None)
     external_ref = Text(200, load_default=None, metadata={"description": "source system id; makes imports idempotent"})
-    agent_id = Name(load_default=None, metadata={"description": "registers it now, as its first-contact agent"})
+    agent_id = Name(load_default=None, metadata={"description": "registers it now, with you as its first-contact "
+                                                               "agent: only your own actor id is accepted"})
     queue = Name(load_default=None, metadata={"description": "routes it now (needs agent_id)"})
 
 
 class InteractionImportLine(InteractionCreate):
-    occurred_at = fields.AwareDateTime(load_default=None, metadata={"description": "when the contact happened"})
+    occurred_at = fields.AwareDateTime(load_default=None, metadata={
+        "description": f"when the contact happened (years {text.MIN_YEAR}–{text.MAX_YEAR})"})
 
 
 class ImportReport(Schema):
@@ -88,8 +133,8 @@ class FeedbackCreate(Strict):
 
 class SurveyCreate(Strict):
     ticket_id = fields.UUID(required=True)
-    csat = fields.Integer(strict=True, load_default=None)
-    nps = fields.Integer(strict=True, load_default=None)
+    csat = Integer(load_default=None)
+    nps = Integer(load_default=None)
     comment = Text(2000, load_default=None)
 
 
@@ -107,7 +152,8 @@ ACTION_SCHEMAS: dict[str, dict[str, type[Schema]]] = {
         "set_consents": _action(consents=fields.Dict(keys=Name(), values=fields.Boolean(), required=True)),
     },
     "interaction": {
-        "register": _action(agent_id=Name(required=True)),
+        "register": _action(agent_id=Name(load_default=None, metadata={
+            "description": "the first-contact agent: you (the default); naming anyone else is refused"})),
         "route": _action(queue=Name(required=True)),
         "close": _action(resolved_on_first_contact=fields.Boolean(required=True)),
     },
@@ -128,7 +174,7 @@ ACTION_SCHEMAS: dict[str, dict[str, type[Schema]]] = {
         "archive": _action(),
     },
     "complaint": {
-        "classify": _action(complaint_type=Name(required=True), level=fields.Integer(strict=True, required=True)),
+        "classify": _action(complaint_type=Name(required=True), level=Integer(required=True)),
         "start_investigation": _action(),
         "add_evidence": _action(kind=Name(required=True), description=OptionalText(), reference=Text(500, load_default=None)),
         "escalate": _action(to_rung=Name(required=True)),
@@ -136,7 +182,7 @@ ACTION_SCHEMAS: dict[str, dict[str, type[Schema]]] = {
                                  amount=fields.Decimal(as_string=True, places=2, load_default=None)),
         "notify_customer": _action(channel=Name(required=True)),
         "record_evaluation": _action(satisfied=fields.Boolean(required=True),
-                                     score=fields.Integer(strict=True, load_default=None), comment=OptionalText()),
+                                     score=Integer(load_default=None), comment=OptionalText()),
         "archive": _action(),
         "record_root_cause": _action(category=Name(required=True), analysis=OptionalText()),
     },
