@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test demo clean prod bench bench-quick
+.PHONY: install run test demo clean prod bench bench-quick failover
 
 # setup.py builds the verifier's C inner loop (ledger/integrity/_scan.c): rebuilt when it changes.
 $(STAMP): pyproject.toml setup.py ledger/integrity/_scan.c
@@ -37,6 +37,11 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(PY) -m bench --quick
+
+## Failover drill (also part of `make test`): a throwaway primary and synchronous standby on
+## loopback, the primary killed under load, the standby promoted; prints the failover time.
+failover: $(STAMP)
+	$(PY) -m pytest -s -q -p no:cacheprovider tests/failover/test_failover.py
 
 clean:
 	rm -rf var .pytest_cache .hypothesis

@@ -55,9 +55,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+#: Server settings of a throwaway cluster: fast, not durable (tests and benchmarks only).
+FAST_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off", "max_connections": "200"}
+
+
 class ThrowawayPostgres:
-    def __init__(self, bindir: Path | None = None, *, user: str = "postgres"):
+    def __init__(self, bindir: Path | None = None, *, user: str = "postgres",
+                 settings: dict[str, str] | None = None):
+        """``settings``: server settings (``-c name=value``) over :data:`FAST_SETTINGS`."""
         self.bindir = find_bindir(bindir)
+        self.settings = {**FAST_SETTINGS, **(settings or {})}
         self.as_root = os.geteuid() == 0
         self.run_as = user if self.as_root else None
         self.port = free_port()
@@ -81,18 +88,24 @@ class ThrowawayPostgres:
         subprocess.run(self._cmd(str(self.bindir / "initdb"), "-D", str(self.data), "-U", "postgres",
                                  "--auth=trust", "-E", "UTF8", "--no-sync", "--locale=C"),
                        check=True, capture_output=True)
-        options = (f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
-                   f"-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
-        result = subprocess.run(self._cmd(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o", options,
-                                          "-l", str(self.dir / "server.log"), "-w", "-t", "60", "start"),
-                                capture_output=True, text=True)
-        if result.returncode != 0:
-            log = (self.dir / "server.log").read_text(errors="replace") if (self.dir / "server.log").exists() else ""
+        try:
+            self.pg_ctl_start(self.data, self.port, self.settings, self.dir / "server.log")
+        except PostgresUnavailable:
             self.stop()
-            raise PostgresUnavailable(f"pg_ctl start failed: {result.stderr}\n{log}")
+            raise
         self.started = True
         self._wait_ready()
         return self
+
+    def pg_ctl_start(self, data: Path, port: int, settings: dict[str, str], log: Path) -> None:
+        """Start the cluster in ``data`` on loopback port ``port`` (its socket in our folder)."""
+        options = f"-p {port} -k {self.dir} -c listen_addresses=127.0.0.1 " + " ".join(
+            f"-c {name}={value}" for name, value in settings.items())
+        result = subprocess.run(self._cmd(str(self.bindir / "pg_ctl"), "-D", str(data), "-o", options,
+                                          "-l", str(log), "-w", "-t", "60", "start"), capture_output=True, text=True)
+        if result.returncode != 0:
+            text = log.read_text(errors="replace") if log.exists() else ""
+            raise PostgresUnavailable(f"pg_ctl start failed: {result.stderr}\n{text}")
 
     def _wait_ready(self) -> None:
         import psycopg

@@ -19,6 +19,7 @@ from urllib.parse import unquote
 
 import psycopg
 
+from ledger.pgurl import connect_kwargs, servers
 from ledger.settings import Settings
 
 #: Seconds to wait for a PostgreSQL server to answer before saying it does not.
@@ -86,11 +87,9 @@ def _sqlite_has_ledger(path: Path) -> bool:
 
 def _postgres_has_ledger(settings: Settings) -> bool:
     env = settings.persistence_env()
-    where = f"{env['POSTGRES_HOST']}:{env['POSTGRES_PORT']}"
+    where = servers(env)
     try:
-        with psycopg.connect(host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"], user=env["POSTGRES_USER"],
-                             password=env["POSTGRES_PASSWORD"], dbname=env["POSTGRES_DBNAME"],
-                             connect_timeout=CONNECT_TIMEOUT_SECONDS) as conn:
+        with psycopg.connect(**{**connect_kwargs(env), "connect_timeout": CONNECT_TIMEOUT_SECONDS}) as conn:
             row = conn.execute("SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = %s AND tablename = %s",
                                (env.get("POSTGRES_SCHEMA") or "public", PG_EVENTS_TABLE)).fetchone()
     except psycopg.OperationalError as e:
@@ -112,6 +111,9 @@ def _connection_problem(message: str, env: dict[str, str], where: str) -> str:
     if "timeout expired" in message:
         return (f"{prefix}no answer from PostgreSQL at {where} within {CONNECT_TIMEOUT_SECONDS} s; "
                 "check the host and port, and that the server is running")
+    if "read-only" in message or "hot standby" in message:  # target_session_attrs=read-write found no primary
+        return (f"{prefix}no server at {where} accepts writes (each is a standby, or read-only); promote a "
+                "standby, or fix the URL")
     if "Connection refused" in message:
         return f"{prefix}nothing listens at {where} (connection refused); start PostgreSQL or fix the host and port"
     detail = " ".join(message.split())

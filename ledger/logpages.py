@@ -77,7 +77,8 @@ class PageSource:
         datastore = log.recorder.datastore
         if log.pg:
             pool = datastore.pool
-            spec = {"pg": True, "connect": {k: pool.kwargs[k] for k in ("dbname", "host", "port", "user", "password")}}
+            # The pool's own connection arguments: the same server(s) and libpq options (ledger.pg_store).
+            spec = {"pg": True, "connect": {k: v for k, v in pool.kwargs.items() if k != "row_factory"}}
         else:
             spec = {"pg": False, "path": datastore.pool.db_name}
         spec["tables"] = log.tables

@@ -18,9 +18,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
-from urllib.parse import parse_qs, unquote, urlparse
+from urllib.parse import unquote, urlparse
 
 from domain.policy import POLICY_DIR
+from ledger.pgurl import postgres_env
 
 PREFIX = "CASELEDGER_"
 #: ``CASELEDGER_SCHEDULE_<JOB>``: a schedule per job (names checked by the scheduler, which knows its jobs).
@@ -48,7 +49,8 @@ class Settings:
     home: Path = _setting("HOME", "`./var`", "folder for local state: SQLite file, keys, reports",
                           default=Path("var"))
     database_url: str = _setting("DATABASE_URL", "`sqlite:///<home>/caseledger.db`",
-                                 "`sqlite:///path` or `postgresql://user:password@host:port/db[?schema=s&pool_size=n]`",
+                                 "`sqlite:///path` or `postgresql://user:password@host:port/db[?schema=s&pool_size=n]`; "
+                                 "several `host:port` and libpq parameters: see Replicated PostgreSQL",
                                  default="")
     policy_name: str | None = _setting("POLICY", "`index.toml`'s default", "policy that governs new cases",
                                        default=None)
@@ -56,6 +58,9 @@ class Settings:
                                 default=POLICY_DIR)
     aggregate_cache: int = _setting("AGGREGATE_CACHE", "`10000`", "aggregates cached per process (0: off)",
                                     default=10_000)
+    clock_skew_seconds: float = _setting("CLOCK_SKEW_SECONDS", "`120`",
+                                         "how far business time may run ahead of the wall clock (a fast client clock)",
+                                         default=120.0)
     # -- keys outside the database -------------------------------------------------------------------
     kek: bytes | None = _setting("KEK", "unset", "key-encryption key, base64 of 32 bytes (else the file below)",
                                  default=None, repr=False)
@@ -232,7 +237,7 @@ def _names(text: str) -> tuple[str, ...]:
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "home": Path, "policy_dir": Path, "kek_file": Path, "signing_key_file": Path, "verifier_key_file": Path,
     "checkpoint_dir": Path, "log_origin": _origin, "public_log_rate_limit": _rate_limit, "reports_dir": Path, "pg_bindir": Path,
-    "aggregate_cache": _count, "kek": _kek,
+    "aggregate_cache": _count, "kek": _kek, "clock_skew_seconds": _seconds,
     "key_cache_seconds": _seconds, "scheduler_retry_seconds": _positive_seconds,
     "scheduler_check_seconds": _positive_seconds, "scheduler_workers": _positive_int, "scheduler_jobs": _names,
 }
@@ -242,6 +247,10 @@ def _check_database_url(url: str) -> None:
     if url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
         return
     if url.startswith(("postgres://", "postgresql://")):
+        try:
+            postgres_env(url)
+        except ValueError as e:
+            raise SettingsError(f"CASELEDGER_DATABASE_URL: {e}") from None
         return
     scheme = url.split(":", 1)[0] if ":" in url else url[:20]  # never echo a password
     raise SettingsError(f"CASELEDGER_DATABASE_URL: unsupported {scheme!r}; use sqlite:///path or postgresql://…")
@@ -254,24 +263,7 @@ def _database_env(database_url: str) -> dict[str, str]:
         path.parent.mkdir(parents=True, exist_ok=True)
         return {"PERSISTENCE_MODULE": "ledger.sqlite_store:LedgerSQLiteFactory", "SQLITE_DBNAME": str(path),
                 "SQLITE_LOCK_TIMEOUT": "10", "APPLICATION_RECORDER_TOPIC": "ledger.recorders:LedgerSQLiteRecorder"}
-    query = parse_qs(url.query)
-    env = {
-        "PERSISTENCE_MODULE": "eventsourcing.postgres",
-        "POSTGRES_DBNAME": url.path.lstrip("/") or "caseledger",
-        "POSTGRES_HOST": url.hostname or "127.0.0.1",
-        "POSTGRES_PORT": str(url.port or 5432),
-        "POSTGRES_USER": unquote(url.username or "postgres"),
-        "POSTGRES_PASSWORD": unquote(url.password or ""),
-        "POSTGRES_POOL_SIZE": query.get("pool_size", ["5"])[0],
-        "POSTGRES_CONNECT_TIMEOUT": "10",
-        # The Merkle log is appended by our recorder inside the events' transaction; the
-        # database-function insert path would bypass it, so it stays off.
-        "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
-        "APPLICATION_RECORDER_TOPIC": "ledger.recorders:LedgerPostgresRecorder",
-    }
-    if "schema" in query:
-        env["POSTGRES_SCHEMA"] = query["schema"][0]
-    return env
+    return postgres_env(database_url)  # one server, or a primary and its standbys: ledger.pgurl
 
 
 #: Every variable, in the order of the README's table.

@@ -20,6 +20,8 @@ import os
 from pathlib import Path
 from typing import Any, Protocol
 
+from ledger.pgurl import is_postgres
+
 
 class LeaderLock(Protocol):
     description: str
@@ -100,6 +102,6 @@ class FileLeaderLock:
 def leader_lock(ledger: Any) -> LeaderLock:
     """The lock that fits the ledger's database."""
     env = {key: str(value) for key, value in ledger.env.items()}
-    if env.get("PERSISTENCE_MODULE") == "eventsourcing.postgres":
+    if is_postgres(env):
         return PostgresLeaderLock(env)
     return FileLeaderLock(Path(env["SQLITE_DBNAME"] + ".scheduler.lock"))

@@ -14,8 +14,12 @@ import pytest
 from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.sqlite import SQLiteDatastore
 from eventsourcing.tests.persistence import ApplicationRecorderTestCase
+from eventsourcing.utils import Environment
 
+from cli.throwaway_pg import free_port
+from ledger.pg_store import LedgerPostgresFactory
 from ledger.recorders import LedgerPostgresRecorder, LedgerSQLiteRecorder
+from ledger.settings import Settings
 
 
 class TestLedgerSQLiteRecorder(ApplicationRecorderTestCase):
@@ -70,3 +74,24 @@ class TestLedgerPostgresRecorder(ApplicationRecorderTestCase):
                 f'SELECT COUNT(*), MIN(leaf_index), MAX(leaf_index) FROM "{self.schema}".merkle_leaves').fetchone()
             events = conn.execute(f'SELECT COUNT(*) FROM "{self.schema}".stored_events').fetchone()[0]
         assert leaves == events > 0 and (low, high) == (0, events - 1)
+
+
+class TestLedgerPostgresRecorderOnAMultiHostUrl(TestLedgerPostgresRecorder):
+    """The same cases through our factory (``ledger.pg_store``), configured as for a primary and its
+    standby: a multi-host URL whose first host is down, and ``target_session_attrs=read-write``."""
+
+    def create_recorder(self) -> LedgerPostgresRecorder:
+        info = psycopg.conninfo.conninfo_to_dict(self.dsn)
+        url = (f"postgresql://{info.get('user', 'postgres')}@127.0.0.1:{free_port()},{info.get('host', '127.0.0.1')}:"
+               f"{info.get('port', 5432)}/{info.get('dbname', 'postgres')}?target_session_attrs=read-write"
+               f"&schema={self.schema}&pool_size=12")
+        env = Settings.from_environ({"CASELEDGER_DATABASE_URL": url}).persistence_env()
+        assert env["PERSISTENCE_MODULE"] == "ledger.pg_store:LedgerPostgresFactory"
+        factory = LedgerPostgresFactory(Environment(env=env))
+        self.datastores.append(factory.datastore)
+        recorder = factory.application_recorder()
+        assert isinstance(recorder, LedgerPostgresRecorder)
+        assert factory.datastore.pool.kwargs["target_session_attrs"] == "read-write"
+        with factory.datastore.get_connection() as conn:
+            assert conn.info.port == int(info.get("port", 5432))  # past the host that is down
+        return recorder

@@ -45,16 +45,41 @@ def test_values_are_parsed():
     assert key not in repr(settings)  # the key-encryption key is never printed
 
 
+def test_a_primary_and_its_standbys_in_one_url():
+    from ledger.pgurl import connect_kwargs, is_postgres, servers
+
+    url = "postgresql://app:p%40ss@10.0.0.1:5432,10.0.0.2:5433/cl?target_session_attrs=read-write&schema=s&sslmode=prefer"
+    env = Settings.from_environ({"CASELEDGER_DATABASE_URL": url}).persistence_env()
+    assert (env["POSTGRES_HOST"], env["POSTGRES_PORT"], env["POSTGRES_DBNAME"], env["POSTGRES_SCHEMA"]) == \
+        ("10.0.0.1,10.0.0.2", "5432,5433", "cl", "s")
+    assert (env["POSTGRES_USER"], env["POSTGRES_PASSWORD"], env["POSTGRES_PRE_PING"]) == ("app", "p@ss", "y")
+    # libpq parameters that eventsourcing's factory has no setting for: ours passes them through
+    assert env["PERSISTENCE_MODULE"] == "ledger.pg_store:LedgerPostgresFactory" and is_postgres(env)
+    assert connect_kwargs(env) == {"host": "10.0.0.1,10.0.0.2", "port": "5432,5433", "dbname": "cl", "user": "app",
+                                   "password": "p@ss", "target_session_attrs": "read-write", "sslmode": "prefer"}
+    assert servers(env) == "10.0.0.1:5432, 10.0.0.2:5433"
+    plain = Settings.from_environ({"CASELEDGER_DATABASE_URL": "postgresql://db/cl"}).persistence_env()
+    assert plain["PERSISTENCE_MODULE"] == "eventsourcing.postgres" and "POSTGRES_PRE_PING" not in plain
+    assert servers(plain) == "db:5432" and connect_kwargs(plain)["password"] is None
+
+
 @pytest.mark.parametrize("name, value, says", [
     ("CASELEDGER_AGGREGATE_CACHE", "-1", "negative"),
     ("CASELEDGER_AGGREGATE_CACHE", "lots", "not a whole number"),
     ("CASELEDGER_KEY_CACHE_SECONDS", "nan", "seconds"),
+    ("CASELEDGER_CLOCK_SKEW_SECONDS", "-1", "seconds"),
     ("CASELEDGER_SCHEDULER_RETRY_SECONDS", "0", "more than 0"),
     ("CASELEDGER_SCHEDULER_WORKERS", "0", "at least 1"),
     ("CASELEDGER_KEK", "not base64!", "base64"),
     ("CASELEDGER_KEK", base64.b64encode(b"short").decode(), "32 bytes"),
     ("CASELEDGER_DATABASE_URL", "mysql://root:s3cret@db/cl", "unsupported 'mysql'"),
     ("CASELEDGER_DATABASE_URL", "sqlite:///", "unsupported"),
+    ("CASELEDGER_DATABASE_URL", "postgresql://u:s3cret@a:1,b:2,c:3,d:4/cl?foo=1", 'parameter: "foo"'),
+    ("CASELEDGER_DATABASE_URL", "postgresql://u:s3cret@a:1,b:2,c:3/cl?target_session_attrs=rw", "read-write"),
+    ("CASELEDGER_DATABASE_URL", "postgresql://u:s3cret@a,b,c/cl?port=1,2", "2 ports for 3 hosts"),
+    ("CASELEDGER_DATABASE_URL", "postgresql://u:s3cret@a:1,b:x/cl", "'x' is not a port"),
+    ("CASELEDGER_DATABASE_URL", "postgresql://u:s3cret@[::1/cl", "IPv6"),
+    ("CASELEDGER_DATABASE_URL", "postgresql://u:s3cret@db/cl?pool_size=0", "pool_size"),
     ("CASELEDGER_DATABSE_URL", "sqlite:///x.db", "no such setting"),  # a typo is not ignored
 ])
 def test_a_bad_value_names_its_variable(name, value, says):
@@ -63,6 +88,11 @@ def test_a_bad_value_names_its_variable(name, value, says):
     message = str(raised.value)
     assert message.startswith(f"{name}: ") and says in message and "\n" not in message
     assert "s3cret" not in message
+
+
+def test_the_clock_skew_is_seconds_two_minutes_by_default():
+    assert Settings.from_environ({}).clock_skew_seconds == 120
+    assert Settings.from_environ({"CASELEDGER_CLOCK_SKEW_SECONDS": "0.5"}).clock_skew_seconds == 0.5
 
 
 def test_the_command_line_reports_a_bad_setting_in_one_line(tmp_path):
