@@ -32,7 +32,8 @@ def import_history(file: Any, dry_run: bool) -> None:
     who = acting("history.import")
     data = file.read()
     source = f"{getattr(file, 'name', 'stdin')} sha256:{hashlib.sha256(data).hexdigest()}"
-    importer = HistoryImport(who.ledger, lambda at, reason: who.context(reason, imported=source, occurred_at=at),
+    importer = HistoryImport(who.ledger, lambda at, reason, person: who.context(
+                                 reason, imported=source, occurred_at=at, performed_by=person),
                              now=who.ledger.clock())
     plan = importer.check(data)
     if plan.errors:

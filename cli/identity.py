@@ -69,11 +69,12 @@ class Acting:
     action: str
 
     def context(self, reason: str | None = None, *, imported: str | None = None,
-                occurred_at: datetime | None = None) -> Context:
+                occurred_at: datetime | None = None, performed_by: str | None = None) -> Context:
         """The command's context: wall-clock business time unless a historical import says otherwise."""
         return Context(actor_id=self.caller.actor_id, actor_role=self.caller.role,
                        occurred_at=occurred_at or self.ledger.clock(), request_id=str(uuid.uuid4()),
-                       reason=reason, via="cli", os_user=os_user(), host=socket.gethostname(), imported=imported)
+                       reason=reason, via="cli", os_user=os_user(), host=socket.gethostname(), imported=imported,
+                       performed_by=performed_by if imported else None)
 
     def disclosure(self, reason: str | None) -> Disclosure:
         """Masked unless a reason is given and the role may unmask (refused otherwise, not silently masked)."""

@@ -61,7 +61,7 @@ class Complaint(Case):
                description: str | None = None, ticket_id: str | None = None) -> Complaint:
         policy.check("channel", channel)
         first_rung = policy.rule("escalation_ladder")["rungs"][0]
-        return cls(id=id, customer_id=str(customer_id), channel=channel, ticket_id=ticket_id, handler=ctx.actor_id,
+        return cls(id=id, customer_id=str(customer_id), channel=channel, ticket_id=ticket_id, handler=ctx.person,
                    rung=first_rung, policy_ref=policy.ref, personal=personal(customer_id, description=description),
                    meta=ctx.meta(policy.ref))
 

@@ -33,12 +33,23 @@ class Context:
     #: Set only by a historical import: the business time is the original one, in the past, and
     #: ``imported`` says from where (``file sha256``), so nobody mistakes it for a live event.
     imported: str | None = None
+    #: Only with ``imported``: who did it in the system the history comes from (its name for the
+    #: person). The recorded actor stays the importer; rules about *people* (a second person must
+    #: review) compare these names, so a migrated review by someone else is still one.
+    performed_by: str | None = None
 
     def __post_init__(self) -> None:
         if self.occurred_at.tzinfo is None or self.occurred_at.utcoffset() is None:
             raise InvalidValue("occurred_at must carry a time zone", rule="time.aware")
         if not self.actor_id or not self.actor_role:
             raise InvalidValue("an actor id and role are required", rule="actor.required")
+        if self.performed_by is not None and self.imported is None:
+            raise InvalidValue("performed_by names a person of an imported history only", rule="actor.performed_by")
+
+    @property
+    def person(self) -> str:
+        """Who did it: the actor, or for an imported event the person the history names."""
+        return self.performed_by or self.actor_id
 
     def meta(self, policy_ref: str) -> dict[str, str | None]:
         """The metadata stored on every event: plain JSON values, readable without the code."""
@@ -52,8 +63,14 @@ class Context:
             # Only when set: events written before these fields existed keep their exact shape.
             **{name: value for name, value in (("client_request_id", self.client_request_id), ("via", self.via),
                                                ("os_user", self.os_user), ("host", self.host),
-                                               ("imported", self.imported)) if value is not None},
+                                               ("imported", self.imported),
+                                               ("performed_by", self.performed_by)) if value is not None},
         }
+
+
+def person(meta: dict[str, object]) -> str:
+    """Who did what an event records (see ``Context.person``), from its metadata."""
+    return str(meta.get("performed_by") or meta["actor_id"])
 
 
 def personal(subject_id: str, **fields: object) -> dict[str, object]:

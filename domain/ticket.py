@@ -15,7 +15,7 @@ from uuid import UUID
 from eventsourcing.domain import event
 
 from domain.case import Case
-from domain.context import Context, personal
+from domain.context import Context, person, personal
 from domain.errors import require
 from domain.policy import Policy
 
@@ -160,7 +160,7 @@ class Ticket(Case):
 
     @event("Resolved")
     def _resolved(self, review_required: bool, personal: dict[str, Any], meta: dict[str, Any]) -> None:
-        self.resolved_by = meta["actor_id"]
+        self.resolved_by = person(meta)
         self.reviewed_by = None
         self.status = S.AWAITING_REVIEW if review_required else S.RESOLVED
 
@@ -169,14 +169,14 @@ class Ticket(Case):
         self._governed_by(policy)
         clause = policy.clause("second_review")
         self._require_status({S.AWAITING_REVIEW}, "review", rule="ticket.review_not_pending", clause=clause)
-        require(ctx.actor_id not in {self.handler, self.resolved_by},
+        require(ctx.person not in {self.handler, self.resolved_by},
                 "the reviewer must be a second person, not the handler who resolved it",
                 rule="ticket.second_person_review", clause=clause)
         self._reviewed(approved, self._personal(note=note), self._meta(ctx))
 
     @event("Reviewed")
     def _reviewed(self, approved: bool, personal: dict[str, Any], meta: dict[str, Any]) -> None:
-        self.reviewed_by = meta["actor_id"]
+        self.reviewed_by = person(meta)
         self.status = S.RESOLVED if approved else S.IN_PROGRESS
 
     def feed_back_result(self, *, channel: str, policy: Policy, ctx: Context) -> None:
@@ -239,7 +239,7 @@ class Ticket(Case):
     @event("Archived")
     def _archived(self, meta: dict[str, Any]) -> None:
         self.status = S.ARCHIVED
-        self.archived_by = meta["actor_id"]
+        self.archived_by = person(meta)
 
     def can_be_surveyed(self) -> bool:
         """A satisfaction survey makes sense once the customer has seen the result."""

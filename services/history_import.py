@@ -27,13 +27,14 @@ How it is imported, and why:
   lifecycle rule, vocabulary and the policy's clauses apply as they do live. One bad line refuses
   the whole file; each refusal names its line and rule.
 - **Business time is the original one**, never later than now and in order within a case. Each
-  step has a context of its own (``context(at, reason)``, given by the caller, who sets
+  step has a context of its own (``context(at, reason, person)``, given by the caller, who sets
   ``imported`` to the file name and hash), so every event says it was imported and from where.
 - **The recorded actor is the importer**, never a name from the file. The file's names go where
-  the domain has a field for the person: a ticket's first-contact owner (the ticket's ``actor``),
-  an assignment's ``handler``, an interaction's ``agent_id``. Other step ``actor`` names are checked
-  but have no field to go to. Consequently an imported second-person ``review`` is refused: the
-  ledger cannot attest two people when one importer records both the resolution and the review.
+  the domain has a field for the person (a ticket's first-contact owner, an assignment's
+  ``handler``, an interaction's ``agent_id``) and, for every step, into the event's
+  ``meta.performed_by``: who did it in the old system. Rules about people compare those names, so
+  an imported second-person review by someone other than the resolver is accepted, and one by the
+  resolver is refused as it would be live.
 - **Idempotent by reference**: a case's id is ``uuid5(ID_NAMESPACE, "<kind>:<ref>")`` (an
   interaction's is the one ``import-interactions`` gives it; a survey's is ``answer_survey``'s), so
   importing the file again skips what is stored. Cases are saved in batches, each case whole in
@@ -219,7 +220,7 @@ class HistoryImport:
         """The case, created and driven through its steps by the domain's own commands, in memory."""
         timeline.clear()
         f = record.fields
-        ctx = self.context(record.at, record.reason)
+        ctx = self.context(record.at, record.reason, record.actor)
         customer_id = str(customer.id) if customer else None
         ticket_id = str(ticket.id) if ticket else None
         try:
@@ -253,9 +254,10 @@ class HistoryImport:
         timeline.append((record.at, aggregate.status))
         for step in record.steps:
             try:
-                getattr(aggregate, step.action)(policy=policy, ctx=self.context(step.at, step.reason), **step.args)
+                getattr(aggregate, step.action)(policy=policy, ctx=self.context(step.at, step.reason, step.actor),
+                                                   **step.args)
             except (DomainError, LedgerError) as e:
-                raise LineRefused(f"step {step.number} ({step.action}): {_explained(e)}",
+                raise LineRefused(f"step {step.number} ({step.action}): {e}",
                                   getattr(e, "rule", "import.refused")) from None
             timeline.append((step.at, aggregate.status))
         return aggregate
@@ -337,9 +339,3 @@ def _named(raw: bytes) -> tuple[str, str] | None:
 def _name(kind: str, ref: str) -> str:
     return f"the survey of ticket {ref!r}" if kind == "survey" else f"{kind} {ref!r}"
 
-
-def _explained(error: Exception) -> str:
-    if getattr(error, "rule", None) == "ticket.second_person_review":
-        return (f"{error}; every imported step is recorded as the importer's, so the ledger cannot attest that "
-                "a second person reviewed it")
-    return str(error)

@@ -246,7 +246,7 @@ def test_refusals_name_the_domain_rule(importer, env, tmp_path):
         step("assign", at(2019, 3, 4, 10, 5), handler="Chen Jie", team="billing"),
         step("start_work", at(2019, 3, 4, 11)),
         step("resolve", at(2019, 3, 5, 11), "Chen Jie"),
-        step("review", at(2019, 3, 5, 12), "Zhang Min", approved=True)])
+        step("review", at(2019, 3, 5, 12), "Chen Jie", approved=True)])  # the resolver reviewing himself
     records = [CUSTOMER_1, dict(TICKET_1, steps=[step("close", at(2019, 3, 5))]), reviewed,
                dict(SURVEY, ticket="T-9"), dict(CUSTOMER_1, at=at(2019, 1, 1)), {"kind": "order", "ref": "X"}]
     path = tmp_path / "rules.ndjson"
@@ -270,3 +270,22 @@ def test_only_roles_granted_history_import_may_import(env, token_env, tmp_path):
     refused = run(token_env("agent"), "import-history", str(path))
     assert refused.exit_code == 1 and "may not history.import" in refused.stderr
     assert run(token_env("administrator"), "import-history", str(path), "--dry-run").exit_code == 0
+
+
+def test_an_imported_review_by_a_second_person_is_accepted_and_names_both(importer, tmp_path):
+    """The recorded actor of every imported event is the importer; who did each step in the old
+    helpdesk is meta.performed_by, and the second-person rule compares those people."""
+    reviewed = dict(TICKET_1, ref="T-9", steps=[
+        step("classify", at(2019, 3, 4, 10), "Zhang Min", priority="normal", complexity="complex", high_risk=True),
+        step("assign", at(2019, 3, 4, 10, 5), "Zhang Min", handler="Chen Jie", team="billing"),
+        step("start_work", at(2019, 3, 4, 11), "Chen Jie"),
+        step("resolve", at(2019, 3, 5, 11), "Chen Jie"),
+        step("review", at(2019, 3, 5, 12), "Zhang Min", approved=True)])
+    path = tmp_path / "reviewed.ndjson"
+    path.write_bytes(ndjson([CUSTOMER_1, reviewed]))
+    done = run(importer, "import-history", str(path))
+    assert done.exit_code == 0, done.stderr
+    listed = run(importer, "events", "--json", "--kind", "ticket", "--limit", "500")
+    metas = {json.loads(line)["type"]: json.loads(line)["meta"] for line in listed.stdout.splitlines()}
+    assert (metas["Resolved"]["performed_by"], metas["Reviewed"]["performed_by"]) == ("Chen Jie", "Zhang Min")
+    assert metas["Reviewed"]["actor_id"] == metas["Resolved"]["actor_id"]  # both recorded as the importer's
