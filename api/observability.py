@@ -1,4 +1,5 @@
-"""Operations endpoints: ``/healthz`` (alive), ``/readyz`` (database usable) and ``/metrics`` (Prometheus).
+"""Operations endpoints: ``/healthz`` (alive), ``/readyz`` (database usable, no read model stalled)
+and ``/metrics`` (Prometheus).
 
 The three are public by design — load balancers, orchestrators and Prometheus carry no token —
 so they are answered *before* authentication (:data:`PUBLIC_PATHS`); nothing they return names
@@ -12,8 +13,10 @@ What ``/metrics`` exposes:
 - read from the database on each scrape, so every worker reports the same truth whichever
   process wrote it (API, scheduler, imports): events in the ledger (``caseledger_events_total``,
   the leaves of the transparency log — exact and gapless), the head of the notification log,
-  each read model's position and lag (``projections.runtime.ProjectionRunner.status``), the
-  latest signed checkpoint and how many events are not yet covered by one;
+  each read model's position, lag and whether it is stalled (``caseledger_projection_stalled``,
+  1 while an event it cannot apply stops it, see ``projections.stalls``; with the log position of
+  that event in ``caseledger_projection_stalled_position``), the latest signed checkpoint and how
+  many events are not yet covered by one;
 - job runs by job and outcome (``caseledger_job_runs_total``), counted from the scheduler's
   ``JobRun`` events (``domain.jobs``) in the log — read incrementally, so each scrape only looks
   at what is new;
@@ -43,8 +46,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from api.problems import problem
-from projections.catalog import runner_for
+from projections.catalog import NAMES, runner_for
 from projections.runtime import ProjectionRunner
+from projections.stalls import STALL_TABLE, Stall
+from projections.stalls import load as load_stalls
 from projections.store import ViewDatabase
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -105,7 +110,7 @@ def healthz() -> Response:
 
 
 def readyz() -> Response:
-    """Readiness: the database is reachable and the ledger's tables are there."""
+    """Readiness: the database is reachable, the ledger's tables are there and no read model is stalled."""
     ledger = current_app.extensions["caseledger"]
     failure, checks = readiness(ledger)
     if failure:
@@ -165,6 +170,13 @@ def readiness(ledger: Any) -> tuple[str | None, dict[str, str]]:
         if missing:
             return (f"the ledger's tables are missing ({', '.join(missing)}); start the application once with "
                     "table creation enabled or restore the database", checks)
+        stalled = _stalled(db) if STALL_TABLE in present else []
+        if stalled:  # (no "read_models" check while none is: the answer keeps its established shape)
+            checks["read_models"] = "stalled: " + ", ".join(s.name for s in stalled)
+            # Not ready: the views it serves stop at the stall (an operator must repair it), though
+            # each read endpoint still answers, saying how far it goes.
+            return "; ".join(f"read model {s.name} is {s.describe()}; fix the cause, then run 'caseledger "
+                             f"projections rebuild {s.name}'" for s in stalled), checks
         return None, checks
     finally:
         db.close()
@@ -177,6 +189,13 @@ def _table_names(db: ViewDatabase) -> set[str]:
         else:
             cur.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
         return {row[0] for row in cur.fetchall()}
+
+
+def _stalled(db: ViewDatabase) -> list[Stall]:
+    """The stalls of the read models this version maintains (a stall row of a retired one is history)."""
+    with db.reading() as cur:
+        found = load_stalls(cur, NAMES)
+    return [found[name] for name in sorted(found)]
 
 
 def _first_line(error: BaseException) -> str:
@@ -222,11 +241,22 @@ class LedgerCollector:
                                      labels=["projection"])
         lag = GaugeMetricFamily("caseledger_projection_lag", "Log positions a read model is behind the head",
                                 labels=["projection"])
+        stalled = GaugeMetricFamily("caseledger_projection_stalled",
+                                    "1 if a read model is stalled on an event it cannot apply (repair: fix, then "
+                                    "'caseledger projections rebuild NAME'), else 0", labels=["projection"])
+        stalled_at = GaugeMetricFamily("caseledger_projection_stalled_position",
+                                       "Log position of the event a stalled read model cannot apply",
+                                       labels=["projection"])
         for status in statuses:
             position.add_metric([status.name], status.position)
             lag.add_metric([status.name], status.lag)
+            stalled.add_metric([status.name], float(status.stall is not None))
+            if status.stall is not None:
+                stalled_at.add_metric([status.name], status.stall.position)
         yield position
         yield lag
+        yield stalled
+        yield stalled_at
         signed = int(latest[0]) if latest else 0
         yield GaugeMetricFamily("caseledger_checkpoint_tree_size", "Tree size of the latest signed checkpoint", signed)
         yield GaugeMetricFamily("caseledger_events_since_checkpoint", "Events not yet covered by a signed checkpoint",

@@ -6,6 +6,15 @@ from marshmallow import Schema, fields, validate
 
 from api.schemas import BIGINT, PRINTABLE, Name, Strict
 
+#: Response headers of every read-model endpoint (``api.read_models``: the state they answer from).
+READ_MODEL_HEADERS = {
+    "X-Read-Model-Position": {"description": "log position the read model(s) of this answer reflect",
+                              "schema": {"type": "integer"}},
+    "X-Read-Model-Stalled": {"description": "only when one of them is stalled on an event it cannot apply: "
+                                            "'<read model> at <log position>: <reason>' ('; ' between several); "
+                                            "the answer is its last good state", "schema": {"type": "string"}},
+}
+
 Names = lambda **kw: fields.List(Name(), load_default=None, **kw)  # noqa: E731 - repeat the parameter for "any of"
 
 

@@ -9,6 +9,12 @@ built exactly as the mapper builds it (``object.__new__`` of the event class, st
 compressed or encrypted as a whole, an event class with upcasting — goes through the mapper
 itself. Personal parts stay sealed either way (``CaseLedger.facts_mapper``): read models never
 need them. ``tests/projections/test_decode.py`` checks that both give equal events.
+
+Whatever a stored event holds, decoding it never fails a batch: an event whose topic names no
+class here (written by another version, or by hand) or whose state cannot be decoded becomes an
+:class:`Undecodable` in its place, and the read models decide (``Projection.apply_batch``: one that
+would handle its class stalls there, the others go on). Text that no database column can hold
+(NUL, lone surrogates) is made storable on the way (``projections.storable``); the log keeps it.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from uuid import UUID, SafeUUID
 import orjson
 from eventsourcing.persistence import JSONTranscoder, StoredEvent
 from eventsourcing.utils import resolve_topic
+
+from projections.storable import needs_cleaning, storable_value
 
 _TRANSCODED = b'"_type_"'
 
@@ -35,8 +43,8 @@ class EventDecoder:
 
     def _lean_class(self, topic: str) -> type | None:
         if topic not in self._classes:
-            cls = resolve_topic(topic)
-            self._classes[topic] = None if getattr(cls, "class_version", 1) != 1 else cls
+            cls = _class_of(topic)  # unknown: the mapper fails on it, and says why (an Undecodable)
+            self._classes[topic] = None if cls is None or getattr(cls, "class_version", 1) != 1 else cls
         return self._classes[topic]
 
     def event(self, originator_id: UUID, version: int, topic: str, state: bytes) -> Any:
@@ -44,8 +52,15 @@ class EventDecoder:
         return self.events([(0, originator_id, version, topic, state)])[0][2]
 
     def _mapped(self, originator_id: UUID, version: int, topic: str, state: bytes) -> Any:
-        """The event as the mapper decodes it: anything the lean path does not take."""
-        return self.mapper.to_domain_event(StoredEvent(originator_id, version, topic, state))
+        """The event as the mapper decodes it: anything the lean path does not take; an
+        :class:`Undecodable` if the mapper cannot."""
+        try:
+            made = self.mapper.to_domain_event(StoredEvent(originator_id, version, topic, state))
+        except Exception as e:  # noqa: BLE001 - whatever is stored must not stop the other events
+            return Undecodable(topic, _class_of(topic), e)
+        if needs_cleaning(state):
+            made.__dict__.update({k: storable_value(v) for k, v in made.__dict__.items()})
+        return made
 
     def events(self, rows: Sequence[tuple[int, UUID, int, str, bytes]]) -> list[tuple[int, str, Any]]:
         """(position, topic, event) for rows (position, originator id, version, topic, state).
@@ -67,8 +82,15 @@ class EventDecoder:
                     values = None
                 recorded = values.get("timestamp") if type(values) is dict else None
                 if type(recorded) is dict and len(recorded) == 2 and recorded.get("_type_") == "datetime_iso" \
-                        and "class_version" not in values:
-                    values["timestamp"] = from_iso(recorded["_data_"])
+                        and "class_version" not in values and type(recorded.get("_data_")) is str:
+                    if needs_cleaning(state):
+                        values = storable_value(values)
+                        recorded = values["timestamp"]
+                    try:
+                        values["timestamp"] = from_iso(recorded["_data_"])
+                    except ValueError:  # not a time: the mapper says so (an Undecodable)
+                        append((position, topic, mapped(oid, version, topic, state)))
+                        continue
                     values["originator_id"] = oid
                     values["originator_version"] = version
                     made = new(cls)
@@ -77,6 +99,26 @@ class EventDecoder:
                     continue
             append((position, topic, mapped(oid, version, topic, state)))
         return out
+
+
+class Undecodable:
+    """In place of a stored event that cannot be decoded: its topic, the class the topic names
+    (None if it names none here) and what went wrong. The event stays in the log as it is."""
+
+    __slots__ = ("topic", "cls", "error")
+
+    def __init__(self, topic: str, cls: type | None, error: BaseException):
+        self.topic, self.cls, self.error = topic, cls, error
+
+    def __repr__(self) -> str:
+        return f"Undecodable({self.topic!r}, {type(self.error).__name__}: {self.error})"
+
+
+def _class_of(topic: str) -> type | None:
+    try:
+        return resolve_topic(topic)
+    except Exception:  # noqa: BLE001 - an unknown module or name, or a malformed topic
+        return None
 
 
 class LogId(UUID):

@@ -10,8 +10,10 @@ from typing import Any, Sequence
 
 from eventsourcing.utils import get_topic
 
+from projections.decode import Undecodable
 from projections.rowcache import RowCache
 from projections.runtime import Projection, ProjectionFailed
+from projections.storable import storable
 from projections.store import Table
 
 COUNT_TABLE = Table("rm_event_count", columns=(("topic", "TEXT"), ("events", "BIGINT"), ("last_position", "BIGINT")),
@@ -36,7 +38,10 @@ class EventCounts(Projection):
         for position, stored_topic, event in events:
             cls = type(event)
             try:
-                topic = topics[cls] if cls in topics else topics.setdefault(cls, get_topic(cls))
+                if cls is Undecodable:  # still an event of the log: counted under its stored topic
+                    topic = storable(event.topic)
+                else:
+                    topic = topics[cls] if cls in topics else topics.setdefault(cls, get_topic(cls))
             except Exception as e:  # noqa: BLE001 - as for any handler
                 raise ProjectionFailed(self.name, position, stored_topic, e) from e
             counted = seen.get(topic)

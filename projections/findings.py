@@ -64,7 +64,7 @@ def roles_with_need() -> frozenset[str] | None:
 
 class ComplianceFindings(Projection):
     name = "compliance_findings"
-    version = 2
+    version = 3  # 3: every event is checked for business time ahead of storage; dispositions followed
     rebuild_weight = 27
     tables = (AUDIT_CASE_TABLE, SUSPECT_TABLE, FINDING_TABLE)
 

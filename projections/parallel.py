@@ -97,7 +97,9 @@ def _work(parent: Any, names: list[str], head: int, sender: Connection) -> None:
     worker.building = parent.building
     message: tuple[Any, ...] = ("done",)
     try:
-        worker.catch_up(lambda count: sender.send(("progress", count)), head=head)
+        # Not strict: a read model that stalls is recorded as stalled by the worker, and the parent's
+        # rebuild reports it once every worker is done.
+        worker.catch_up(lambda count: sender.send(("progress", count)), head=head, strict=False)
     except ProjectionFailed as e:
         message = ("failed", e.projection, e.position, e.topic, f"{type(e.cause).__name__}: {e.cause}")
     except BaseException as e:  # noqa: BLE001 - reported to the parent, which raises it

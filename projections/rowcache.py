@@ -18,7 +18,8 @@ to be new — it looked for them and found none, or it is complete and never hel
 inserted plainly (PostgreSQL: ``COPY``; the server does a third less work per row than for an
 upsert, which matters when the database shares the cores with the rebuild); the others are
 upserted (SQLite: ``executemany``; PostgreSQL: one ``INSERT … SELECT FROM unnest`` of column
-arrays with binary parameters).
+arrays with binary parameters, when every value has its column's exact type — which
+``projections.storable.check_rows`` finds out while checking that both databases can store them).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import operator
 from typing import Any, Callable, Sequence
 
+from projections.storable import check_rows
 from projections.store import Cursor, Table
 
 #: One table's changes: rows new to it (inserted) and ones that may exist (upserted), as stored
@@ -130,10 +132,13 @@ class RowCache:
 
     @staticmethod
     def write(cur: Cursor, changed: list[Changes]) -> None:
+        """Write a batch's changes; a value the two databases would not store alike raises
+        :class:`~projections.storable.UnstorableValue` first, on both (the batch rolls back)."""
         for spec, inserted, upserted, deleted in changed:
+            inserted_typed, upserted_typed = check_rows(spec, inserted), check_rows(spec, upserted)
             cur.executemany(spec.delete_statement(), deleted)  # first: a key may be deleted, then put again
             if inserted:
-                if cur.postgres and _bulk_typed(spec, inserted):
+                if cur.postgres and inserted_typed:
                     with cur.raw.copy(spec.copy_statement()) as copy:
                         for values in inserted:
                             copy.write_row(values)
@@ -141,7 +146,7 @@ class RowCache:
                     cur.executemany(spec.insert_statement(), inserted)
             if not upserted:
                 continue
-            if cur.postgres and _bulk_typed(spec, upserted):
+            if cur.postgres and upserted_typed:
                 # binary parameters: text arrays need no quoting (psycopg quotes text ones with regexes)
                 cur.raw.execute(spec.bulk_upsert_statement().replace("?", "%b"),
                                 [list(column) for column in zip(*upserted)])
@@ -170,13 +175,6 @@ def _key_function(columns: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[
         (column,) = columns
         return lambda row: (row[column],)
     return operator.itemgetter(*columns)
-
-
-def _bulk_typed(spec: Table, values: list[Sequence[Any]]) -> bool:
-    """Do the values have the types the column arrays will be cast to (text: str, bigint: int)?
-    Anything else is written by executemany, exactly as the database would convert it.
-    (Column by column, the types collected by ``set(map(type, …))``: no Python loop per value.)"""
-    return all(set(map(type, column)) <= allowed for column, allowed in zip(zip(*values), spec.bulk_types))
 
 
 def _in_key_order(keys: set[tuple[Any, ...]]) -> list[tuple[Any, ...]]:

@@ -28,8 +28,10 @@ pauses the cyclic garbage collector (:func:`collections_paused`), and may split 
 over processes (``projections.parallel``).
 
 A crash before the commit loses the whole batch's work *and* its position, so it is redone;
-after the commit both are there. That is exactly-once. A handler error abandons the batch and
-raises :class:`ProjectionFailed` naming the event's position and topic; nothing is skipped.
+after the commit both are there. That is exactly-once. An event a read model cannot apply (its
+handler fails, or the database refuses its rows) stalls that read model alone: the events before
+it are committed, the stall (position, topic, reason) is recorded durably and every runner skips
+the read model until it is rebuilt; the others go on (``projections.stalls``). Nothing is skipped.
 
 Following new events: on PostgreSQL we ``LISTEN`` on the channel the ledger's recorder
 ``NOTIFY``s on every insert (falling back to a timeout so a missed notify costs at most one
@@ -39,103 +41,27 @@ poll interval); on SQLite we poll.
 from __future__ import annotations
 
 import gc
-import hashlib
-import json
+import logging
 import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
+from projections import stalls
 from projections.decode import EventDecoder
 from projections.failures import ProjectionFailed
 from projections.parallel import catch_up_in_processes
+from projections.projection import Projection
 from projections.rowcache import RowCache
-from projections.store import TRACKING_TABLE, Cursor, Table, ViewDatabase
+from projections.stalls import ProjectionStalled, Stall
+from projections.store import TRACKING_TABLE, Cursor, ViewDatabase
+
+__all__ = ["Projection", "ProjectionFailed", "ProjectionRunner", "ProjectionStalled", "Stall", "Status"]
+LOG = logging.getLogger("caseledger.projections")
 
 #: Rows a projection keeps in memory between batches (per projection; beyond it, the oldest half go).
 CACHED_ROWS = 100_000
-
-
-class Projection:
-    """A read model: tables, and handlers named ``on_<EventQualname with dots as underscores>``.
-
-    ``version`` names the handler logic; a runner refuses to extend tables built by another
-    version (rebuild them instead), so a read model is always the output of one definition.
-
-    Dispatch is by event class: :meth:`resolve` picks a class's handler (or None: the read model
-    ignores it) once, so an event a read model does not care about costs one dict lookup. A read
-    model that handles events otherwise than one ``on_…`` method each overrides :meth:`resolve`,
-    or :meth:`apply_batch` to fold a whole batch at once.
-    """
-
-    name: str = ""
-    version: int = 1
-    tables: tuple[Table, ...] = ()
-    #: Cost of a rebuild in µs per event beyond reading and decoding (``python -m bench.rebuild
-    #: --per-model``, 100k events, cold): balances parallel rebuilds.
-    rebuild_weight: int = 1
-
-    def __init__(self, ledger: Any):
-        self.ledger = ledger
-        self._handlers: dict[type, Callable[..., None] | None] = {}
-
-    @property
-    def calendar(self) -> Any:
-        """The ledger's business calendar, for deadlines (it remembers its answers)."""
-        return self.ledger.calendar
-
-    def resolve(self, cls: type) -> Callable[..., None] | None:
-        """The handler of events of class ``cls`` (called once per class), None to ignore them."""
-        return getattr(self, "on_" + cls.__qualname__.replace(".", "_"), None)
-
-    def handler(self, event: Any) -> Callable[..., None] | None:
-        cls = type(event)
-        if cls not in self._handlers:
-            self._handlers[cls] = self.resolve(cls)
-        return self._handlers[cls]
-
-    def apply(self, event: Any, position: int, rows: RowCache) -> None:
-        handle = self.handler(event)
-        if handle is not None:
-            handle(event, position, rows)
-
-    def apply_batch(self, events: Sequence[tuple[int, str, Any]], rows: RowCache) -> None:
-        """Apply (position, topic, event)s in log order; the first failure raises :class:`ProjectionFailed`."""
-        handlers = self._handlers
-        for cls in {type(event) for _, _, event in events} - handlers.keys():
-            handlers[cls] = self.resolve(cls)  # once per class, before the loop: one lookup per event in it
-        try:
-            for position, topic, event in events:
-                handle = handlers[type(event)]
-                if handle is not None:
-                    handle(event, position, rows)
-        except Exception as e:  # noqa: BLE001 - any handler error stops the projection
-            raise ProjectionFailed(self.name, position, topic, e) from e
-
-    # -- digest ----------------------------------------------------------------------------------
-    def digest(self, db: ViewDatabase) -> str:
-        """SHA-256 over every row of every table, in a canonical order (see projections/README.md).
-
-        Tables in name order; rows sorted in Python by their primary-key values (so no database
-        collation is involved); each row is one line ``<table>\\t<JSON array of the values in
-        declared column order>\\n`` (compact JSON, UTF-8, no ASCII escaping). The tracking
-        position is not part of it: same events in, same digest out.
-        """
-        sha = hashlib.sha256()
-        with db.reading() as cur:
-            for table in sorted(self.tables, key=lambda t: t.name):
-                rows = cur.execute(f"SELECT {', '.join(table.column_names)} FROM {table.name}").fetchall()
-                key_at = [table.column_names.index(k) for k in table.key]
-                rows.sort(key=lambda r: tuple(_order(r[i]) for i in key_at))
-                for row in rows:
-                    line = json.dumps(list(row), ensure_ascii=False, separators=(",", ":"))
-                    sha.update(f"{table.name}\t{line}\n".encode())
-        return sha.hexdigest()
-
-
-def _order(value: Any) -> tuple[int, Any]:
-    return (0, value) if isinstance(value, int) else (1, "" if value is None else str(value))
 
 
 @dataclass(frozen=True)
@@ -143,11 +69,16 @@ class Status:
     name: str
     position: int
     head: int
+    stall: Stall | None = None
 
     @property
     def lag(self) -> int:
         """Notification ids between the head of the log and the projection (an upper bound on events)."""
         return max(self.head - self.position, 0)
+
+    @property
+    def state(self) -> str:
+        return "running" if self.stall is None else "stalled"
 
 
 class ProjectionRunner:
@@ -163,6 +94,8 @@ class ProjectionRunner:
         self.building = False
         self.decoder = EventDecoder(ledger)
         self._caches: dict[str, RowCache] = {}  # per projection: rows as of the position it committed
+        #: Called with each stall this runner records (e.g. to print it); it is logged anyway.
+        self.on_stall: Callable[[Stall], None] | None = None
 
     # -- setup ---------------------------------------------------------------------------------
     def ensure_tables(self) -> None:
@@ -181,29 +114,90 @@ class ProjectionRunner:
         self._ready = True
 
     def positions(self) -> dict[str, int]:
+        return self._state()[0]
+
+    def stalls(self) -> dict[str, Stall]:
+        """The stalled read models of this runner (recorded by any process), by name."""
+        return self._state()[1]
+
+    def _state(self) -> tuple[dict[str, int], dict[str, Stall]]:
+        """Positions and stalls, read in one snapshot."""
         self.ensure_tables()
         with self.db.reading() as cur:
             rows = dict(cur.execute(f"SELECT name, position FROM {TRACKING_TABLE}").fetchall())
-        return {p.name: int(rows.get(p.name, 0)) for p in self.projections}
+            stalled = stalls.load(cur, (p.name for p in self.projections))
+        return {p.name: int(rows.get(p.name, 0)) for p in self.projections}, stalled
 
     def status(self) -> list[Status]:
         head = self.ledger.recorder.max_notification_id() or 0
-        return [Status(name, pos, head) for name, pos in self.positions().items()]
+        positions, stalled = self._state()
+        return [Status(name, pos, head, stalled.get(name)) for name, pos in positions.items()]
 
     # -- processing ----------------------------------------------------------------------------
     def run_batch(self) -> int:
-        """Process one batch; returns the number of notifications read (0 when caught up)."""
-        positions = self.positions()
-        start = min(positions.values(), default=0)
+        """Process one batch for the read models that are not stalled; returns the number of
+        notifications read (0 when caught up)."""
+        positions, stalled = self._state()
+        active = [p for p in self.projections if p.name not in stalled]
+        if not active:
+            return 0
+        start = min(positions[p.name] for p in active)
         rows = self.db.notifications(self.ledger.recorder.events_table_name, start, self.batch_size)
         if not rows:
             return 0
         decoded = self.decoder.events(rows)
         last = rows[-1][0]
-        for projection in self.projections:
+        for projection in active:
             if positions[projection.name] < last:
-                self._apply(projection, decoded, start, positions[projection.name], last)
+                try:
+                    self._apply(projection, decoded, start, positions[projection.name], last)
+                except Exception as error:  # noqa: BLE001 - sorted out below: a retry later, or a stall now
+                    if stalls.is_transient(error):
+                        raise
+                    self._isolate(projection, decoded, error)
         return len(rows)
+
+    def _isolate(self, projection: Projection, decoded: list[tuple[int, str, Any]], error: Exception) -> None:
+        """The batch failed for ``projection``: commit what it can apply, and stall it at the first
+        event it cannot, applied alone. The events before a handler's failure go in one transaction,
+        then one event at a time (a database refusal does not say which event's rows it was)."""
+        failed_at = error.position if isinstance(error, ProjectionFailed) else None
+        pending = decoded
+        while True:
+            now = self._current_position(projection.name)
+            pending = [item for item in pending if item[0] > (now or 0)]
+            if now is None or not pending:
+                return  # a rebuild is starting, or another runner applied the rest
+            before = [item for item in pending if failed_at is not None and item[0] < failed_at]
+            chunk = before or pending[:1]
+            try:
+                self._apply(projection, chunk, now, now, chunk[-1][0])
+            except Exception as again:  # noqa: BLE001 - as in run_batch
+                if stalls.is_transient(again):
+                    raise
+                if len(chunk) == 1:
+                    self._stall(projection, chunk[0], again)
+                    return
+                failed_at = again.position if isinstance(again, ProjectionFailed) else None
+
+    def _current_position(self, name: str) -> int | None:
+        with self.db.reading() as cur:
+            found = cur.execute(f"SELECT position FROM {TRACKING_TABLE} WHERE name = ?", (name,)).fetchone()
+        return None if found is None else int(found[0])
+
+    def _stall(self, projection: Projection, item: tuple[int, str, Any], error: Exception) -> None:
+        """Record that ``projection`` stalls at ``item`` (unless it moved past it or was reset meanwhile)."""
+        stall = Stall(projection.name, item[0], item[1], stalls.reason_of(error), stalls.now_stamp())
+        self._caches.pop(projection.name, None)
+        with self.db.transaction() as cur:
+            now = self._locked_position(cur, projection.name)
+            if now is None or now >= item[0]:
+                return  # rebuilt meanwhile, or applied by a runner that could (another version)
+            stalls.record(cur, stall)
+        LOG.error("read model %s %s (applied up to %s); the other read models go on", stall.name, stall.describe(),
+                  now)
+        if self.on_stall:
+            self.on_stall(stall)
 
     def _apply(self, projection: Projection, decoded: list[tuple[int, str, Any]], start: int, position: int,
                last: int) -> None:
@@ -250,19 +244,35 @@ class ProjectionRunner:
         found = cur.execute(f"SELECT position FROM {TRACKING_TABLE} WHERE name = ?{lock}", (name,)).fetchone()
         return int(found[0]) if found else None
 
-    def catch_up(self, progress: Callable[[int], None] | None = None, *, head: int | None = None) -> int:
-        """Process until every projection has seen ``head`` (default: the head of the log now)."""
+    def catch_up(self, progress: Callable[[int], None] | None = None, *, head: int | None = None,
+                 strict: bool = True) -> int:
+        """Process until every read model that is not stalled has seen ``head`` (default: the head of
+        the log now). ``strict``: then raise :class:`ProjectionStalled` if one of them is stalled —
+        for callers that act on what they read (retention, SLA escalation, reports); the API's
+        views and ``projections run`` pass False and serve or go on with the others."""
         if head is None:
             head = self.ledger.recorder.max_notification_id() or 0
         processed = 0
-        while min(self.positions().values(), default=head) < head:
+        while True:
+            positions, stalled = self._state()
+            if min((pos for name, pos in positions.items() if name not in stalled), default=head) >= head:
+                break
             count = self.run_batch()
             if count == 0:
                 break
             processed += count
             if progress:
                 progress(count)
+        if strict:
+            self.raise_if_stalled()
         return processed
+
+    def raise_if_stalled(self, names: Iterable[str] | None = None) -> None:
+        """Raise :class:`ProjectionStalled` for the first stalled read model (of ``names``, default all)."""
+        stalled = self.stalls()
+        for p in self.projections:
+            if p.name in stalled and (names is None or p.name in names):
+                raise ProjectionStalled(stalled[p.name])
 
     def follow(self, stop: threading.Event, *, poll_seconds: float = 1.0, pause_between_batches: float = 0.0,
                on_batch: Callable[[int], None] | None = None) -> None:
@@ -297,6 +307,7 @@ class ProjectionRunner:
             self.db.drop_tables(cur, [t for p in chosen for t in p.tables])
             for p in chosen:
                 cur.execute(f"DELETE FROM {TRACKING_TABLE} WHERE name = ?", (p.name,))
+            stalls.clear(cur, [p.name for p in chosen])  # the repair: the fixed code gets its chance
         self._ready, self.building = False, True
         try:
             self.ensure_tables()
@@ -305,11 +316,13 @@ class ProjectionRunner:
                 processed = catch_up_in_processes(self, [p.name for p in chosen], head, workers, progress)
             else:
                 with collections_paused():
-                    processed = self.catch_up(progress)
+                    processed = self.catch_up(progress, strict=False)
         finally:
             self.building = False
             self.db.create_tables([t for p in chosen for t in p.tables])  # the indexes
-        return processed + self.catch_up(progress)  # whatever was appended meanwhile
+        processed += self.catch_up(progress, strict=False)  # whatever was appended meanwhile
+        self.raise_if_stalled(wanted)  # still: the fix did not fix it
+        return processed
 
     def digests(self) -> dict[str, str]:
         self.ensure_tables()

@@ -26,8 +26,10 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping, NamedTuple, Sequence
 from uuid import UUID
 
+from ledger.pgurl import LIBPQ_OPTIONS, connect_kwargs, is_postgres
 from ledger.sqlaccess import SCHEMA_LOCK
 from projections.decode import log_id
+from projections.stalls import CREATE_STALL_TABLE
 
 TRACKING_TABLE = "projection_tracking"
 #: SQLite page cache of the read-model connection (the default is 2 MiB).
@@ -173,7 +175,7 @@ class ViewDatabase:
 
     def __init__(self, env: Mapping[str, str]):
         self.env = dict(env)
-        self.postgres = self.env.get("PERSISTENCE_MODULE", "") == "eventsourcing.postgres"
+        self.postgres = is_postgres(self.env)
         self.schema = (self.env.get("POSTGRES_SCHEMA") or "public") if self.postgres else ""
         self.lock = threading.RLock()
         self._conn: Any = None
@@ -187,11 +189,10 @@ class ViewDatabase:
         if self.postgres:
             import psycopg
 
-            conn = psycopg.connect(
-                host=self.env.get("POSTGRES_HOST") or "127.0.0.1", port=int(self.env.get("POSTGRES_PORT") or 5432),
-                dbname=self.env.get("POSTGRES_DBNAME") or "postgres", user=self.env.get("POSTGRES_USER") or "postgres",
-                password=self.env.get("POSTGRES_PASSWORD") or None,
-                connect_timeout=int(float(self.env.get("POSTGRES_CONNECT_TIMEOUT") or 10)), autocommit=True)
+            # The ledger's own hosts, ports and libpq options (a primary and its standbys: the
+            # read models follow the primary after a failover, as the ledger's pool does).
+            conn = psycopg.connect(**connect_kwargs(self.env), autocommit=True,
+                                   connect_timeout=int(float(self.env.get("POSTGRES_CONNECT_TIMEOUT") or 10)))
             # Unqualified table names resolve to the ledger's schema, next to its events.
             conn.execute("SELECT set_config('search_path', %s, false)", (f'"{self.schema}"',))
             # As on SQLite below: a read-model batch a crash takes back takes its tracking position
@@ -272,12 +273,14 @@ class ViewDatabase:
 
     # -- schema ----------------------------------------------------------------------------------
     def create_tables(self, tables: Sequence[Table], *, indexes: bool = True) -> None:
-        """Create what is missing; ``indexes=False``: the tables only (with their primary keys)."""
+        """Create what is missing (always the tracking and stall tables); ``indexes=False``: the
+        tables only (with their primary keys)."""
         with self.transaction() as cur:
             if self.postgres:
                 cur.execute(SCHEMA_LOCK)  # processes starting at once on a new database: one creates, the others wait
             cur.execute(f"CREATE TABLE IF NOT EXISTS {TRACKING_TABLE} (name TEXT PRIMARY KEY, "
                         "position BIGINT NOT NULL, version BIGINT NOT NULL)")
+            cur.execute(CREATE_STALL_TABLE)
             for table in tables:
                 for statement in table.create_statements()[:None if indexes else 1]:
                     cur.execute(statement)
@@ -288,4 +291,5 @@ class ViewDatabase:
 
 
 _ENV_KEYS = ("PERSISTENCE_MODULE", "SQLITE_DBNAME", "SQLITE_LOCK_TIMEOUT", "POSTGRES_HOST", "POSTGRES_PORT",
-             "POSTGRES_DBNAME", "POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_SCHEMA", "POSTGRES_CONNECT_TIMEOUT")
+             "POSTGRES_DBNAME", "POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_SCHEMA", "POSTGRES_CONNECT_TIMEOUT",
+             LIBPQ_OPTIONS)

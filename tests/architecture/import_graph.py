@@ -17,8 +17,9 @@ ROOT = Path(__file__).resolve().parents[2]
 #: Packages of one rank (the API and the scheduler) may not import each other.
 LAYERS: Mapping[str, int] = {"domain": 0, "ledger": 1, "projections": 2, "services": 3, "api": 4, "scheduler": 4,
                              "cli": 5, "bench": 6}
-#: What read models may use of the write-side core: database access, and nothing that writes events.
-PROJECTIONS_MAY_USE = frozenset({"ledger.sqlaccess"})
+#: What read models may use of the write-side core: database access (and how to reach the database the
+#: ledger's URL names), nothing that writes events.
+PROJECTIONS_MAY_USE = frozenset({"ledger.sqlaccess", "ledger.pgurl"})
 #: Libraries that belong to the entry points only (HTTP, command line, scheduling, serving).
 ENTRY_POINT_LIBRARIES = frozenset({"flask", "flask_smorest", "marshmallow", "werkzeug", "click", "rich",
                                    "gunicorn", "apscheduler", "honcho", "apispec", "webargs"})

@@ -66,7 +66,6 @@ def test_a_url_without_a_reachable_primary_says_so_in_one_line(tmp_path):
     assert "\n" not in message and "connection refused" in message and ", 127.0.0.1:" in message
 
 
-@pytest.mark.xfail(strict=True, reason="projections/store.py does not take ledger.pgurl.connect_kwargs yet")
 def test_the_read_models_connection_reaches_the_primary_too(multihost):
     from projections.store import ViewDatabase
 

@@ -64,3 +64,16 @@ def test_a_command_line_read_is_masked_by_role_and_disclosures_are_recorded(env,
     assert (entry["actor_id"], entry["actor_role"], entry["reason"]) == ("co-xu", "compliance_officer",
                                                                           "DSAR 2026-031")
     assert sorted(entry["fields"]) == ["name", "phone"] and entry["resource"].startswith("cli events")
+
+
+def test_replay_is_an_auditors_read(env, token_env, ctx):
+    ledger = build(env)
+    try:
+        customer = ledger.register_customer(ctx(), kind="individual", tier="vip", contact={"name": "张三丰"})
+        ticket = ledger.open_ticket(ctx(), customer_id=str(customer.id), channel="web", summary="slow")
+    finally:
+        ledger.close()
+    code, out, _ = run(token_env("auditor"), "replay", "ticket", str(ticket.id), "--position", "2")
+    assert code == 0 and json.loads(out)["status"] == "received"
+    code, _, err = run(token_env("agent"), "replay", "ticket", str(ticket.id))
+    assert code == 1 and "may not replay.read" in err
