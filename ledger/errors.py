@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from domain.errors import InvalidValue
+from domain.errors import DomainError, InvalidValue
 
 
 class LedgerError(Exception):
@@ -51,3 +51,17 @@ class BusinessTimeAhead(InvalidValue):
         super().__init__(f"business time {occurred_at.isoformat()} is later than the wall clock "
                          f"{clock.isoformat()} plus the allowed skew of {skew.total_seconds():g} s "
                          "(CASELEDGER_CLOCK_SKEW_SECONDS)")
+
+
+class HistoryUnreadable(DomainError):
+    """A stored event of this aggregate does not fit the code that folds it (written by another
+    version, or below the application): the case cannot be reconstructed, so no command can act on
+    it. The log keeps the event as stored; the read models stall on it alone (``projections``).
+    A domain error in form (rule ``history.unreadable``): the API answers 409 naming it, never 500."""
+
+    rule = "history.unreadable"
+
+    def __init__(self, kind: str, aggregate_id: object, error: Exception):
+        super().__init__(f"the stored history of {kind} {aggregate_id} cannot be read by this version of the "
+                         f"code ({type(error).__name__}: {error}); its events are kept as stored — fix the code "
+                         "that folds them, or ask an administrator", rule=self.rule)

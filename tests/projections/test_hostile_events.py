@@ -177,3 +177,15 @@ def test_a_passing_database_error_stops_the_batch_without_stalling(ledger, base)
         flaky.catch_up(strict=False)
     assert flaky.stalls() == {} and flaky.positions()["flaky_ticket_list"] == 0  # retried next time, whole
     flaky.close()
+
+
+def test_a_case_whose_history_the_code_cannot_fold_is_a_named_409_not_a_500(ledger, base, api):
+    """Missing fields the domain needs (not only a read model): the case cannot be reconstructed,
+    so reading it or acting on it is refused naming the rule; the rest of the ledger serves on."""
+    store_raw(ledger, "domain.ticket:Ticket.Assigned", {"meta": meta()},  # no handler, no team
+              originator_id=uuid.UUID(base["ticket"]), version=ledger.get("ticket", base["ticket"]).version + 1)
+    for response in (api.get(f"/tickets/{base['ticket']}", as_="admin"),
+                     api.post(f"/tickets/{base['ticket']}/start-work", as_="lead", json={})):
+        assert response.status_code == 409, response.get_data(as_text=True)
+        assert response.json["rule"] == "history.unreadable" and base["ticket"] in response.json["detail"]
+    assert api.get(f"/complaints/{base['complaint']}", as_="admin").status_code == 200
