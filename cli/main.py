@@ -19,7 +19,7 @@ from cli.access import COMMANDS as ACCESS_COMMANDS
 from cli.access import issue_demo_tokens
 from cli.context import create_ledger, settings
 from cli.database import db
-from cli.errors import OneLineError, SafeGroup
+from cli.errors import SafeGroup
 from cli.history import import_history
 from cli.identity import acting
 from cli.integrity import COMMANDS as INTEGRITY_COMMANDS
