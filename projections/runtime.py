@@ -59,6 +59,8 @@ from projections.store import TRACKING_TABLE, Cursor, ViewDatabase
 
 __all__ = ["Projection", "ProjectionFailed", "ProjectionRunner", "ProjectionStalled", "Stall", "Status"]
 LOG = logging.getLogger("caseledger.projections")
+#: Pauses while the database is away: the first, doubling up to the last (seconds).
+RECONNECT_FIRST, RECONNECT_MAX = 0.5, 10.0
 
 #: Rows a projection keeps in memory between batches (per projection; beyond it, the oldest half go).
 CACHED_ROWS = 100_000
@@ -276,20 +278,33 @@ class ProjectionRunner:
 
     def follow(self, stop: threading.Event, *, poll_seconds: float = 1.0, pause_between_batches: float = 0.0,
                on_batch: Callable[[int], None] | None = None) -> None:
-        """Keep up with the log until ``stop`` is set."""
-        waiter = _Waiter(self.ledger, poll_seconds)
+        """Keep up with the log until ``stop`` is set. A database that goes away (a restart, a
+        failover) is waited for with growing pauses and reconnected to: the process is not restarted."""
+        waiter: _Waiter | None = None
+        pause = RECONNECT_FIRST
         try:
             while not stop.is_set():
-                count = self.run_batch()
-                if count:
-                    if on_batch:
-                        on_batch(count)
-                    if pause_between_batches:
-                        stop.wait(pause_between_batches)
-                    continue
-                waiter.wait(stop)
+                try:
+                    waiter = waiter or _Waiter(self.ledger, poll_seconds)
+                    count = self.run_batch()
+                    if count:
+                        if on_batch:
+                            on_batch(count)
+                        if pause_between_batches:
+                            stop.wait(pause_between_batches)
+                    else:
+                        waiter.wait(stop)
+                    pause = RECONNECT_FIRST
+                except Exception as error:  # noqa: BLE001 - only what may pass is waited out; the rest raises
+                    if not stalls.is_transient(error):
+                        raise
+                    LOG.warning("database unavailable (%s: %s); retrying in %.1f s",
+                                type(error).__name__, " ".join(str(error).split()), pause)
+                    waiter = _close_quietly(waiter, self.db)  # fresh connections after the pause
+                    stop.wait(pause)
+                    pause = min(pause * 2, RECONNECT_MAX)
         finally:
-            waiter.close()
+            _close_quietly(waiter)
 
     def rebuild(self, names: Iterable[str] | None = None, progress: Callable[[int], None] | None = None, *,
                 workers: int = 1) -> int:
@@ -330,6 +345,15 @@ class ProjectionRunner:
 
     def close(self) -> None:
         self.db.close()
+
+
+def _close_quietly(*things: Any) -> None:
+    for thing in things:
+        try:
+            if thing is not None:
+                thing.close()
+        except Exception:  # noqa: BLE001 - closing a connection to a database that is gone may fail too
+            pass
 
 
 @contextmanager

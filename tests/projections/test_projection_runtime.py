@@ -97,3 +97,37 @@ def test_a_failing_projection_names_position_and_topic_and_keeps_its_position(le
         broken.catch_up()
     assert again.value.position == classified[0] and broken.positions()["broken_ticket_list"] == stuck_at
     broken.close()
+
+
+def test_following_waits_out_a_database_that_went_away(ledger, ctx, runner, monkeypatch):
+    """A database restart or failover is waited for and reconnected to, not a reason to exit (the
+    process would otherwise need restarting); an error that will not pass still stops it."""
+    import threading
+
+    import psycopg
+
+    from projections import runtime
+
+    monkeypatch.setattr(runtime, "RECONNECT_FIRST", 0.01)
+    ledger.register_customer(ctx(), kind="individual", tier="vip", contact={"name": "钱七"})
+    real, failures, stop = runner.run_batch, [], threading.Event()
+
+    def flaky() -> int:
+        if len(failures) < 3:
+            failures.append(1)
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        done = real()
+        if not done:
+            stop.set()
+        return done
+
+    monkeypatch.setattr(runner, "run_batch", flaky)
+    runner.follow(stop, poll_seconds=0.01)
+    assert len(failures) == 3 and runner.status()[0].lag == 0  # caught up after reconnecting
+
+    def broken() -> int:
+        raise ValueError("a bug, not an outage")
+
+    monkeypatch.setattr(runner, "run_batch", broken)
+    with pytest.raises(ValueError):
+        runner.follow(threading.Event(), poll_seconds=0.01)
