@@ -22,6 +22,7 @@ from marshmallow import RAISE, Schema, fields, validate
 from werkzeug.exceptions import BadRequest, NotFound
 
 from api.read_model_schemas import Count, Flag, Names, Opt
+from api.idempotency import answers
 from api.read_models import conditional, read_models
 from api.resources import context, expected_version
 from api.schemas import PRINTABLE, Strict, Text
@@ -198,11 +199,11 @@ def _routes(blp: Blueprint) -> None:
     @blp.doc(summary="Acknowledge a finding with a reason (an event; findings are never deleted)",
              description="Roles: the policy's audit.acknowledge. Send If-Match with the finding's ETag to refuse "
                          "a change made meanwhile (412).")
+    @answers(lambda written, body, finding_id: _fresh_finding(finding_id))  # as acknowledged, in the read model
     def acknowledge(body, finding_id):  # noqa: ANN001, ANN202
         ledger = current_app.extensions["caseledger"]
         ledger.act("finding", finding_id, "acknowledge", context(reason=body["reason"]), {}, expected_version())
-        read_models().fresh()
-        return _finding(finding_id)
+        return _fresh_finding(finding_id)
 
     @blp.route("/job-runs", endpoint="job_runs")
     @blp.arguments(JobRunQuery, location="query", unknown=RAISE)
@@ -210,6 +211,11 @@ def _routes(blp: Blueprint) -> None:
     @blp.doc(summary="History of the scheduled compliance jobs (started, finished with counts, failed with reason)")
     def job_runs(query):  # noqa: ANN001, ANN202
         return _page(query, list_job_runs, ("job", "status", "trigger"), JobRunPage)
+
+
+def _fresh_finding(finding_id: Any) -> Any:
+    read_models().fresh()
+    return _finding(finding_id)
 
 
 def _finding(finding_id: Any) -> Any:

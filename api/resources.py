@@ -12,11 +12,14 @@ from marshmallow import RAISE, ValidationError
 from werkzeug.exceptions import BadRequest
 
 from api import schemas as s
+from api.idempotency import answers
 from api.auth import current_caller
 from api.boundary import accepts
 from domain import text
 from domain.context import Context
 from ledger.application import ACTIONS, CaseLedger
+from ledger.errors import NotFound
+from ledger.idempotency import Written
 from ledger.records import event_record
 
 #: URL collection names per aggregate kind.
@@ -80,6 +83,21 @@ def created(kind: str, aggregate: Any) -> tuple[dict[str, Any], int, dict[str, s
     return data, 201, headers
 
 
+def written_state(kind: str, written: Written, aggregate_id: Any) -> Any:
+    """An aggregate at the version a request with an Idempotency-Key wrote (to rebuild its answer)."""
+    return ledger().get(kind, aggregate_id, version=written.last(aggregate_id))
+
+
+def written_new(kind: str, written: Written) -> Any:
+    """The aggregate of ``kind`` a request with an Idempotency-Key created, at the version it wrote."""
+    for aggregate_id in written.created_ids():
+        try:
+            return written_state(kind, written, aggregate_id)
+        except NotFound:  # created alongside (e.g. a disclosure record): not the one
+            continue
+    raise NotFound(f"the first request with this Idempotency-Key created no {kind}")
+
+
 def _reads(api: Api, kind: str) -> Blueprint:
     """GET one, GET its events, and one POST per action the ledger allows on this kind."""
     collection = COLLECTIONS[kind]
@@ -112,6 +130,7 @@ def _action_route(blp: Blueprint, kind: str, action: str, state_schema: type) ->
     @blp.response(200, state_schema)
     @blp.doc(summary=f"{action.replace('_', ' ').capitalize()} a {kind}",
              description="Send If-Match with the ETag you read to refuse a change made meanwhile (412).")
+    @answers(lambda written, args, aggregate_id: state(kind, written_state(kind, written, aggregate_id)))
     def act(args, aggregate_id):  # noqa: ANN001, ANN202
         if (kind, action) == ("interaction", "register"):
             _own_agent(args)
@@ -124,6 +143,7 @@ def _creation(blp: Blueprint, kind: str, schema: type, create: Callable[..., Any
     @blp.route("", methods=["POST"], endpoint="create")
     @blp.arguments(schema)
     @blp.response(201, s.STATE_SCHEMAS[kind])
+    @answers(lambda written, args: created(kind, written_new(kind, written)))
     def post(args):  # noqa: ANN001, ANN202
         if "agent_id" in args:
             _own_agent(args)
@@ -169,6 +189,7 @@ def _feedback_escalation(blp: Blueprint) -> None:
     @blp.arguments(s.ActionSchema)
     @blp.response(201, s.ComplaintState)
     @blp.doc(summary="Turn complaint feedback into a formal complaint (both saved together)")
+    @answers(lambda written, args, aggregate_id: created("complaint", written_new("complaint", written)))
     def escalate(args, aggregate_id):  # noqa: ANN001, ANN202
         complaint = ledger().escalate_feedback(context(reason=args.get("reason")), str(aggregate_id),
                                                expected_version=expected_version())
@@ -183,6 +204,7 @@ def _interaction_import(blp: Blueprint) -> None:
                          "agent_id other than yours) rejects the whole file (422, with line numbers) and nothing "
                          "is written. Lines with an external_ref are imported once.")
     @accepts(*NDJSON)
+    @answers(_imported)
     def import_():  # noqa: ANN202
         data = request.get_data()
         records, errors = parse_import_lines(data.splitlines(), caller=current_caller().actor_id)
@@ -193,6 +215,14 @@ def _interaction_import(blp: Blueprint) -> None:
         report = ledger().import_interactions([(context(occurred_at=when, imported=source), fields)
                                                for when, fields in records])
         return {**report, "lines": len(records)}
+
+
+def _imported(written: Written) -> dict[str, int]:
+    """The report of an import whose answer was lost: its interactions were all new ones (version 1).
+    An import is a transaction per batch; one cut short by a crash reports the rest as skipped, and
+    importing the file again (new key) adds only lines whose external_ref was not imported yet."""
+    lines = len(parse_import_lines(request.get_data().splitlines())[0])
+    return {"imported": written.created, "skipped": lines - written.created, "lines": lines}
 
 
 def parse_import_lines(lines: Iterable[bytes | str], *, caller: str | None = None,

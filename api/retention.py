@@ -9,7 +9,8 @@ from flask import current_app
 from flask_smorest import Api, Blueprint
 from marshmallow import RAISE, Schema, fields, validate
 
-from api.resources import context
+from api.idempotency import answers
+from api.resources import context, written_new, written_state
 from api.schemas import Strict, Text
 from domain import text
 from services.retention import Retention, build_retention
@@ -152,6 +153,16 @@ def _disposition(d: Any) -> tuple[dict[str, Any], int, dict[str, str]]:
             200, {"ETag": f'"{d.version}"'})
 
 
+def _placed(h: Any) -> tuple[dict[str, Any], int, dict[str, str]]:
+    body, _, headers = _hold(h)
+    return body, 201, {**headers, "Location": f"/holds/{h.id}"}
+
+
+def _proposed(d: Any) -> tuple[dict[str, Any], int, dict[str, str]]:
+    body, _, headers = _disposition(d)
+    return body, 201, {**headers, "Location": f"/dispositions/{d.id}"}
+
+
 # -- routes ---------------------------------------------------------------------------------------
 def register_retention(api: Api) -> None:
     retention = Blueprint("retention", __name__, url_prefix="/retention", description="Retention schedule")
@@ -184,11 +195,10 @@ def register_retention(api: Api) -> None:
     @holds.route("", methods=["POST"], endpoint="place")
     @holds.arguments(HoldCreate)
     @holds.response(201, HoldState)
+    @answers(lambda written, args: _placed(written_new("hold", written)))
     def place(args):  # noqa: ANN001, ANN202
-        hold = service().place_hold(context(reason=args["reason"]), target_kind=args["target_kind"],
-                                    target_id=str(args["target_id"]), authority=args["authority"])
-        body, _, headers = _hold(hold)
-        return body, 201, {**headers, "Location": f"/holds/{hold.id}"}
+        return _placed(service().place_hold(context(reason=args["reason"]), target_kind=args["target_kind"],
+                                            target_id=str(args["target_id"]), authority=args["authority"]))
 
     @holds.route("/<uuid:hold_id>", endpoint="get")
     @holds.response(200, HoldState)
@@ -198,16 +208,16 @@ def register_retention(api: Api) -> None:
     @holds.route("/<uuid:hold_id>/release", methods=["POST"], endpoint="release")
     @holds.arguments(Reason)
     @holds.response(200, HoldState)
+    @answers(lambda written, args, hold_id: _hold(written_state("hold", written, hold_id)))
     def release(args, hold_id):  # noqa: ANN001, ANN202
         return _hold(service().release_hold(context(reason=args["reason"]), str(hold_id)))
 
     @dispositions.route("", methods=["POST"], endpoint="propose")
     @dispositions.arguments(DispositionCreate)
     @dispositions.response(201, DispositionState)
+    @answers(lambda written, args: _proposed(written_new("disposition", written)))
     def propose(args):  # noqa: ANN001, ANN202
-        d = service().propose(context(reason=args["reason"]), str(args["subject"]))
-        body, _, headers = _disposition(d)
-        return body, 201, {**headers, "Location": f"/dispositions/{d.id}"}
+        return _proposed(service().propose(context(reason=args["reason"]), str(args["subject"])))
 
     @dispositions.route("/<uuid:disposition_id>", endpoint="get")
     @dispositions.response(200, DispositionState)
@@ -226,5 +236,6 @@ def _step(blp: Blueprint, step: str) -> None:
     @blp.arguments(Reason)
     @blp.response(200, DispositionState)
     @blp.doc(summary=f"{step.capitalize()} a disposition")
+    @answers(lambda written, args, disposition_id: _disposition(written_state("disposition", written, disposition_id)))
     def act(args, disposition_id):  # noqa: ANN001, ANN202
         return _disposition(getattr(service(), step)(context(reason=args["reason"]), str(disposition_id)))

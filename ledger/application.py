@@ -30,9 +30,10 @@ from domain.jobs import JobRun
 from domain.policy import Policy, PolicyBook
 from domain.sla import SLABreach
 from domain.ticket import Ticket
+from ledger import idempotency
 from ledger.crypto import KeyEncryptionKey, SealingMapper, SubjectErased, SubjectKeys
-from ledger.errors import (AlreadyExists, BusinessTimeAhead, ConcurrentUpdate, InvalidRequest, LedgerError, NotFound,
-                           StaleVersion)
+from ledger.errors import (AlreadyExists, BusinessTimeAhead, ConcurrentUpdate, HistoryUnreadable, InvalidRequest,
+                           LedgerError, NotFound, StaleVersion)
 
 #: Namespace of deterministic ids (imports with an external reference, one survey per ticket).
 ID_NAMESPACE = UUID("6f1c1f2e-7d55-4b8e-9a8a-3c7f0e2b9d41")
@@ -140,6 +141,8 @@ class CaseLedger(Application):
             aggregate = self.repository.get(uid, version=version)
         except AggregateNotFoundError:
             raise NotFound(f"no {kind} {uid}") from None
+        except (TypeError, KeyError, ValueError, AttributeError) as e:  # an event the code cannot fold
+            raise HistoryUnreadable(kind, uid, e) from e
         if not isinstance(aggregate, cls):
             raise NotFound(f"no {kind} {uid}")
         return aggregate
@@ -353,12 +356,15 @@ class CaseLedger(Application):
     def _record(self, processing_event: ProcessingEvent) -> Any:
         """Every event passes here on its way to the store, whoever saves it (commands, services,
         imports, the scheduler): so the business-time rule is enforced here, once, and nothing of a
-        save is stored when one of its events breaks it."""
+        save is stored when one of its events breaks it. And the recorder gets the served request's
+        Idempotency-Key claim, to mark in the events' transaction (see ``ledger.idempotency``)."""
         now = self.clock()
         for event in processing_event.events:
             occurred_at = (getattr(event, "meta", None) or {}).get("occurred_at")
             if occurred_at is not None:
                 self.require_not_ahead(datetime.fromisoformat(occurred_at), now)
+        if (claim := idempotency.CLAIM.get()) is not None:
+            processing_event.saved_kwargs["idempotency"] = claim
         return super()._record(processing_event)
 
     def _save(self, *aggregates: Aggregate) -> None:

@@ -26,6 +26,11 @@ log2(n) node rows and 15 leaf hashes) — and the size is checked without a stat
   Each statement costs a parse on SQLite (eventsourcing's connections cache a single statement),
   and each page written costs at commit (WAL + fsync), hence so few statements.
 
+Both recorders also mark the idempotency key of the request being served, if it carries one
+(``idempotency=`` of ``insert_events``, passed by ``CaseLedger``; see ``ledger.idempotency``): in
+the same transaction as the events, so a key is "written" exactly when its events are stored, and
+only while the request still holds the key — else nothing is written (``ClaimLost``).
+
 Both backends also refuse UPDATE, DELETE (and on PostgreSQL TRUNCATE) of events, leaves, nodes
 and checkpoints with triggers: the application never changes history, and the database will not
 let anyone else do it by accident. On PostgreSQL, ``ledger.hardening`` adds role privileges on
@@ -44,8 +49,10 @@ from eventsourcing.persistence import IntegrityError, InterfaceError, Operationa
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 from eventsourcing.utils import retry
+from psycopg import Rollback
 from psycopg.sql import SQL, Identifier
 
+from ledger.idempotency import TABLE as KEYS_TABLE, Claim, ClaimLost, Written, mark_statement, table_statements
 from ledger.integrity import fastpath
 from ledger.integrity.merkle import STORED_LEVEL, frontier_addresses
 from ledger.log_append import AppendPlan, LogHead
@@ -70,7 +77,15 @@ def _stored_addresses(size: int) -> list[tuple[int, int]]:
     return frontier_addresses(_tail_start(size))
 
 
+def _claim_lost(claim: Claim) -> ClaimLost:
+    return ClaimLost(f"the Idempotency-Key {claim.key!r} was taken over by a retry (this request ran past its "
+                     "lease); nothing of this request was written")
+
+
 class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
+    marks_idempotency_keys = True
+    _mark_statement = mark_statement(KEYS_TABLE, pg=False)
+
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._head = LogHead()
@@ -86,6 +101,7 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             "hash BLOB NOT NULL, PRIMARY KEY (level, idx)) WITHOUT ROWID",
             "CREATE TABLE IF NOT EXISTS merkle_checkpoints (id INTEGER PRIMARY KEY, tree_size INTEGER NOT NULL, "
             "root BLOB NOT NULL, created_at TEXT NOT NULL, note TEXT NOT NULL)",
+            *table_statements(KEYS_TABLE, pg=False),
         ]
         for table in (self.events_table_name, *LOG_TABLES):
             for op in ("UPDATE", "DELETE"):
@@ -94,12 +110,21 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
                     f"BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY_MESSAGE}: {op} on {table}'); END")
         return statements
 
-    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+    def insert_events(self, stored_events: Sequence[StoredEvent], *, idempotency: Claim | None = None,
+                      **kwargs: Any) -> Sequence[int] | None:
         plan = self._head.plan(stored_events)  # before the write lock is taken
+        written: Written | None = None
         with self.datastore.transaction(commit=True) as c:
             notification_ids = self._insert_events(c, stored_events, plan=plan, **kwargs)
+            if idempotency is not None and stored_events:
+                written, params = idempotency.mark(stored_events)
+                c.execute(self._mark_statement, params)
+                if not c.fetchall():
+                    raise _claim_lost(idempotency)  # rolls the events back
         if stored_events:
             self._head.committed(plan)  # the leaves went in with this plan: see _insert_events
+        if written is not None:
+            idempotency.written = written
         return notification_ids
 
     def _insert_events(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], *,
@@ -180,6 +205,8 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
 
 
 class LedgerPostgresRecorder(PostgresApplicationRecorder):
+    marks_idempotency_keys = True
+
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._head = LogHead()
@@ -188,6 +215,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         self._leaves = SQL("{0}.merkle_leaves").format(schema)
         self._nodes = SQL("{0}.merkle_nodes").format(schema)
         self._lock_function = SQL("{0}.{1}").format(schema, Identifier(LOCK_FUNCTION))
+        keys = SQL("{0}.{1}").format(schema, Identifier(KEYS_TABLE))
         self.sql_create_statements += [
             SQL("CREATE TABLE IF NOT EXISTS {0} (leaf_index bigint PRIMARY KEY, notification_id bigint NOT NULL "
                 "UNIQUE, leaf_hash bytea NOT NULL)").format(self._leaves),
@@ -195,6 +223,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 "PRIMARY KEY (level, idx))").format(self._nodes),
             SQL("CREATE TABLE IF NOT EXISTS {0}.merkle_checkpoints (id bigserial PRIMARY KEY, tree_size bigint NOT "
                 "NULL, root bytea NOT NULL, created_at timestamptz NOT NULL, note text NOT NULL)").format(schema),
+            *(SQL(s).format(table=keys) for s in table_statements("{table}", pg=True)),
             SQL("CREATE OR REPLACE FUNCTION {0}.caseledger_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ "
                 "BEGIN RAISE EXCEPTION '" + APPEND_ONLY_MESSAGE + ": % on %', TG_OP, TG_TABLE_NAME "
                 "USING ERRCODE = 'insufficient_privilege'; END $$").format(schema),
@@ -219,6 +248,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         self._lock_through_function = [self.lock_table_statements[0],
                                        _rendered(SQL("SELECT {0}()").format(self._lock_function))]
         self._notify_statement = _rendered(SQL("NOTIFY {0}").format(Identifier(self.channel_name)))
+        self._mark_statement = _rendered(SQL(mark_statement("{table}", pg=True)).format(table=keys))
         self._size_statement = _rendered(SQL("SELECT MAX(leaf_index) AS top FROM {0}").format(self._leaves))
         # Binary parameters (%b): arrays of hashes go as raw bytes, not hex text quoted with regexes.
         self._insert_leaves = _rendered(SQL("INSERT INTO {0} (leaf_index, notification_id, leaf_hash) SELECT * FROM "
@@ -281,10 +311,12 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         super()._create_table(curs)
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
-    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+    def insert_events(self, stored_events: Sequence[StoredEvent], *, idempotency: Claim | None = None,
+                      **kwargs: Any) -> Sequence[int] | None:
         """eventsourcing's pipelined insert (lock, notify, insert; sync), with the events, their
-        leaves and the new nodes written by one statement."""
+        leaves and the new nodes written by one statement (and the idempotency key's mark by one more)."""
         plan = self._head.plan(stored_events)  # before the table lock is taken
+        written: Written | None = None
         exc: Exception | None = None
         notification_ids: list[int] | None = None
         with self.datastore.get_connection() as conn:
@@ -292,24 +324,34 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 with conn.cursor() as curs:
                     self._insert_events(curs, stored_events, **kwargs)
                 if len(stored_events) > 0:
-                    with conn.cursor() as curs:
+                    with conn.cursor() as curs, conn.cursor() as marking:
                         try:
                             self._lock_table(curs)
                             self._notify_channel(curs)
                             curs.execute(self._append_statement, self._append_params(stored_events, plan),
                                          prepare=True)
+                            if idempotency is not None:
+                                written, params = idempotency.mark(stored_events)
+                                marking.execute(self._mark_statement, params, prepare=True)
                             # Sync now, so a uniqueness violation raises IntegrityError here.
                             pipeline.sync()
                             rows = curs.fetchall()
+                            held = written is None or marking.fetchall()
                             notification_ids = [row["notification_id"] for row in rows]
                             if rows[0]["logged"] != len(stored_events):
                                 self._append_log(curs, plan, notification_ids, logged=rows[0]["logged"])
+                            if not held:
+                                exc = _claim_lost(idempotency)
                         except Exception as e:  # noqa: BLE001 - re-raised below, outside the pipeline
                             exc = e
+                    if isinstance(exc, ClaimLost):
+                        raise Rollback  # no SQL error to abort the transaction: roll it back quietly
             if exc:
                 raise exc
         if stored_events:
             self._head.committed(plan)
+        if written is not None:
+            idempotency.written = written
         return notification_ids
 
     def _append_params(self, stored_events: Sequence[StoredEvent], plan: AppendPlan) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 Our recorders extend the library's; these are the library's tests of the recorder contract
 (insert/select, notification order, concurrent writers), so the extension must still pass them.
+And our extension's own contract: a request's Idempotency-Key claim is marked in the events'
+transaction, and a request that lost its claim writes nothing.
 """
 
 from __future__ import annotations
@@ -11,18 +13,43 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.sqlite import SQLiteDatastore
 from eventsourcing.tests.persistence import ApplicationRecorderTestCase
 from eventsourcing.utils import Environment
 
 from cli.throwaway_pg import free_port
+from ledger.idempotency import TABLE, Claim, ClaimLost, Written
 from ledger.pg_store import LedgerPostgresFactory
 from ledger.recorders import LedgerPostgresRecorder, LedgerSQLiteRecorder
 from ledger.settings import Settings
+from ledger.sqlaccess import SqlAccess
 
 
-class TestLedgerSQLiteRecorder(ApplicationRecorderTestCase):
+class MarksIdempotencyKeys:
+    def test_marks_the_claim_with_the_events_or_writes_nothing(self) -> None:
+        recorder = self.create_recorder()
+        sql = SqlAccess(recorder, {"keys": TABLE, "leaves": "merkle_leaves"})
+        sql.execute("INSERT INTO {keys} (caller, key, fingerprint, claim, created_at) VALUES ('c', 'k', 'f', 'mine', "
+                    "'2025-01-01')")
+        held, lost = Claim("c", "k", "mine"), Claim("c", "k", "theirs")  # theirs: taken over since
+
+        def event(version: int, oid: uuid.UUID | None = None) -> StoredEvent:
+            return StoredEvent(originator_id=oid or uuid.uuid4(), originator_version=version, topic="t", state=b"s")
+
+        created = event(1)
+        recorder.insert_events([created, event(2, created.originator_id)], idempotency=held)
+        recorder.insert_events([event(3, created.originator_id)], idempotency=held)
+        assert held.written == Written(events=3, created=1, aggregates={str(created.originator_id): [1, 3]})
+        with pytest.raises(ClaimLost):
+            recorder.insert_events([event(1), event(1)], idempotency=lost)
+        assert sql.rows("SELECT written FROM {keys}") == [(held.written.dumps(),)]
+        assert len(recorder.select_notifications(start=1, limit=10)) == 3  # nothing of the lost claim's save
+        assert sql.rows("SELECT COUNT(*) FROM {leaves}") == [(3,)]
+
+
+class TestLedgerSQLiteRecorder(ApplicationRecorderTestCase, MarksIdempotencyKeys):
     @pytest.fixture(autouse=True)
     def _db(self, tmp_path: Path) -> None:
         self.db_path = tmp_path / "recorder.db"
@@ -43,7 +70,7 @@ class TestLedgerSQLiteRecorder(ApplicationRecorderTestCase):
         assert leaves == events > 0 and (low, high) == (0, events - 1)
 
 
-class TestLedgerPostgresRecorder(ApplicationRecorderTestCase):
+class TestLedgerPostgresRecorder(ApplicationRecorderTestCase, MarksIdempotencyKeys):
     @pytest.fixture(autouse=True)
     def _db(self, pg_dsn: str):
         self.dsn = pg_dsn
