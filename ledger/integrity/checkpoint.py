@@ -52,7 +52,7 @@ class NoSignature(CheckpointError):
     """The note is well formed but carries no signature by the key asked for."""
 
 
-def _valid_name(name: object) -> bool:
+def valid_key_name(name: object) -> bool:
     # signed-note: key names are non-empty, with no Unicode spaces and no "+"; notes have no
     # ASCII control characters.
     return (isinstance(name, str) and name != "" and "+" not in name
@@ -78,7 +78,7 @@ def key_id(key_name: str, public_key: Ed25519PublicKey, key_type: bytes = ED2551
 
 def sign_note(text: str, private_key: Ed25519PrivateKey, key_name: str) -> str:
     """A signed note: ``text`` (ending in a newline), an empty line, one signature line."""
-    if not _valid_name(key_name):
+    if not valid_key_name(key_name):
         raise CheckpointError(f"invalid key name {key_name!r}")
     if not text.endswith("\n") or any(ord(ch) < 0x20 and ch != "\n" for ch in text):
         raise CheckpointError("note text must end with a newline and contain no control characters")
@@ -93,7 +93,7 @@ def verify_note(note: str, public_key: Ed25519PublicKey, key_name: str) -> str:
     Raises CheckpointError if the note is malformed, has no signature by that key, or that key's
     signature does not verify. Signatures by other keys are ignored (signed-note spec).
     """
-    if not isinstance(note, str) or not _valid_name(key_name):
+    if not isinstance(note, str) or not valid_key_name(key_name):
         raise CheckpointError("malformed note")
     try:
         note.encode("utf-8")  # a Python str may hold lone surrogates: not valid UTF-8
@@ -117,7 +117,7 @@ def verify_note(note: str, public_key: Ed25519PublicKey, key_name: str) -> str:
             raise CheckpointError("malformed note: bad signature line")
         name, _, b64 = line[len(SIGNATURE_PREFIX):].partition(" ")
         blob = _b64decode(b64)
-        if not _valid_name(name) or len(blob) < 5:
+        if not valid_key_name(name) or len(blob) < 5:
             raise CheckpointError("malformed note: bad signature line")
         if name != key_name or blob[:4] != wanted:
             continue  # another key's signature (a witness, a rotated key): not ours to judge
@@ -231,7 +231,7 @@ def load_private_key(pem: bytes) -> Ed25519PrivateKey:
 
 def public_key_to_text(key: Ed25519PublicKey, key_name: str, key_type: bytes = ED25519_TYPE) -> str:
     """The signed-note verifier key: ``<name>+<key ID hex>+<base64(type || raw key)>``."""
-    if not _valid_name(key_name):
+    if not valid_key_name(key_name):
         raise CheckpointError(f"invalid key name {key_name!r}")
     encoded = base64.b64encode(key_type + _raw(key)).decode("ascii")
     return f"{key_name}+{key_id(key_name, key, key_type).hex()}+{encoded}"
@@ -240,7 +240,7 @@ def public_key_to_text(key: Ed25519PublicKey, key_name: str, key_type: bytes = E
 def load_public_key(text: str, key_type: bytes = ED25519_TYPE) -> tuple[str, Ed25519PublicKey]:
     """(key name, public key) from a signed-note verifier key; checks the type and the embedded key ID."""
     parts = text.strip().split("+", 2) if isinstance(text, str) else []
-    if len(parts) != 3 or not _valid_name(parts[0]) or not re.fullmatch(r"[0-9a-fA-F]{8}", parts[1]):
+    if len(parts) != 3 or not valid_key_name(parts[0]) or not re.fullmatch(r"[0-9a-fA-F]{8}", parts[1]):
         raise CheckpointError("malformed verifier key")
     name, id_hex, encoded = parts
     raw = _b64decode(encoded)

@@ -38,6 +38,7 @@ from ledger.integrity.checkpoint import (
     key_id,
     load_public_key,
     public_key_to_text,
+    valid_key_name,
 )
 
 COSIGNATURE_TYPE = b"\x04"  # signed-note signature type byte: timestamped Ed25519 cosignature
@@ -48,12 +49,6 @@ _BLOB_SIZE = 4 + 8 + 64
 
 class CosignatureError(CheckpointError):
     """A cosignature is malformed or does not verify, or too few witnesses cosigned."""
-
-
-def _valid_name(name: object) -> bool:
-    # signed-note key names: non-empty, no Unicode spaces, no "+", no control characters
-    return (isinstance(name, str) and name != "" and "+" not in name
-            and not any(ch.isspace() or ord(ch) < 0x20 for ch in name))
 
 
 def _b64decode(text: str) -> bytes:
@@ -91,7 +86,7 @@ def signed_message(text: str, timestamp: int) -> bytes:
 
 def cosign(note_text_body: str, private_key: Ed25519PrivateKey, name: str, timestamp: int) -> str:
     """The cosignature line (ending in a newline) of witness ``name`` over a note's text."""
-    if not _valid_name(name):
+    if not valid_key_name(name):
         raise CosignatureError(f"invalid witness name {name!r}")
     signature = private_key.sign(signed_message(note_text_body, timestamp))
     blob = witness_key_id(name, private_key.public_key()) + timestamp.to_bytes(8, "big") + signature
@@ -120,7 +115,7 @@ def _parse_line(line: str) -> tuple[str, bytes]:
         raise CosignatureError("malformed note: bad signature line")
     name, _, b64 = line[len(SIGNATURE_PREFIX):].partition(" ")
     blob = _b64decode(b64)
-    if not _valid_name(name) or len(blob) < 5:  # a key ID and at least one byte of signature
+    if not valid_key_name(name) or len(blob) < 5:  # a key ID and at least one byte of signature
         raise CosignatureError("malformed note: bad signature line")
     return name, blob
 
@@ -167,7 +162,7 @@ def verify_cosignatures(note: str, witnesses: list[tuple[str, Ed25519PublicKey]]
     if isinstance(required, bool) or not isinstance(required, int) or required < 0:
         raise CosignatureError("required must be a non-negative int")
     if not isinstance(witnesses, (list, tuple)) or not all(
-            isinstance(w, tuple) and len(w) == 2 and _valid_name(w[0]) and isinstance(w[1], Ed25519PublicKey)
+            isinstance(w, tuple) and len(w) == 2 and valid_key_name(w[0]) and isinstance(w[1], Ed25519PublicKey)
             for w in witnesses):
         raise CosignatureError("witnesses must be (name, Ed25519 public key) pairs")
     text, lines = split_note(note)

@@ -7,24 +7,11 @@ import json
 import threading
 import urllib.error
 import urllib.request
-from typing import Iterator
 
-import pytest
 from eventsourcing.utils import get_topic
-from werkzeug.serving import make_server
 
 from domain.ticket import Ticket
 from ledger.idempotency import IdempotencyStore, fingerprint
-
-
-@pytest.fixture
-def server(app) -> Iterator[str]:
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-    thread.join()
 
 
 def post(base: str, path: str, body: dict, token: str, key: str) -> tuple[int, dict, dict]:

@@ -18,11 +18,9 @@ import urllib.error
 import urllib.request
 from datetime import timedelta
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from eventsourcing.utils import get_topic
-from werkzeug.serving import make_server
 
 from domain.customer import Customer
 from domain.ticket import Ticket
@@ -52,16 +50,6 @@ def crash(env: dict[str, str], where: str, path: str, body: bytes, token: str, k
             server.kill()
             server.wait()
         server.stdout.close()
-
-
-@pytest.fixture
-def server(app) -> Iterator[str]:
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-    thread.join()
 
 
 def post(base: str, path: str, body: bytes, token: str, key: str) -> tuple[int, dict, dict]:
