@@ -2,9 +2,10 @@
 
 Every request passes, in order: request id → authentication (:mod:`api.auth`, 401) →
 authorization and the masking decision (:mod:`api.permissions`, 403) → idempotency
-(:mod:`api.idempotency`) → the handler. On the way out: disclosures are recorded
-(:mod:`api.masking`), security headers added, an idempotent response kept, one JSON log line
-written (:mod:`api.requestlog`).
+(:mod:`api.idempotency`: the key's claim, which the ledger marks in the transaction of the
+request's events) → the handler. On the way out: disclosures are recorded (:mod:`api.masking`),
+security headers added, an idempotent response kept, one JSON log line written
+(:mod:`api.requestlog`); at the very end the claim is let go.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from domain.permissions import AccessPolicy
 from ledger.application import CaseLedger
 from ledger.bootstrap import as_settings, build, transparency_log
 from ledger.idempotency import IdempotencyStore
+from ledger.outage import bounded_wait
 from ledger.settings import Settings
 from services.access_log import AccessLog
 from services.tokens import TokenService
@@ -134,6 +136,7 @@ def create_app(settings: Settings | Mapping[str, str], ledger: CaseLedger | None
     # after_request functions run in reverse order of registration: the log line last.
     register_request_log(app)
     app.after_request(idempotency.finish)
+    app.teardown_request(idempotency.teardown)
 
     @app.after_request
     def _headers(response):  # noqa: ANN001, ANN202
@@ -153,8 +156,22 @@ def create_app(settings: Settings | Mapping[str, str], ledger: CaseLedger | None
     grade_responses(api.spec, access)
     learn_contract(app, api)
     register_observability(app)
+    # Outermost: the whole request, its before- and after-request functions included, waits at
+    # most this long for an unreachable database, then it is answered 503 (ledger.outage).
+    app.wsgi_app = BoundedDatabaseWait(app.wsgi_app, settings.db_timeout_seconds)  # type: ignore[method-assign]
     logging.getLogger("caseledger").setLevel(logging.INFO)
     return app
+
+
+class BoundedDatabaseWait:
+    """WSGI middleware: each request in its own :func:`ledger.outage.bounded_wait`."""
+
+    def __init__(self, wsgi_app: Callable, seconds: float):
+        self.wsgi_app, self.seconds = wsgi_app, seconds
+
+    def __call__(self, environ: dict, start_response: Callable):  # noqa: ANN204 - WSGI's signature
+        with bounded_wait(self.seconds):
+            return self.wsgi_app(environ, start_response)
 
 
 #: The longest X-Request-Id kept (as ``client_request_id``); a longer one is ignored.

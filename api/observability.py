@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import shutil
 import threading
 import time
 from collections import Counter
@@ -56,6 +57,8 @@ PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 JOB_METRICS_MODULE = "scheduler.metrics"
 #: A readiness probe must answer quickly, also when the database host does not.
 PROBE_CONNECT_TIMEOUT_SECONDS = "3"
+#: Below this much free space where the SQLite file lives, writes are about to fail: not ready.
+MIN_FREE_BYTES = 1024 * 1024
 _STARTED = "caseledger.request_started"
 _EXTENSION = "caseledger.observability"
 
@@ -152,13 +155,19 @@ def required_tables(ledger: Any) -> list[str]:
 def readiness(ledger: Any) -> tuple[str | None, dict[str, str]]:
     """(why not ready or None, one line per check). Uses a fresh connection, never the API's pool,
     so a pool that still holds a dead connection cannot make the answer lie either way."""
-    env = {**ViewDatabase.for_ledger(ledger).env, "POSTGRES_CONNECT_TIMEOUT": PROBE_CONNECT_TIMEOUT_SECONDS}
+    settings = current_app.extensions.get("caseledger.settings")
+    timeout = str(max(1, round(settings.db_timeout_seconds))) if settings else PROBE_CONNECT_TIMEOUT_SECONDS
+    env = {**ViewDatabase.for_ledger(ledger).env, "POSTGRES_CONNECT_TIMEOUT": timeout}
     db = ViewDatabase(env)
     checks: dict[str, str] = {}
     try:
         if not db.postgres and not Path(env["SQLITE_DBNAME"]).is_file():
             checks["database"] = "unreachable"
             return f"database unreachable: no database file at {env['SQLITE_DBNAME']}", checks
+        full = _full_disk([Path(env["SQLITE_DBNAME"]).parent] if not db.postgres else [])
+        if full:  # every write would be refused (503 disk-full): not ready, and say where
+            checks["disk"] = "full"
+            return f"the disk holding {full} is full (less than {MIN_FREE_BYTES // 1024} KiB free)", checks
         try:
             present = _table_names(db)
         except Exception as e:  # noqa: BLE001 - any driver error means "not reachable"
@@ -180,6 +189,18 @@ def readiness(ledger: Any) -> tuple[str | None, dict[str, str]]:
         return None, checks
     finally:
         db.close()
+
+
+def _full_disk(folders: list[Path]) -> str | None:
+    """The first folder (the SQLite database's) whose file system has almost no room left. On
+    PostgreSQL the server's disk is not ours to see: a full one shows as 503 disk-full on writes."""
+    for folder in folders:
+        try:
+            if shutil.disk_usage(folder).free < MIN_FREE_BYTES:
+                return str(folder)
+        except OSError:
+            continue
+    return None
 
 
 def _table_names(db: ViewDatabase) -> set[str]:

@@ -11,7 +11,8 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from domain.errors import DomainError, InvalidValue, PolicyError, TransitionForbidden
 from ledger.errors import AlreadyExists, ConcurrentUpdate, InvalidRequest, NotFound, StaleVersion
-from ledger.unavailable import storage_unavailable
+from ledger.idempotency import ClaimLost
+from ledger.unavailable import UNREACHABLE, storage_unavailable
 
 PROBLEM_BASE = "https://caseledger.dev/problems/"
 PROBLEM_JSON = "application/problem+json"
@@ -77,6 +78,8 @@ def http_problem(error: HTTPException) -> Response:
     if messages:
         extra["errors"] = _flatten_locations(messages)
     detail = data.get("message") or error.description
+    if status == 503:  # the views' own "unavailable" (e.g. the read models cannot be read now)
+        headers.setdefault("Retry-After", str(getattr(error, "retry_after", None) or UNREACHABLE.retry_after))
     if status == 422 and messages:
         detail = "the request does not match the schema; see errors"
         return problem(422, "Unprocessable Content", detail, type_="validation", headers=headers, **extra)
@@ -95,8 +98,13 @@ def _flatten_locations(messages: dict[str, Any]) -> dict[str, Any]:
 
 def _internal(error: Exception) -> Response:
     unavailable = storage_unavailable(error)
-    if unavailable is not None:  # not a bug: the operator has to act, the client to retry later
+    if unavailable is UNREACHABLE:  # every request of an outage says so: one line each, no traceback
+        cause = getattr(error, "original_exception", None) or error  # not werkzeug's wrapper
+        log.warning("storage unavailable (%s): %s: %s", unavailable.cause, type(cause).__name__,
+                    " ".join(str(cause).split())[:300])
+    elif unavailable is not None:  # not a bug: the operator has to act, the client to retry later
         log.error("storage unavailable (%s): %s", unavailable.cause, error, exc_info=error)
+    if unavailable is not None:
         return problem(503, "Service Unavailable", unavailable.detail, type_="storage-unavailable",
                        headers={"Retry-After": str(unavailable.retry_after)}, cause=unavailable.cause)
     log.exception("unhandled error", exc_info=error)
@@ -133,6 +141,10 @@ def register(app: Flask) -> None:
     @app.errorhandler(ConcurrentUpdate)
     def _conflict(e: ConcurrentUpdate) -> Response:
         return problem(409, "Conflict", e.message, type_="concurrent-update")
+
+    @app.errorhandler(ClaimLost)
+    def _claim_lost(e: ClaimLost) -> Response:
+        return problem(409, "Conflict", e.message, type_="idempotency-key-taken-over")
 
     @app.errorhandler(AlreadyExists)
     def _exists(e: AlreadyExists) -> Response:

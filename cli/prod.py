@@ -1,4 +1,4 @@
-"""``make prod``: every process of the Procfile together (``python -m cli.prod``).
+"""``make prod``: every process of the Procfile, supervised (``python -m cli.prod``; see ``cli.supervisor``).
 
 Its own module, above both :mod:`cli.main` and :mod:`cli.serving`, so that serving need not import
 the command line to know which sub-commands exist.

@@ -11,10 +11,11 @@ folder unless you set one) so ``/metrics`` reports the sum over all workers. It 
 before ``prometheus_client`` is first imported, which is why :func:`prepare_metrics_dir` runs
 before the API is imported.
 
-``python -m cli.prod`` (what ``make prod`` runs) starts the processes of the ``Procfile``
-with honcho — the API, ``caseledger projections run``, ``caseledger scheduler`` — and stops them
-together on Ctrl-C. Without ``CASELEDGER_DATABASE_URL`` it starts a throwaway PostgreSQL cluster
-first and says so: its data is deleted when you stop.
+``python -m cli.prod`` (what ``make prod`` runs) starts the processes of the ``Procfile`` — the
+API, ``caseledger projections run``, ``caseledger scheduler`` — under :mod:`cli.supervisor`, which
+restarts any of them that dies (with backoff) and stops them together on Ctrl-C or SIGTERM.
+Without ``CASELEDGER_DATABASE_URL`` it starts a throwaway PostgreSQL cluster first and says so:
+its data is deleted when you stop.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -31,6 +31,7 @@ from typing import Any, Collection
 from gunicorn.app.base import BaseApplication
 from rich.console import Console
 
+from cli.supervisor import Supervisor
 from ledger.database import redact
 from ledger.settings import Settings
 
@@ -149,8 +150,8 @@ def _prepare(settings: Settings, *, demo_tokens: bool) -> None:
 
 
 def run_procfile(settings: Settings, commands: Collection[str]) -> int:
-    """Start every process of the Procfile together; Ctrl-C stops them all. ``commands``: the
-    ``caseledger`` sub-commands this version has (``cli.prod`` passes them in)."""
+    """Run every process of the Procfile, each restarted when it dies; Ctrl-C or SIGTERM stops them
+    all. ``commands``: the ``caseledger`` sub-commands this version has (``cli.prod`` passes them in)."""
     from cli.throwaway_pg import ThrowawayPostgres
 
     env = settings.child_environ(PATH=f"{Path(sys.executable).parent}{os.pathsep}{settings.environ.get('PATH', '')}")
@@ -161,7 +162,7 @@ def run_procfile(settings: Settings, commands: Collection[str]) -> int:
         settings = dataclasses.replace(settings, database_url=database.dsn)
         console.print(f"[yellow]No CASELEDGER_DATABASE_URL: started a throwaway PostgreSQL at {redact(database.dsn)}; "
                       "everything in it is deleted when you stop.[/] Set CASELEDGER_DATABASE_URL to keep data.")
-    names = [name for name, command in procfile_processes().items() if _available(name, command, commands)]
+    processes = {name: command for name, command in procfile_processes().items() if _available(name, command, commands)}
     try:
         _prepare(settings, demo_tokens=database is not None)
     except BaseException:
@@ -170,12 +171,8 @@ def run_procfile(settings: Settings, commands: Collection[str]) -> int:
         raise
     if database is None:
         console.print("API tokens: caseledger tokens create --actor ID --role ROLE (same CASELEDGER_DATABASE_URL)")
-    honcho = [sys.executable, "-m", "honcho", "start", "-f", str(PROCFILE), "-d", str(PROCFILE.parent), *names]
-    process = subprocess.Popen(honcho, env=env)
     try:
-        return process.wait()
-    except KeyboardInterrupt:
-        return process.wait()  # honcho got the same Ctrl-C and is stopping every process
+        return Supervisor(processes, env, cwd=PROCFILE.parent).run()
     finally:
         if database is not None:
             database.stop()

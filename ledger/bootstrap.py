@@ -16,6 +16,7 @@ from ledger.checkpoint_files import CheckpointArchive
 from ledger.crypto import KeyEncryptionKey
 from ledger.database import LedgerMissing, ledger_exists, location, missing_message
 from ledger.keys import LogKeys
+from ledger.outage import harden
 from ledger.settings import Settings, SettingsError
 from ledger.transparency import TransparencyLog
 
@@ -40,7 +41,7 @@ def build(settings: Settings | Mapping[str, str], *, create: bool = True,
         _require_ledger(settings)
     elif settings.backend == "postgres":
         ledger_exists(settings)
-    return CaseLedger(
+    ledger = CaseLedger(
         settings.persistence_env(),
         policies=policies,
         calendar=ChineseBusinessCalendar(),
@@ -50,6 +51,9 @@ def build(settings: Settings | Mapping[str, str], *, create: bool = True,
         clock=clock,
         clock_skew=timedelta(seconds=settings.clock_skew_seconds),
     )
+    # PostgreSQL: ping before use, reconnect by itself, and fail fast where a caller asks (ledger.outage).
+    harden(ledger.recorder.datastore, settings.db_timeout_seconds)
+    return ledger
 
 
 def policy_book(settings: Settings) -> PolicyBook:

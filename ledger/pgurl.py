@@ -19,6 +19,7 @@ Everything else that opens its own connection to the ledger's database takes its
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, Mapping
 from urllib.parse import parse_qsl, urlencode
@@ -36,9 +37,9 @@ OPTIONS_FACTORY = "ledger.pg_store:LedgerPostgresFactory"
 SESSION_ATTRS = ("any", "read-write", "read-only", "primary", "standby", "prefer-standby")
 
 
-def postgres_env(url: str) -> dict[str, str]:
+def postgres_env(url: str, *, timeout: float = 2.0) -> dict[str, str]:
     """eventsourcing's environment for a ``postgresql://`` URL; ValueError (never echoing the
-    password) if libpq would not accept it."""
+    password) if libpq would not accept it. ``timeout``: ``CASELEDGER_DB_TIMEOUT_SECONDS``."""
     base, _, query = url.partition("?")
     ours: dict[str, str] = {}
     theirs: list[tuple[str, str]] = []
@@ -63,19 +64,16 @@ def postgres_env(url: str) -> dict[str, str]:
         "POSTGRES_USER": params.pop("user", "") or "postgres",
         "POSTGRES_PASSWORD": params.pop("password", "") or "",
         "POSTGRES_POOL_SIZE": ours.get("pool_size") or "5",
-        # How long a transaction waits for a pooled connection — through a failover too: the pool
-        # keeps trying the hosts meanwhile, and eventsourcing's recorders retry after a timeout.
-        "POSTGRES_CONNECT_TIMEOUT": "10",
+        # How long a transaction waits for a pooled connection (whole seconds here; the composition
+        # root sets the exact value, ledger.outage), and the connect timeout of the read models' own
+        # connections. Short, so that an API request in an outage is answered 503 at once; a failover
+        # is ridden out by the pool, which keeps trying the hosts, and by the callers' retries.
+        "POSTGRES_CONNECT_TIMEOUT": str(max(1, math.ceil(timeout))),
         # The Merkle log is appended by our recorder inside the events' transaction; the
         # database-function insert path would bypass it, so it stays off.
         "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
         "APPLICATION_RECORDER_TOPIC": "ledger.recorders:LedgerPostgresRecorder",
     }
-    if "," in hosts:
-        # Several servers: the one behind a pooled connection can die (a failover). The pool then
-        # checks each connection before handing it out (one round trip), so no request is given a
-        # connection to the dead primary; eventsourcing's own retries cover only its recorders.
-        env["POSTGRES_PRE_PING"] = "y"
     if params:
         env["PERSISTENCE_MODULE"] = OPTIONS_FACTORY
         env[LIBPQ_OPTIONS] = make_conninfo("", **params)

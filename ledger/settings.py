@@ -58,6 +58,10 @@ class Settings:
                                 default=POLICY_DIR)
     aggregate_cache: int = _setting("AGGREGATE_CACHE", "`10000`", "aggregates cached per process (0: off)",
                                     default=10_000)
+    db_timeout_seconds: float = _setting("DB_TIMEOUT_SECONDS", "`2`",
+                                         "PostgreSQL: how long an API request waits for an unreachable database before "
+                                         "it is answered 503 with `Retry-After`; also the connect and pool checkout "
+                                         "timeout", default=2.0)
     clock_skew_seconds: float = _setting("CLOCK_SKEW_SECONDS", "`120`",
                                          "how far business time may run ahead of the wall clock (a fast client clock)",
                                          default=120.0)
@@ -153,7 +157,7 @@ class Settings:
 
     def persistence_env(self) -> dict[str, str]:
         """The eventsourcing environment for the configured database (and the aggregate cache)."""
-        env = _database_env(self.database_url)
+        env = _database_env(self.database_url, self.db_timeout_seconds)
         # Aggregates are cached per process and fast-forwarded from the store on every read (so other
         # processes' writes are seen), and handed out as deep copies (so a refused command changes nothing).
         if self.aggregate_cache > 0:
@@ -238,7 +242,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "home": Path, "policy_dir": Path, "kek_file": Path, "signing_key_file": Path, "verifier_key_file": Path,
     "checkpoint_dir": Path, "log_origin": _origin, "public_log_rate_limit": _rate_limit, "reports_dir": Path, "pg_bindir": Path,
     "aggregate_cache": _count, "kek": _kek, "clock_skew_seconds": _seconds,
-    "key_cache_seconds": _seconds, "scheduler_retry_seconds": _positive_seconds,
+    "key_cache_seconds": _seconds, "db_timeout_seconds": _positive_seconds, "scheduler_retry_seconds": _positive_seconds,
     "scheduler_check_seconds": _positive_seconds, "scheduler_workers": _positive_int, "scheduler_jobs": _names,
 }
 
@@ -256,14 +260,14 @@ def _check_database_url(url: str) -> None:
     raise SettingsError(f"CASELEDGER_DATABASE_URL: unsupported {scheme!r}; use sqlite:///path or postgresql://…")
 
 
-def _database_env(database_url: str) -> dict[str, str]:
+def _database_env(database_url: str, timeout: float = 2.0) -> dict[str, str]:
     url = urlparse(database_url)
     if url.scheme == "sqlite":
         path = Path(unquote(database_url[len("sqlite:///"):]))
         path.parent.mkdir(parents=True, exist_ok=True)
         return {"PERSISTENCE_MODULE": "ledger.sqlite_store:LedgerSQLiteFactory", "SQLITE_DBNAME": str(path),
                 "SQLITE_LOCK_TIMEOUT": "10", "APPLICATION_RECORDER_TOPIC": "ledger.recorders:LedgerSQLiteRecorder"}
-    return postgres_env(database_url)  # one server, or a primary and its standbys: ledger.pgurl
+    return postgres_env(database_url, timeout=timeout)  # one server, or a primary and its standbys: ledger.pgurl
 
 
 #: Every variable, in the order of the README's table.

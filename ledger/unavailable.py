@@ -1,10 +1,10 @@
-"""Storage that refuses every write for a while: a read-only database or a full disk.
+"""Storage that refuses work for a while: a read-only database, a full disk, a database that cannot be reached.
 
-Neither is a bug of ours nor a bad request; a client should try again later, and an operator must
-act (make the database writable again, free space). Entry points answer these with "unavailable"
-(HTTP 503 with ``Retry-After``) instead of a generic internal error, naming the cause. The
-drivers' errors arrive wrapped (eventsourcing re-raises them as its own ``PersistenceError``
-``from`` the original), so the whole chain of causes is looked at.
+None is a bug of ours nor a bad request; a client should try again later, and an operator must
+act (make the database writable again, free space) or wait (a server restarting, a failover).
+Entry points answer these with "unavailable" (HTTP 503 with ``Retry-After``) instead of a generic
+internal error, naming the cause. The drivers' errors arrive wrapped (eventsourcing re-raises them
+as its own ``PersistenceError`` ``from`` the original), so the whole chain of causes is looked at.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Iterator
 
+import psycopg
 import psycopg.errors
+from psycopg_pool import PoolTimeout
 
 
 @dataclass(frozen=True)
@@ -25,10 +27,39 @@ class Unavailable:
 
 READ_ONLY = Unavailable("read-only", "the database is read-only: nothing can be saved until it is writable again", 60)
 DISK_FULL = Unavailable("disk-full", "the database's disk is full: nothing can be saved until space is freed", 300)
+#: Short: a restart or a failover is over in seconds, and the pool reconnects by itself.
+UNREACHABLE = Unavailable("database-unreachable", "the database cannot be reached now (restarting, failing over "
+                          "or down); retry later, a write with the same Idempotency-Key: if it was saved before the "
+                          "database went away, it is not saved twice", 5)
+#: SQLSTATEs of a server that is going away or not yet there: class 08 (connection exception) and
+#: admin_shutdown, crash_shutdown, cannot_connect_now ("the database system is starting up").
+_GOING_AWAY = ("57P01", "57P02", "57P03")
+
+
+class DatabaseUnreachable(Exception):
+    """The database did not answer within the time a request may wait (``ledger.outage``).
+
+    Deliberately not one of eventsourcing's ``OperationalError``/``InterfaceError``: its recorders
+    retry those ten times, and this says that the waiting is over."""
+
+
+def connection_failure(error: BaseException) -> bool:
+    """Whether ``error`` (or what caused it) is the database being out of reach — no connection
+    could be had, or the one in use was lost — rather than a statement it refused."""
+    for cause in _chain(error):
+        if isinstance(cause, (DatabaseUnreachable, PoolTimeout, psycopg.InterfaceError)):
+            return True
+        if isinstance(cause, psycopg.OperationalError):
+            # No SQLSTATE: libpq's own failure (refused, reset, closed), never a server's refusal.
+            state = cause.sqlstate
+            return state is None or state.startswith("08") or state in _GOING_AWAY
+    return False
 
 
 def storage_unavailable(error: BaseException) -> Unavailable | None:
-    """READ_ONLY or DISK_FULL when ``error`` (or anything that caused it) says so, else None."""
+    """READ_ONLY, DISK_FULL or UNREACHABLE when ``error`` (or anything that caused it) says so, else None."""
+    if connection_failure(error):
+        return UNREACHABLE
     for cause in _chain(error):
         if isinstance(cause, psycopg.errors.ReadOnlySqlTransaction):
             return READ_ONLY

@@ -24,6 +24,11 @@ from ledger.bootstrap import build
 from ledger.settings import Settings
 
 BACKENDS = ("sqlite", "postgres")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--chaos", choices=("short", "full"), default="short",
+                     help="size of the chaos drills in tests/chaos: short (make test) or full (make chaos)")
 T0 = datetime(2025, 9, 1, 9, 0, tzinfo=timezone(timedelta(hours=8)))
 
 

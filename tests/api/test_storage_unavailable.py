@@ -1,5 +1,6 @@
-"""A database that refuses every write (read-only, disk full) is a 503 naming the cause, with
-Retry-After — not a generic 500 — on both backends; nothing is half written."""
+"""A database that refuses every write (read-only, disk full) or cannot be reached is a 503 naming the
+cause, with Retry-After — not a generic 500 — on both backends; nothing is half written. (A real
+outage, a PostgreSQL restart under the app: tests/serving/test_database_outage.py.)"""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ import psycopg
 import psycopg.errors
 import pytest
 from eventsourcing.persistence import OperationalError
+from psycopg_pool import PoolTimeout
 
 from ledger.sqlite_store import StatementCachingPool
-from ledger.unavailable import DISK_FULL, READ_ONLY, storage_unavailable
+from ledger.unavailable import DISK_FULL, READ_ONLY, UNREACHABLE, DatabaseUnreachable, storage_unavailable
 
 PROBLEM = "application/problem+json"
 
@@ -98,6 +100,14 @@ def test_a_full_disk_is_503_naming_the_cause(app, api, customer_id, monkeypatch)
     (psycopg.errors.DiskFull("could not extend file"), DISK_FULL),
     (sqlite3.OperationalError("database is locked"), None),
     (RuntimeError("connection string postgresql://secret@db"), None),
+    # the database out of reach (ledger.outage): libpq's own failures, the pool's timeout, a server going away
+    (psycopg.OperationalError("connection failed: Connection refused"), UNREACHABLE),
+    (psycopg.InterfaceError("the connection is closed"), UNREACHABLE),
+    (PoolTimeout("couldn't get a connection after 1.80 sec"), UNREACHABLE),
+    (psycopg.errors.AdminShutdown("terminating connection due to administrator command"), UNREACHABLE),
+    (psycopg.errors.CannotConnectNow("the database system is starting up"), UNREACHABLE),
+    (DatabaseUnreachable("no answer from the database within 1.8 s"), UNREACHABLE),
+    (psycopg.errors.LockNotAvailable("could not obtain lock"), None),  # a refusal, not an outage
 ])
 def test_storage_errors_are_recognised_through_their_wrappers(error, expected):
     try:

@@ -52,14 +52,19 @@ def test_a_primary_and_its_standbys_in_one_url():
     env = Settings.from_environ({"CASELEDGER_DATABASE_URL": url}).persistence_env()
     assert (env["POSTGRES_HOST"], env["POSTGRES_PORT"], env["POSTGRES_DBNAME"], env["POSTGRES_SCHEMA"]) == \
         ("10.0.0.1,10.0.0.2", "5432,5433", "cl", "s")
-    assert (env["POSTGRES_USER"], env["POSTGRES_PASSWORD"], env["POSTGRES_PRE_PING"]) == ("app", "p@ss", "y")
+    assert (env["POSTGRES_USER"], env["POSTGRES_PASSWORD"]) == ("app", "p@ss")
     # libpq parameters that eventsourcing's factory has no setting for: ours passes them through
     assert env["PERSISTENCE_MODULE"] == "ledger.pg_store:LedgerPostgresFactory" and is_postgres(env)
     assert connect_kwargs(env) == {"host": "10.0.0.1,10.0.0.2", "port": "5432,5433", "dbname": "cl", "user": "app",
                                    "password": "p@ss", "target_session_attrs": "read-write", "sslmode": "prefer"}
     assert servers(env) == "10.0.0.1:5432, 10.0.0.2:5433"
     plain = Settings.from_environ({"CASELEDGER_DATABASE_URL": "postgresql://db/cl"}).persistence_env()
-    assert plain["PERSISTENCE_MODULE"] == "eventsourcing.postgres" and "POSTGRES_PRE_PING" not in plain
+    assert plain["PERSISTENCE_MODULE"] == "eventsourcing.postgres"
+    # The connections are checked before use by ledger.outage (always), not by the pool's pre-ping.
+    assert "POSTGRES_PRE_PING" not in env and "POSTGRES_PRE_PING" not in plain
+    assert plain["POSTGRES_CONNECT_TIMEOUT"] == "2"  # CASELEDGER_DB_TIMEOUT_SECONDS, whole seconds
+    slower = Settings.from_environ({"CASELEDGER_DATABASE_URL": "postgresql://db/cl", "CASELEDGER_DB_TIMEOUT_SECONDS": "4.5"})
+    assert slower.db_timeout_seconds == 4.5 and slower.persistence_env()["POSTGRES_CONNECT_TIMEOUT"] == "5"
     assert servers(plain) == "db:5432" and connect_kwargs(plain)["password"] is None
 
 
@@ -69,6 +74,7 @@ def test_a_primary_and_its_standbys_in_one_url():
     ("CASELEDGER_KEY_CACHE_SECONDS", "nan", "seconds"),
     ("CASELEDGER_CLOCK_SKEW_SECONDS", "-1", "seconds"),
     ("CASELEDGER_SCHEDULER_RETRY_SECONDS", "0", "more than 0"),
+    ("CASELEDGER_DB_TIMEOUT_SECONDS", "0", "more than 0"),
     ("CASELEDGER_SCHEDULER_WORKERS", "0", "at least 1"),
     ("CASELEDGER_KEK", "not base64!", "base64"),
     ("CASELEDGER_KEK", base64.b64encode(b"short").decode(), "32 bytes"),
