@@ -7,6 +7,8 @@ started for the session. If neither works the PostgreSQL tests *fail* — they a
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -49,14 +51,29 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'ledger.db'}"
         return
-    dsn = request.getfixturevalue("pg_dsn")
+    with fresh_schema(request.getfixturevalue("pg_dsn")) as url:
+        yield url
+
+
+@pytest.fixture
+def pg_url(pg_dsn: str) -> Iterator[str]:
+    """A database URL naming a fresh, empty PostgreSQL schema (only PostgreSQL: for what SQLite lacks)."""
+    with fresh_schema(pg_dsn) as url:
+        yield url
+
+
+@contextmanager
+def fresh_schema(dsn: str) -> Iterator[str]:
+    """A database URL naming a new, empty PostgreSQL schema, dropped afterwards."""
     schema = f"t_{uuid.uuid4().hex[:16]}"
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
     sep = "&" if "?" in dsn else "?"
-    yield f"{dsn}{sep}schema={schema}"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    try:
+        yield f"{dsn}{sep}schema={schema}"
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 @pytest.fixture

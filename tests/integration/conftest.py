@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import uuid
 from pathlib import Path
-from typing import Iterator
 
-import psycopg
 import pytest
 
 CASELEDGER = str(Path(sys.executable).with_name("caseledger"))
@@ -27,18 +24,6 @@ def run_cli(*args: str, env: dict[str, str], cwd: Path | str = ROOT,
 def cli():
     """``cli("events", env={...})``: see :func:`run_cli`."""
     return run_cli
-
-
-@pytest.fixture
-def pg_url(pg_dsn: str) -> Iterator[str]:
-    """A database URL naming a fresh, empty PostgreSQL schema (only PostgreSQL: for what SQLite lacks)."""
-    schema = f"t_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    sep = "&" if "?" in pg_dsn else "?"
-    yield f"{pg_dsn}{sep}schema={schema}"
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 @pytest.fixture
