@@ -147,6 +147,8 @@ def verify(trust_file: Path | None, since: tuple[Path, ...], witness_files: tupl
            witnesses_required: int) -> None:
     """Recompute the whole log from the stored events; check it against every signed checkpoint, in the
     database and (--since) outside it."""
+    if witnesses_required and not witness_files:  # a required check with nothing to check it against
+        raise click.UsageError("--witnesses-required needs the witnesses' keys: give --witness FILE")
     log = transparency_log(open_ledger(), settings())
     trust = _trust(trust_file, log)
     external = _external_checkpoints(since, trust)

@@ -320,6 +320,8 @@ def test_cosigned_checkpoint_is_attached_and_required_by_verify(ledger, ctx, env
     code, text = run("verify", "--witness", str(witness_key), "--witnesses-required", "1")
     assert code == 0 and f"cosigned by {NAME}" in text, text
     assert run("verify", "--witness", str(witness_key), "--witnesses-required", "2")[0] == 1
+    code, text = run("verify", "--witnesses-required", "1")  # the flag alone cannot pass for a check
+    assert code == 2 and "--witness FILE" in text
     forged = tmp_path / "forged.note"  # a note this log never published cannot be attached
     forged.write_text(sign(Checkpoint(log.keys.origin, 99, bytes(32), NOW), generate_key(), log.keys.origin))
     code, text = run("attach-cosignatures", str(forged))
