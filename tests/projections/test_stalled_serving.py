@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from hostile import head, key_too_long, make_base, meta, missing_fields, place_hold, store_raw
+from test_projection_crash import positions  # the runner's positions, read while it runs
 
 from cli.main import main
 from projections.catalog import NAMES, runner_for
-from projections.store import TRACKING_TABLE, ViewDatabase
+from projections.store import ViewDatabase
 
 pytestmark = pytest.mark.integration
 
@@ -136,14 +137,6 @@ def test_status_shows_position_lag_state_and_digest(ledger, env, base):
 
 
 # -- the projection process --------------------------------------------------------------------
-def positions(db: ViewDatabase) -> dict[str, int]:
-    try:
-        with db.reading() as cur:
-            return dict(cur.execute(f"SELECT name, position FROM {TRACKING_TABLE}").fetchall())
-    except Exception:  # noqa: BLE001 - the runner has not created its tables yet
-        return {}
-
-
 def wait_for(condition, proc: subprocess.Popen, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
