@@ -15,67 +15,20 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import Environment
 
-from domain.access import ApiToken, DataAccess
 from domain.calendar import BusinessCalendar
 from domain.complaint import Complaint
 from domain.context import Context
 from domain.customer import Customer
-from domain.disposition import Disposition
 from domain.errors import DomainError, PolicyError, TransitionForbidden
 from domain.feedback import Feedback, SurveyResponse
-from domain.findings import Finding
-from domain.holds import LegalHold
 from domain.interaction import Interaction
-from domain.jobs import JobRun
 from domain.policy import Policy, PolicyBook
-from domain.sla import SLABreach
 from domain.ticket import Ticket
 from ledger import idempotency
+from ledger.kinds import ACTIONS, ID_NAMESPACE, KINDS  # noqa: F401 - re-exported for callers
 from ledger.crypto import KeyEncryptionKey, SealingMapper, SubjectErased, SubjectKeys
 from ledger.errors import (AlreadyExists, BusinessTimeAhead, ConcurrentUpdate, HistoryUnreadable, InvalidRequest,
                            LedgerError, NotFound, StaleVersion)
-
-#: Namespace of deterministic ids (imports with an external reference, one survey per ticket).
-ID_NAMESPACE = UUID("6f1c1f2e-7d55-4b8e-9a8a-3c7f0e2b9d41")
-
-KINDS: dict[str, type[Aggregate]] = {
-    "customer": Customer,
-    "interaction": Interaction,
-    "ticket": Ticket,
-    "complaint": Complaint,
-    "feedback": Feedback,
-    "survey": SurveyResponse,
-    "hold": LegalHold,
-    "disposition": Disposition,
-    # Access control (services/tokens.py, services/access_log.py): API credentials and disclosures.
-    "api_token": ApiToken,
-    "data_access": DataAccess,
-    # Scheduled compliance jobs (scheduler/, services/sla.py, services/compliance.py).
-    "sla_breach": SLABreach,
-    "finding": Finding,
-    "job_run": JobRun,
-}
-
-#: Commands that act on one existing aggregate: kind -> the domain methods callers may invoke.
-ACTIONS: dict[str, frozenset[str]] = {
-    "customer": frozenset({"change_tier", "update_contact", "set_consents"}),
-    "interaction": frozenset({"register", "route", "close"}),
-    "ticket": frozenset({"classify", "assign", "respond_first", "start_work", "pause_clock", "resume_clock",
-                         "resolve", "review", "feed_back_result", "record_acceptance", "close", "reopen",
-                         "archive"}),
-    "complaint": frozenset({"classify", "start_investigation", "add_evidence", "escalate", "decide_remedy",
-                            "notify_customer", "record_evaluation", "archive", "record_root_cause"}),
-    "feedback": frozenset({"respond", "reply"}),
-    "survey": frozenset(),
-    "hold": frozenset(),  # holds and dispositions change through services.retention only
-    "disposition": frozenset(),
-    "api_token": frozenset(),  # issued and revoked through services.tokens only
-    "data_access": frozenset(),
-    "sla_breach": frozenset(),  # recorded and escalated by the SLA job only
-    "finding": frozenset({"acknowledge"}),
-    "job_run": frozenset(),
-}
-
 
 _CUSTOMER_TOPIC_PREFIX = f"{Customer.__module__}:{Customer.__qualname__}."
 #: How far business time may run ahead of the wall clock by default (``CASELEDGER_CLOCK_SKEW_SECONDS``).
