@@ -320,6 +320,12 @@ class CaseLedger(Application):
             processing_event.saved_kwargs["idempotency"] = claim
         return super()._record(processing_event)
 
+    def record(self, *aggregates: Aggregate) -> None:
+        """Save new or changed aggregates in one transaction, with the ledger's error mapping: the
+        public form of :meth:`_save`, for services that create kinds of record the methods above
+        do not (incidents, audits, samples, subscriptions…)."""
+        self._save(*aggregates)
+
     def _save(self, *aggregates: Aggregate) -> None:
         try:
             self.save(*aggregates)
