@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test demo clean prod bench bench-quick failover chaos
+.PHONY: install run test demo clean prod bench bench-quick failover chaos chromium
 
 # setup.py builds the verifier's C inner loop (ledger/integrity/_scan.c): rebuilt when it changes.
 $(STAMP): pyproject.toml setup.py ledger/integrity/_scan.c
@@ -21,8 +21,13 @@ install: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/caseledger serve --demo
 
-## Run the whole test suite: unit, integration and API tests on SQLite and PostgreSQL.
-test: $(STAMP)
+## Debian's Chromium for the browser tests (tests/browser drive /usr/bin/chromium; no browser download).
+chromium:
+	@test -x /usr/bin/chromium || [ "$$(id -u)" != 0 ] || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
+
+## Run the whole test suite: unit, integration, API and browser tests on SQLite and PostgreSQL.
+test: $(STAMP) chromium
 	$(PY) -m pytest
 
 ## Production-style: gunicorn API + projection runner + scheduler from the Procfile, supervised (a

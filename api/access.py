@@ -6,14 +6,16 @@ from flask import current_app
 from flask_smorest import Api, Blueprint
 from marshmallow import RAISE, Schema, fields, validate
 
-from api.schemas import BIGINT, Name, Strict
+from api import pagination
+from api.schemas import BIGINT, Cursor, Name, NextAfter, NextCursor, Strict
 
 blp = Blueprint("access", __name__, url_prefix="/access-events", description="Security audit log (access events)")
 
 
 class AccessQuery(Strict):
+    cursor = Cursor()
     after = fields.Integer(load_default=0, validate=validate.Range(min=0, max=BIGINT - 1),
-                           metadata={"description": "log position to continue after"})
+                           metadata={"description": "deprecated: use cursor", "deprecated": True})
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
     subject = fields.UUID(load_default=None, metadata={"description": "only disclosures of this data subject"})
     actor = Name(load_default=None, metadata={"description": "only disclosures to this actor"})
@@ -34,7 +36,8 @@ class AccessEntry(Schema):
 
 class AccessPage(Schema):
     items = fields.List(fields.Nested(AccessEntry))
-    next_after = fields.Integer(allow_none=True, metadata={"description": "pass as ?after= for the next page"})
+    next_cursor = NextCursor()
+    next_after = NextAfter()
 
 
 @blp.route("", endpoint="events")
@@ -44,8 +47,9 @@ class AccessPage(Schema):
 def access_events(query):  # noqa: ANN001, ANN201
     subject = str(query["subject"]) if query["subject"] else None
     items, next_after = current_app.extensions["caseledger.access_log"].entries(
-        after=query["after"], limit=query["limit"], subject=subject, actor=query["actor"])
-    return {"items": [{**item, "fields_": item["fields"]} for item in items], "next_after": next_after}
+        after=pagination.after(query, "access-events"), limit=query["limit"], subject=subject, actor=query["actor"])
+    return {"items": [{**item, "fields_": item["fields"]} for item in items],
+            **pagination.next_page("access-events", next_after)}
 
 
 def register_access(api: Api) -> None:

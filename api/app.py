@@ -16,24 +16,31 @@ import uuid
 from datetime import datetime
 from typing import Callable, Mapping
 
-from apispec import BasePlugin
-from flask import Flask, g, request
+from flask import Flask, current_app, g, json, request
 from flask_smorest import Api
 from flask_smorest.utils import prepare_response
 
-from api import idempotency, problems
+from api import idempotency, pagination, problems
 from api.access import register_access
 from api.auth import authenticate
 from api.boundary import check_request, learn_contract
+from api.audits import register_audits
 from api.compliance import register_compliance
+from api.exports import register_exports
+from api.incidents import register_incidents
+from api.work import register_work
+from api.surveys import register_surveys
 from api.log import register_log
-from api.masking import REASON_HEADER, grade_responses, record_disclosures
+from api.masking import grade_responses, record_disclosures
+from api.openapi import ContractDoc, document_vocabularies, finish_document, vocabulary_values
 from api.observability import register_observability
 from api.permissions import authorize
 from api.read_models import register_read_models
 from api.requestlog import register_request_log
 from api.resources import register_resources
 from api.retention import register_retention
+from api.webhooks import register_webhooks
+from console.mount import mount_console
 from domain.permissions import AccessPolicy
 from ledger.application import CaseLedger
 from ledger.bootstrap import as_settings, build, transparency_log
@@ -53,6 +60,17 @@ SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
     "Referrer-Policy": "no-referrer",
 }
+
+
+#: The document's ``info.description``: what holds for every operation.
+API_DESCRIPTION = (
+    "Event-sourced, audit-grade ledger for customer-service operations. Authenticate with "
+    "`Authorization: Bearer <token>`. Errors are RFC 9457 `application/problem+json`; a refused command "
+    "names its `rule` and `clause`. Records answer `ETag: \"<version>\"`: send it as `If-Match` to refuse "
+    "a change made meanwhile (412). Read models answer an ETag derived from their log position: send it as "
+    "`If-None-Match` for 304. Lists page with `cursor` and `limit`; the next page is `next_cursor` and "
+    "`Link: <...>; rel=\"next\"`. Retry a POST safely with `Idempotency-Key`. Personal data is masked "
+    "unless `X-Access-Reason` is sent by a role allowed to unmask (each such read is recorded).")
 
 
 class ProblemApi(Api):
@@ -75,20 +93,14 @@ class ProblemApi(Api):
         prepare_response(response, self.spec, problems.PROBLEM_JSON)
         self.spec.components.response(self.DEFAULT_ERROR_RESPONSE_NAME, response, lazy=True)
 
+    def _openapi_json(self):  # noqa: ANN202 - flask-smorest's
+        """The served document, completed by :func:`api.openapi.finish_document` (examples, Link)."""
+        return current_app.response_class(json.dumps(self.document(), indent=2, sort_keys=False),
+                                          mimetype="application/json")
 
-class RequestHeadersDoc(BasePlugin):
-    """Documents the headers every operation accepts: Idempotency-Key (POST) and X-Access-Reason."""
-
-    def operation_helper(self, path=None, operations=None, **kwargs):  # noqa: ANN001, ANN003, ANN201
-        for method, operation in (operations or {}).items():
-            parameters = operation.setdefault("parameters", [])
-            if method == "post":
-                parameters.append({"in": "header", "name": idempotency.HEADER, "required": False,
-                                   "description": "a retry with the same key and body returns the first response",
-                                   "schema": {"type": "string", "pattern": "^[!-~]{1,255}$"}})
-            parameters.append({"in": "header", "name": REASON_HEADER, "required": False,
-                               "description": "why you need personal data unmasked (needs personal.unmask; recorded)",
-                               "schema": {"type": "string", "minLength": 1, "maxLength": 500}})
+    def document(self) -> dict:
+        """The OpenAPI document as served at ``/openapi.json``."""
+        return finish_document(self.spec.to_dict())
 
 
 def create_app(settings: Settings | Mapping[str, str], ledger: CaseLedger | None = None, *,
@@ -117,9 +129,10 @@ def create_app(settings: Settings | Mapping[str, str], ledger: CaseLedger | None
     app.extensions["caseledger.log"] = transparency_log(ledger, settings)
     app.extensions["caseledger.settings"] = settings
 
-    api = ProblemApi(app, spec_kwargs={"components": {"securitySchemes": {
-        "bearer": {"type": "http", "scheme": "bearer"}}}, "security": [{"bearer": []}],
-        "extra_plugins": [RequestHeadersDoc()]})
+    api = ProblemApi(app, spec_kwargs={"components": {"securitySchemes": {"bearer": {
+        "type": "http", "scheme": "bearer", "description": "a token from 'caseledger tokens create' (cl_…)"}}},
+        "security": [{"bearer": []}], "extra_plugins": [ContractDoc(app)], "info": {"description": API_DESCRIPTION}})
+    document_vocabularies(api.ma_plugin.converter, vocabulary_values(ledger.policies, ledger.policy_name))
     problems.register(app)
 
     @app.before_request
@@ -146,16 +159,24 @@ def create_app(settings: Settings | Mapping[str, str], ledger: CaseLedger | None
         return response
 
     app.after_request(record_disclosures)
+    app.after_request(pagination.link_next)  # every list with a next_cursor: Link: <…>; rel="next"
 
     register_resources(api)
     register_log(api)
     register_read_models(api)
     register_retention(api)
+    register_incidents(api)  # issue 19: incidents, work queues, surveys of any case
+    register_work(api)
+    register_surveys(api)
     register_access(api)
+    register_webhooks(api)
     register_compliance(api, access)  # only once the access policy knows its endpoints (see api/compliance.py)
+    register_exports(api, access)  # likewise (api/exports.py): auditors' export jobs
+    register_audits(api, access)  # likewise (api/audits.py): inspection samples and audit engagements
     grade_responses(api.spec, access)
     learn_contract(app, api)
     register_observability(app)
+    mount_console(app)  # the web console (/console, /docs): its own app, sessions instead of bearer tokens
     # Outermost: the whole request, its before- and after-request functions included, waits at
     # most this long for an unreachable database, then it is answered 503 (ledger.outage).
     app.wsgi_app = BoundedDatabaseWait(app.wsgi_app, settings.db_timeout_seconds)  # type: ignore[method-assign]

@@ -11,6 +11,8 @@ aggregate needs that, and identified callers are not rate-limited); any other is
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import current_app, g, request
 from werkzeug.exceptions import HTTPException, Unauthorized
 from werkzeug.routing import Map, Rule
@@ -98,3 +100,13 @@ def _unauthorized(detail: str) -> Unauthorized:
     error = Unauthorized(detail)
     error.data = {"headers": {"WWW-Authenticate": 'Bearer realm="caseledger"'}}  # type: ignore[attr-defined]
     return error
+
+
+def preloaded(kind: str, aggregate_id: Any) -> Any:
+    """The record ``api.permissions.authorize`` loaded for this request's scope check (``g.loaded_record``),
+    or None: issue 22, one load per request shared by the permission check and the handler. Handed
+    out once (a command changes it)."""
+    loaded = g.pop("loaded_record", None)
+    if loaded is not None and loaded[:2] == (kind, str(aggregate_id)):
+        return loaded[2]
+    return None

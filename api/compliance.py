@@ -34,7 +34,11 @@ log = logging.getLogger("caseledger.api")
 #: Endpoint → action of the access policy.
 ACTIONS = {"compliance.sla_clocks": "compliance.read", "compliance.sla_summary": "compliance.read",
            "compliance.findings": "compliance.read", "compliance.finding": "compliance.read",
-           "compliance.job_runs": "compliance.read", "compliance.acknowledge": "findings.acknowledge"}
+           "compliance.job_runs": "compliance.read", "compliance.acknowledge": "findings.acknowledge",
+           # rectification (issue 20): who may take each step is the permission matrix's; four eyes is the domain's
+           "compliance.assign": "findings.assign", "compliance.rectify": "findings.rectify",
+           "compliance.close": "findings.close", "compliance.reopen": "findings.reopen",
+           "compliance.finding_kpis": "compliance.read"}
 #: Grade of every response field that the access policy must know (none is core: no personal data).
 DATA_GRADES = {
     "general": ["case_kind", "case_id", "clock", "cycle", "limit", "started_at", "stopped_at", "deadline", "breached",
@@ -43,6 +47,7 @@ DATA_GRADES = {
                 "running", "paused", "missed", "escalated"],
     "important": ["subject_id", "facts", "acknowledged_by"],
 }
+DATA_GRADES["general"] += ["rule", "team", "open", "closed"]  # the findings KPIs (open / overdue / closed)
 
 
 class _Page(Strict):
@@ -74,6 +79,42 @@ class JobRunQuery(_Page):
 
 class AcknowledgeBody(Strict):
     reason = Text(500, required=True, metadata={"description": "why the finding stands as it is"})
+
+
+class AssignBody(Strict):
+    owner = Text(100, required=True, metadata={"description": "who must rectify the finding"})
+    severity = fields.String(required=True, validate=validate.Length(max=40),
+                             metadata={"description": "policy vocabulary finding_severity (major, general, minor)"})
+    team = Text(100, load_default=None)
+    due_at = fields.AwareDateTime(load_default=None,
+                                  metadata={"description": "default: the policy's days for the severity"})
+    corrective_action = Text(2000, load_default=None, metadata={"description": "the action planned"})
+
+
+class RectifyBody(Strict):
+    corrective_action = Text(2000, required=True, metadata={"description": "what was done"})
+    evidence = fields.List(Text(500), required=True, validate=validate.Length(min=1, max=50),
+                           metadata={"description": "references to the evidence (documents, records, hashes)"})
+
+
+class CloseBody(Strict):
+    reason = Text(500, load_default=None, metadata={"description": "how the rectification was verified"})
+
+
+class KpiQuery(Strict):
+    as_of = fields.AwareDateTime(load_default=None)
+    by = fields.List(fields.String(validate=validate.OneOf(["rule", "team"])), load_default=None)
+
+
+class FindingKpi(Schema):
+    rule, team = Opt(), Opt()
+    open, overdue, closed = fields.Integer(), fields.Integer(), fields.Integer()
+
+
+class FindingKpis(Schema):
+    items = fields.List(fields.Nested(FindingKpi))
+    as_of = fields.String()
+    position = fields.Integer()
 
 
 class SlaClock(Schema):
@@ -205,12 +246,48 @@ def _routes(blp: Blueprint) -> None:
         ledger.act("finding", finding_id, "acknowledge", context(reason=body["reason"]), {}, expected_version())
         return _fresh_finding(finding_id)
 
+    _rectification_routes(blp)
+
     @blp.route("/job-runs", endpoint="job_runs")
     @blp.arguments(JobRunQuery, location="query", unknown=RAISE)
     @blp.response(200, JobRunPage)
     @blp.doc(summary="History of the scheduled compliance jobs (started, finished with counts, failed with reason)")
     def job_runs(query):  # noqa: ANN001, ANN202
         return _page(query, list_job_runs, ("job", "status", "trigger"), JobRunPage)
+
+
+def _rectification_routes(blp: Blueprint) -> None:
+    """The steps of a finding's rectification (整改): assign, rectify, close (four eyes), reopen; its KPIs."""
+    def step(action: str, schema: type, summary: str) -> None:
+        @blp.route(f"/findings/<uuid:finding_id>/{action}", methods=["POST"], endpoint=action)
+        @blp.arguments(schema)
+        @blp.response(200, Finding)
+        @blp.doc(summary=summary, description="Send If-Match with the finding's ETag to refuse a change made "
+                                              "meanwhile (412).")
+        @answers(lambda written, body, finding_id: _fresh_finding(finding_id))
+        def handler(body, finding_id):  # noqa: ANN001, ANN202
+            body = dict(body)
+            ctx = context(reason=body.pop("reason", None))
+            current_app.extensions["caseledger"].act("finding", finding_id, action, ctx, body, expected_version())
+            return _fresh_finding(finding_id)
+
+    step("assign", AssignBody, "Assign a finding for rectification: owner, severity, due date, planned action")
+    step("rectify", RectifyBody, "The owner records the corrective action taken and its evidence")
+    step("close", CloseBody, "Verify a rectification and close the finding (not by its owner: four eyes)")
+    step("reopen", AcknowledgeBody, "Reopen a rectified or closed finding, with a reason")
+
+    @blp.route("/findings/kpis", endpoint="finding_kpis")
+    @blp.arguments(KpiQuery, location="query", unknown=RAISE)
+    @blp.response(200, FindingKpis)
+    @blp.doc(summary="Findings open, overdue (rectification past its due date) and closed, by rule and team")
+    def finding_kpis(query):  # noqa: ANN001, ANN202
+        from projections.rectification import finding_kpis as kpis
+
+        live = read_models()
+        position = live.fresh()
+        as_of = query["as_of"] or _now()
+        items = kpis(live.runner.db, as_of, tuple(query["by"] or ("rule", "team")))
+        return conditional({"items": items, "as_of": as_of.isoformat(), "position": position}, FindingKpis)
 
 
 def _fresh_finding(finding_id: Any) -> Any:

@@ -34,7 +34,11 @@ MAX_KEY = 255
 #: Response headers replayed with a stored response (the body's own, not per-request ones).
 KEPT_HEADERS = ("Content-Type", "ETag", "Location")
 #: POST endpoints that write no events (so a key of theirs is never "written"): no answers needed.
-WRITE_NO_EVENTS = frozenset({"log.publish_checkpoint"})
+WRITE_NO_EVENTS = frozenset({"log.publish_checkpoint",
+                             "webhooks.replay"})  # re-queues a delivery row of the webhook worker, no event
+#: POST endpoints that refuse an Idempotency-Key (400) because their answer may not be stored:
+#: a webhook subscription's answer holds its secret (api/webhooks.py).
+REFUSE_KEYS = frozenset({"webhooks.subscribe"})
 
 
 def answers(rebuild: Callable[..., Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

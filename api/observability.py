@@ -17,9 +17,8 @@ What ``/metrics`` exposes:
   1 while an event it cannot apply stops it, see ``projections.stalls``; with the log position of
   that event in ``caseledger_projection_stalled_position``), the latest signed checkpoint and how
   many events are not yet covered by one;
-- job runs by job and outcome (``caseledger_job_runs_total``), counted from the scheduler's
-  ``JobRun`` events (``domain.jobs``) in the log — read incrementally, so each scrape only looks
-  at what is new;
+- job runs by job and outcome (``caseledger_job_runs_total``, each ended run once), last success
+  time and duration per job, open findings by rule, webhook deliveries: :mod:`api.ops_metrics`;
 - the last verification, when the scheduler provides it: a module ``scheduler.metrics`` with
   ``last_verification(ledger) -> (ok: bool, finished_at: datetime) | None``. Until it exists
   those series are simply absent.
@@ -36,7 +35,6 @@ import logging
 import shutil
 import threading
 import time
-from collections import Counter
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -46,6 +44,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from api.ops_metrics import JobRunTally, OpsCollector
 from api.problems import problem
 from projections.catalog import NAMES, runner_for
 from projections.runtime import ProjectionRunner
@@ -233,12 +232,14 @@ class LedgerCollector:
         self.lock = threading.Lock()
         self._runner: ProjectionRunner | None = None
         self.job_runs = JobRunTally()
+        self.ops = OpsCollector()  # open findings by rule, webhook deliveries (api/ops_metrics.py)
 
     def collect(self) -> Iterable[Metric]:
         with self.lock:
             try:
                 found = list(self._from_database())
                 found += _job_metrics(self.ledger, self.job_runs)
+                found += self.ops.metrics(self._runner.db) if self._runner is not None else []
             except Exception as e:  # noqa: BLE001 - a scrape reports a down database, it does not fail
                 logging.getLogger("caseledger.api").warning("metrics: database not readable: %s", _first_line(e))
                 self._reset()
@@ -294,45 +295,20 @@ class LedgerCollector:
                 self._runner = None
 
 
-class JobRunTally:
-    """Job runs per (job, outcome) from the ``JobRun`` events, remembering how far it has read."""
-
-    OUTCOMES = {"domain.jobs:JobRun.Started": "started", "domain.jobs:JobRun.Finished": "finished",
-                "domain.jobs:JobRun.Failed": "failed"}
-
-    def __init__(self) -> None:
-        self.after = 0
-        self.job_of: dict[Any, str] = {}
-        self.counts: Counter[tuple[str, str]] = Counter()
-
-    def update(self, ledger: Any) -> None:
-        head = ledger.recorder.max_notification_id() or 0
-        while self.after < head:
-            page = ledger.recorder.select_notifications(start=self.after + 1, limit=1000, stop=head,
-                                                        topics=list(self.OUTCOMES))
-            for notification in page:
-                outcome = self.OUTCOMES[notification.topic]
-                if outcome == "started":
-                    self.job_of[notification.originator_id] = ledger.mapper.to_domain_event(notification).job
-                self.counts[(self.job_of.get(notification.originator_id, "unknown"), outcome)] += 1
-            self.after = page[-1].id if len(page) == 1000 else head
-
-
 def _job_metrics(ledger: Any, tally: JobRunTally) -> list[Metric]:
-    """Job runs from the log; the last verification from the scheduler's own history, when it provides one."""
+    """Job runs from the log (:mod:`api.ops_metrics`); the last verification from the scheduler's own
+    history, when it provides one."""
     tally.update(ledger)
-    runs = CounterMetricFamily("caseledger_job_runs", "Scheduled job runs by job and outcome", labels=["job", "outcome"])
-    for (job, outcome), count in sorted(tally.counts.items()):
-        runs.add_metric([job, outcome], count)
+    runs = list(tally.metrics())
     try:
         source = importlib.import_module(JOB_METRICS_MODULE)
     except ImportError:
-        return [runs]
+        return runs
     last = source.last_verification(ledger)
     if last is None:
-        return [runs]
+        return runs
     ok, finished_at = last
-    return [runs, GaugeMetricFamily("caseledger_verification_ok", "1 if the last full verification passed", float(ok)),
+    return [*runs, GaugeMetricFamily("caseledger_verification_ok", "1 if the last full verification passed", float(ok)),
             GaugeMetricFamily("caseledger_verification_timestamp_seconds", "When the last verification finished",
                               finished_at.timestamp())]
 

@@ -14,8 +14,12 @@ from flask import current_app, g, request
 from werkzeug.exceptions import BadRequest, Forbidden
 
 from api.auth import PUBLIC_PATHS, current_caller
+from api.audits import ACTIONS as AUDIT_ACTIONS
 from api.compliance import ACTIONS as COMPLIANCE_ACTIONS
+from api.exports import ACTIONS as EXPORT_ACTIONS
 from api.masking import REASON_HEADER
+from api.need_to_know import need_to_know_of
+from api.webhooks import ACTIONS as WEBHOOK_ACTIONS
 from services.disclosure import Disclosure
 from domain.access import MAX_REASON
 from domain.permissions import UNMASK, AccessPolicy
@@ -23,11 +27,15 @@ from domain.permissions import UNMASK, AccessPolicy
 #: Collection blueprints (URL prefix) → aggregate kind.
 KIND_OF_COLLECTION = {"customers": "customer", "interactions": "interaction", "tickets": "ticket",
                       "complaints": "complaint", "feedback": "feedback", "surveys": "survey"}
+KIND_OF_COLLECTION["incidents"] = "incident"  # api/incidents.py (issue 19)
+KIND_OF_COLLECTION["case_surveys"] = "case_survey"  # api/surveys.py (issue 19)
 #: Endpoints outside the collections → action.
 ACTIONS = {
     "events.list": "events.read",
     "views.tickets": "views.tickets", "views.complaints": "views.complaints",
     "dashboards.kpis": "dashboards.read",
+    "incidents.list": "incident.read", "work.unregistered_contacts": "work.queues",  # issue 19 (api/incidents.py,
+    "work.open_feedback": "work.queues", "work.complaints": "work.queues",  # api/work.py)
     "replay.timeline": "replay.read", "replay.state": "replay.read", "replay.diff": "replay.read",
     "log.latest_checkpoint": "log.read", "log.inclusion": "log.read", "log.consistency": "log.read",
     "log.tile": "log.read",  # public like the three above (api.auth.PUBLIC_LOG_PATHS); mapped for callers with a token
@@ -40,8 +48,12 @@ ACTIONS = {
     "dispositions.reject": "dispositions.reject", "dispositions.execute": "dispositions.execute",
 }
 ACTIONS.update(COMPLIANCE_ACTIONS)  # declared beside their endpoints
+ACTIONS.update(AUDIT_ACTIONS)  # samples and audit engagements (issue 20), declared in api/audits.py
+ACTIONS.update(WEBHOOK_ACTIONS)  # /webhooks/...: webhooks.manage (api/webhooks.py)
+ACTIONS.update(EXPORT_ACTIONS)  # /exports/...: exports.create / exports.read (api/exports.py)
 #: List endpoints that scoped callers must filter to themselves, and whether their rows have a team.
 SCOPED_LISTS = {"views.tickets": True, "views.complaints": False}
+SCOPED_LISTS.update({"work.open_feedback": False, "work.complaints": False})  # api/work.py: filter owner=<you>
 
 
 def access_policy() -> AccessPolicy:
@@ -83,6 +95,7 @@ def authorize() -> None:
         aggregate = current_app.extensions["caseledger"].get(kind, aggregate_id)  # unknown: 404
         if not policy.in_scope(caller, scope, kind, aggregate):
             raise Forbidden(f"the {caller.role} role may {action} only on records of its {scope} scope")
+        g.loaded_record = (kind, str(aggregate_id), aggregate)  # the handler uses it: one load per request
     if request.endpoint in SCOPED_LISTS and scope != "all":
         filters = {name: request.args.getlist(name) for name in ("owner", "handler", "team")}
         if not policy.list_in_scope(caller, scope, filters, has_team=SCOPED_LISTS[request.endpoint]):
@@ -107,4 +120,7 @@ def _disclosure(caller: Any, policy: AccessPolicy) -> Disclosure:
                          f"(1 to {MAX_REASON} printable characters)")
     if policy.scope(caller.role, UNMASK) is None:
         raise Forbidden(f"the {caller.role} role may not read personal data unmasked")
+    if policy.scope(caller.role, UNMASK) == "own":  # need-to-know (003 §6.3): only their own cases' customers
+        return Disclosure(reason, need_to_know=need_to_know_of(caller.actor_id))
     return Disclosure(reason)
+

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from api.schemas import BIGINT, PRINTABLE, Name, Strict
+from api.schemas import BIGINT, Cursor, Name, NextCursor, Strict, Vocab
+from projections.kpi_grouping import GROUPINGS, valid_grouping
+
+
+def _grouping(value: str) -> None:
+    """A KPI grouping ``projections.kpi_grouping`` accepts (marshmallow 4 validators raise)."""
+    if not valid_grouping(value):
+        raise validate.ValidationError(f"one or more of {', '.join(GROUPINGS)}, comma-separated, "
+                                       "each once, at most one of day/week/month/quarter")
 
 #: Response headers of every read-model endpoint (``api.read_models``: the state they answer from).
 READ_MODEL_HEADERS = {
@@ -16,32 +24,35 @@ READ_MODEL_HEADERS = {
 }
 
 Names = lambda **kw: fields.List(Name(), load_default=None, **kw)  # noqa: E731 - repeat the parameter for "any of"
+#: Any of these values of a vocabulary (repeat the parameter).
+AnyOf = lambda vocabulary, **kw: fields.List(Vocab(vocabulary), load_default=None, **kw)  # noqa: E731
 
 
 class ListQuery(Strict):
     overdue = fields.Boolean(load_default=None, metadata={"description": "only cases whose main clock is late at as_of"
                                                                          " (false: only those that are not)"})
     as_of = fields.AwareDateTime(load_default=None, metadata={"description": "time for 'overdue' (default: now)"})
-    cursor = fields.String(load_default=None, validate=[validate.Length(max=200), PRINTABLE],
-                           metadata={"description": "next_cursor of the previous page"})
+    cursor = Cursor()
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
-    status = Names()
-    channel = Names()
+    channel = AnyOf("channel")
     owner = Names(metadata={"description": "tickets: first-contact owner (首问负责人); complaints: handler"})
     handler = Names()
     customer_id = fields.List(fields.UUID(), load_default=None)
 
 
 class TicketListQuery(ListQuery):
-    priority = Names()
-    complexity = Names()
+    status = AnyOf("ticket_status")
+    priority = AnyOf("priority")
+    complexity = AnyOf("complexity")
     team = Names()
 
 
 class ComplaintListQuery(ListQuery):
-    level = fields.List(fields.Integer(validate=validate.Range(min=0, max=BIGINT)), load_default=None)
-    complaint_type = Names()
-    rung = Names()
+    status = AnyOf("complaint_status")
+    level = fields.List(Vocab("complaint_level", fields.Integer, validate=validate.Range(min=0, max=BIGINT)),
+                        load_default=None)
+    complaint_type = AnyOf("complaint_type")
+    rung = AnyOf("escalation_rung")
 
 
 class Flag(fields.Boolean):
@@ -78,7 +89,7 @@ class ComplaintRow(Schema):
 
 
 class _Page(Schema):
-    next_cursor = fields.String(allow_none=True, metadata={"description": "pass as ?cursor= for the next page"})
+    next_cursor = NextCursor()
     position = fields.Integer(metadata={"description": "log position the read model has processed"})
     as_of = fields.String()
 
@@ -94,7 +105,9 @@ class ComplaintPage(_Page):
 class KpiQuery(Strict):
     from_ = fields.Date(data_key="from", load_default=None, metadata={"description": "first business day (default: to − 29)"})
     to = fields.Date(load_default=None, metadata={"description": "last business day, inclusive (default: today)"})
-    group_by = fields.String(load_default="day", validate=validate.OneOf(["day", "channel", "team"]))
+    group_by = fields.String(load_default="day", validate=_grouping, metadata={"description": (
+        "one or more of day, week, month, quarter (at most one), channel, team, agent, service_type, tier, "
+        "priority, comma-separated, e.g. agent,month")})
 
 
 class KpiTarget(Schema):
@@ -112,6 +125,8 @@ class KpiValue(Schema):
 
 class KpiGroup(Schema):
     group = fields.String()
+    dimensions = fields.Dict(keys=fields.String(), values=fields.String(),
+                             metadata={"description": "the group's value per group_by dimension"})
     counters = fields.Dict(keys=fields.String(), values=fields.Integer())
     kpis = fields.List(fields.Nested(KpiValue))
 

@@ -11,8 +11,11 @@ catch-up.
 Query parameters: unknown ones are refused (422 problem+json, ``unknown=RAISE``: webargs would
 otherwise drop them silently for the query string), so a misspelt filter never widens a result.
 
-ETags: every response carries a strong ETag, the SHA-256 of its serialised body; send it back in
-``If-None-Match`` to get ``304 Not Modified`` when nothing you asked for changed.
+ETags: every response carries a strong ETag, the SHA-256 of its serialised body minus the time it
+was computed at (``as_of``, which defaults to now) — so it derives from the read model's
+``position`` (in the body) and what the query selects, not from the clock. Send it back in
+``If-None-Match`` to get ``304 Not Modified`` while the read model has not moved and nothing you
+asked for changed (a row's ``overdue`` flag can still change with time alone; the tag covers it).
 
 Stalled read models (``projections.stalls``): an event a read model cannot apply stalls that read
 model alone, so a read endpoint never fails because of what is in the log. It answers from the
@@ -38,6 +41,7 @@ from marshmallow import RAISE
 from werkzeug.exceptions import BadRequest, ServiceUnavailable, UnprocessableEntity
 
 from api import read_model_schemas as rs
+from api.openapi import IF_NONE_MATCH, reads_headers
 from api.problems import problem
 from ledger.errors import InvalidRequest
 from projections.catalog import runner_for
@@ -125,9 +129,15 @@ def _stalled_problem(error: ProjectionStalled) -> Response:
                    position=error.position)
 
 
+#: Body fields that say when an answer was computed, not what it is: left out of the ETag.
+UNTAGGED = frozenset({"as_of"})
+
+
 def conditional(body: dict[str, Any], schema: type) -> Any:
-    """Answer 304 when the client already has this exact body, else the body with its ETag."""
-    serialised = json.dumps(schema().dump(body), sort_keys=True, ensure_ascii=False, default=str)
+    """Answer 304 when the client already has this body (ignoring when it was computed: :data:`UNTAGGED`),
+    else the body with its ETag."""
+    tagged = {k: v for k, v in schema().dump(body).items() if k not in UNTAGGED}
+    serialised = json.dumps(tagged, sort_keys=True, ensure_ascii=False, default=str)
     # surrogatepass: a replayed event may hold a lone surrogate (the log keeps what was stored); the
     # body escapes it, and the tag must not fail on it.
     tag = hashlib.sha256(serialised.encode("utf-8", "surrogatepass")).hexdigest()[:40]
@@ -169,6 +179,7 @@ def _views(blp: Blueprint) -> None:
     @blp.arguments(rs.TicketListQuery, location="query", unknown=RAISE)
     @blp.response(200, rs.TicketPage, headers=rs.READ_MODEL_HEADERS)
     @blp.doc(summary="Tickets, filtered, in creation order, keyset-paginated (ids and facts only)")
+    @reads_headers(IF_NONE_MATCH)
     def tickets(query):  # noqa: ANN001, ANN202
         return _case_page(query, list_tickets, ("status", "priority", "complexity", "channel", "owner", "handler",
                                                 "team", "customer_id"), rs.TicketPage, "ticket_list")
@@ -177,6 +188,7 @@ def _views(blp: Blueprint) -> None:
     @blp.arguments(rs.ComplaintListQuery, location="query", unknown=RAISE)
     @blp.response(200, rs.ComplaintPage, headers=rs.READ_MODEL_HEADERS)
     @blp.doc(summary="Complaints, filtered, in acceptance order, keyset-paginated (ids and facts only)")
+    @reads_headers(IF_NONE_MATCH)
     def complaints(query):  # noqa: ANN001, ANN202
         return _case_page(query, list_complaints, ("status", "channel", "level", "complaint_type", "rung", "handler",
                                                    "owner", "customer_id"), rs.ComplaintPage, "complaint_list")
@@ -188,6 +200,7 @@ def _dashboards(blp: Blueprint) -> None:
     @blp.response(200, rs.Dashboard, headers=rs.READ_MODEL_HEADERS)
     @blp.doc(summary="KPIs per business day, channel or team, each with its definition and policy target",
              description="Definitions: projections/README.md. Days are business days in the policy's time zone.")
+    @reads_headers(IF_NONE_MATCH)
     def kpis(query):  # noqa: ANN001, ANN202
         live = read_models()
         position = live.fresh("kpi_counters")
@@ -211,6 +224,7 @@ def _replay(blp: Blueprint) -> None:
     @blp.arguments(rs.NoQuery, location="query", unknown=RAISE)
     @blp.response(200, rs.Timeline)
     @blp.doc(summary="Every event of a case in log order (a customer: also their cases' events)")
+    @reads_headers(IF_NONE_MATCH)
     def timeline(_query, kind, aggregate_id):  # noqa: ANN001, ANN202
         items = read_models().replay.timeline(kind, aggregate_id)
         return conditional({"kind": kind, "id": aggregate_id, "items": items}, rs.Timeline)
@@ -219,6 +233,7 @@ def _replay(blp: Blueprint) -> None:
     @blp.arguments(rs.StateQuery, location="query", unknown=RAISE)
     @blp.response(200, rs.ReplayedState)
     @blp.doc(summary="A case's state AS OF a business time or a log position, replayed from its events")
+    @reads_headers(IF_NONE_MATCH)
     def state(query, kind, aggregate_id):  # noqa: ANN001, ANN202
         if (query["as_of"] is None) == (query["position"] is None):
             raise InvalidRequest("give exactly one of as_of (business time) or position (log position)")
@@ -231,6 +246,7 @@ def _replay(blp: Blueprint) -> None:
     @blp.arguments(rs.DiffQuery, location="query", unknown=RAISE)
     @blp.response(200, rs.ReplayedDiff)
     @blp.doc(summary="Attributes that changed between two points (each a log position or an ISO time)")
+    @reads_headers(IF_NONE_MATCH)
     def diff(query, kind, aggregate_id):  # noqa: ANN001, ANN202
         before, after = Point.parse(query["from_"]), Point.parse(query["to"])
         changes = read_models().replay.diff(kind, aggregate_id, before, after)

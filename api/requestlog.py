@@ -8,45 +8,40 @@ client's X-Request-Id, if it sent a usable one), ``caller`` and ``role`` (None b
 
 from __future__ import annotations
 
-import json
 import logging
-import sys
 import time
 
 from flask import Flask, Response, g, request
 
+from ledger.structured_logs import ACTOR, REQUEST_ID, JsonLines, configured, stderr_handler
+
+__all__ = ["JsonLines", "register_request_log"]
 log = logging.getLogger("caseledger.requests")
 
 
-class JsonLines(logging.Formatter):
-    """A record's message (a dict) as one JSON object, with time and level."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        fields = record.msg if isinstance(record.msg, dict) else {"message": record.getMessage()}
-        line = {"time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"), "level": record.levelname.lower(), **fields}
-        return json.dumps(line, ensure_ascii=False, default=str)
-
-
-class _Stderr(logging.StreamHandler):
-    """Writes to whatever ``sys.stderr`` is at the time (test runners swap it)."""
-
-    @property
-    def stream(self):  # noqa: ANN201
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, _value) -> None:  # noqa: ANN001
-        pass
-
-
 def register_request_log(app: Flask) -> None:
-    if not log.handlers:
-        handler = _Stderr()
-        handler.setFormatter(JsonLines())
-        log.addHandler(handler)
+    # The format is every process's (ledger.structured_logs); when the process configured it on the
+    # root logger (caseledger serve, gunicorn), lines go there, else to a handler of our own.
+    if not log.handlers and not configured():
+        log.addHandler(stderr_handler())
     log.setLevel(logging.INFO)
     app.before_request_funcs.setdefault(None, []).insert(0, _start)
+    app.before_request(_bind)  # registered after authentication: the caller is known by then
     app.after_request(_line)
+    app.teardown_request(_unbind)
+
+
+def _bind() -> None:
+    """Every line logged while this request runs carries its request id and actor."""
+    caller = g.get("caller")
+    g.log_context = (REQUEST_ID.set(g.get("request_id")), ACTOR.set(getattr(caller, "actor_id", None)))
+
+
+def _unbind(_: BaseException | None = None) -> None:
+    tokens = g.pop("log_context", None)
+    if tokens is not None:
+        ACTOR.reset(tokens[1])
+        REQUEST_ID.reset(tokens[0])
 
 
 def _start() -> None:

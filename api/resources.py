@@ -11,10 +11,12 @@ from flask_smorest import Api, Blueprint, abort
 from marshmallow import RAISE, ValidationError
 from werkzeug.exceptions import BadRequest
 
-from api import schemas as s
+from api import pagination, schemas as s
 from api.idempotency import answers
-from api.auth import current_caller
+from api.auth import current_caller, preloaded
+from api.action_docs import ACTION_SUMMARIES
 from api.boundary import accepts
+from api.openapi import IF_MATCH, reads_headers
 from domain import text
 from domain.context import Context
 from ledger.application import ACTIONS, CaseLedger
@@ -28,6 +30,15 @@ COLLECTIONS = {"customer": "customers", "interaction": "interactions", "ticket":
 _ETAG = re.compile(r'^(?:W/)?"?(\d{1,19})"?$')  # versions are BIGINTs: no 5,000-digit int() on a header
 #: Media types of the bulk import (newline-delimited JSON).
 NDJSON = ("application/x-ndjson", "application/jsonl", "application/json-seq")
+IMPORT_EXAMPLE = ('{"channel": "phone", "external_ref": "CALL-7", "occurred_at": "2025-09-01T09:00:00+08:00"}\n'
+                  '{"channel": "email", "external_ref": "MAIL-8", "content": "invoice question"}\n')
+#: What creating each kind means, for the OpenAPI document.
+CREATION_SUMMARIES = {"customer": "Register a customer (contact details are personal data, sealed)",
+                      "interaction": "Record a customer contact (call, chat, email…)",
+                      "ticket": "Open a ticket (工单) for a customer",
+                      "complaint": "Accept a formal complaint (starts its closed-loop clock)",
+                      "feedback": "Record feedback: a complaint, suggestion or praise",
+                      "survey": "Record a satisfaction survey (CSAT, NPS) about a ticket"}
 
 
 def ledger() -> CaseLedger:
@@ -98,6 +109,10 @@ def written_new(kind: str, written: Written) -> Any:
     raise NotFound(f"the first request with this Idempotency-Key created no {kind}")
 
 
+def _article(kind: str) -> str:
+    return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
+
+
 def _reads(api: Api, kind: str) -> Blueprint:
     """GET one, GET its events, and one POST per action the ledger allows on this kind."""
     collection = COLLECTIONS[kind]
@@ -106,16 +121,20 @@ def _reads(api: Api, kind: str) -> Blueprint:
 
     @blp.route("/<uuid:aggregate_id>", endpoint="get")
     @blp.response(200, schema)
+    @blp.doc(summary=f"Read {_article(kind)}'s current state (ETag: its version)")
     def get(aggregate_id):  # noqa: ANN001, ANN202
-        return state(kind, ledger().get(kind, aggregate_id))
+        return state(kind, preloaded(kind, aggregate_id) or ledger().get(kind, aggregate_id))
 
     @blp.route("/<uuid:aggregate_id>/events", endpoint="events")
     @blp.arguments(s.EventQuery, location="query", unknown=RAISE)
     @blp.response(200, s.EventPage)
+    @blp.doc(summary=f"The history of {_article(kind)}: its events, oldest first, a page at a time")
     def events(query, aggregate_id):  # noqa: ANN001, ANN202
-        items = ledger().history(kind, aggregate_id, after=query["after"], limit=query["limit"])
-        next_after = items[-1].originator_version if len(items) == query["limit"] else None
-        return {"items": [event_record(e) for e in items], "next_after": next_after}
+        after = pagination.after(query, f"{kind}-events")
+        items = ledger().history(kind, aggregate_id, after=after, limit=query["limit"] + 1)
+        page, more = items[:query["limit"]], len(items) > query["limit"]
+        last = page[-1].originator_version if more else None
+        return {"items": [event_record(e) for e in page], **pagination.next_page(f"{kind}-events", last)}
 
     for action in sorted(ACTIONS[kind]):
         _action_route(blp, kind, action, schema)
@@ -128,21 +147,24 @@ def _action_route(blp: Blueprint, kind: str, action: str, state_schema: type) ->
     @blp.route(f"/<uuid:aggregate_id>/{path}", methods=["POST"], endpoint=action)
     @blp.arguments(s.ACTION_SCHEMAS[kind][action])
     @blp.response(200, state_schema)
-    @blp.doc(summary=f"{action.replace('_', ' ').capitalize()} a {kind}",
+    @blp.doc(summary=ACTION_SUMMARIES.get(kind, {}).get(action),
              description="Send If-Match with the ETag you read to refuse a change made meanwhile (412).")
     @answers(lambda written, args, aggregate_id: state(kind, written_state(kind, written, aggregate_id)))
+    @reads_headers(IF_MATCH)
     def act(args, aggregate_id):  # noqa: ANN001, ANN202
         if (kind, action) == ("interaction", "register"):
             _own_agent(args)
             args["agent_id"] = current_caller().actor_id
         ctx = context(reason=args.pop("reason", None))
-        return state(kind, ledger().act(kind, aggregate_id, action, ctx, args, expected_version()))
+        return state(kind, ledger().act(kind, aggregate_id, action, ctx, args, expected_version(),
+                                        loaded=preloaded(kind, aggregate_id)))
 
 
 def _creation(blp: Blueprint, kind: str, schema: type, create: Callable[..., Any]) -> None:
     @blp.route("", methods=["POST"], endpoint="create")
     @blp.arguments(schema)
     @blp.response(201, s.STATE_SCHEMAS[kind])
+    @blp.doc(summary=CREATION_SUMMARIES[kind])
     @answers(lambda written, args: created(kind, written_new(kind, written)))
     def post(args):  # noqa: ANN001, ANN202
         if "agent_id" in args:
@@ -179,9 +201,10 @@ def _log(blp: Blueprint) -> None:
     @blp.response(200, s.LogPage)
     @blp.doc(summary="All events in log order, with actor, role, time and policy")
     def events(query):  # noqa: ANN001, ANN202
-        page = ledger().log(after=query["after"], limit=query["limit"])
-        next_after = page[-1][0] if len(page) == query["limit"] else None
-        return {"items": [event_record(e, position) for position, e in page], "next_after": next_after}
+        rows = ledger().log(after=pagination.after(query, "log"), limit=query["limit"] + 1)
+        page, more = rows[:query["limit"]], len(rows) > query["limit"]
+        return {"items": [event_record(e, position) for position, e in page],
+                **pagination.next_page("log", page[-1][0] if more else None)}
 
 
 def _feedback_escalation(blp: Blueprint) -> None:
@@ -190,6 +213,7 @@ def _feedback_escalation(blp: Blueprint) -> None:
     @blp.response(201, s.ComplaintState)
     @blp.doc(summary="Turn complaint feedback into a formal complaint (both saved together)")
     @answers(lambda written, args, aggregate_id: created("complaint", written_new("complaint", written)))
+    @reads_headers(IF_MATCH)
     def escalate(args, aggregate_id):  # noqa: ANN001, ANN202
         complaint = ledger().escalate_feedback(context(reason=args.get("reason")), str(aggregate_id),
                                                expected_version=expected_version())
@@ -202,7 +226,8 @@ def _interaction_import(blp: Blueprint) -> None:
     @blp.doc(summary="Bulk import interactions (newline-delimited JSON, one interaction a line)",
              description="All lines are validated first; any bad line (not UTF-8, not JSON, not the schema, an "
                          "agent_id other than yours) rejects the whole file (422, with line numbers) and nothing "
-                         "is written. Lines with an external_ref are imported once.")
+                         "is written. Lines with an external_ref are imported once. The body: one JSON "
+                         f"object a line, sent as {' or '.join(NDJSON)}, for example:\n\n{IMPORT_EXAMPLE}")
     @accepts(*NDJSON)
     @answers(_imported)
     def import_():  # noqa: ANN202

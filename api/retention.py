@@ -11,7 +11,8 @@ from marshmallow import RAISE, Schema, fields, validate
 
 from api.idempotency import answers
 from api.resources import context, written_new, written_state
-from api.schemas import Strict, Text
+from api import pagination
+from api.schemas import Cursor, NextCursor, Strict, Text
 from domain import text
 from services.retention import Retention, build_retention
 
@@ -35,6 +36,7 @@ class RecordQuery(Strict):
     subject = fields.UUID(load_default=None)
     due_before = fields.AwareDateTime(load_default=None, validate=SANE_TIMES)
     limit = fields.Integer(load_default=200, validate=validate.Range(1, 1000))
+    cursor = Cursor()
 
 
 class RecordRow(Schema):
@@ -53,6 +55,7 @@ class RecordRow(Schema):
 
 class RecordPage(Schema):
     items = fields.List(fields.Nested(RecordRow))
+    next_cursor = NextCursor()
 
 
 class ReportQuery(Strict):
@@ -93,6 +96,8 @@ class Reason(Strict):
 class HoldQuery(Strict):
     subject = fields.UUID(load_default=None)
     active = fields.Boolean(load_default=False)
+    limit = fields.Integer(load_default=200, validate=validate.Range(1, 1000))
+    cursor = Cursor()
 
 
 class HoldRow(Schema):
@@ -111,6 +116,7 @@ class HoldRow(Schema):
 
 class HoldPage(Schema):
     items = fields.List(fields.Nested(HoldRow))
+    next_cursor = NextCursor()
 
 
 class HoldState(Schema):
@@ -163,6 +169,13 @@ def _proposed(d: Any) -> tuple[dict[str, Any], int, dict[str, str]]:
     return body, 201, {**headers, "Location": f"/dispositions/{d.id}"}
 
 
+def _page(rows: list[dict[str, Any]], limit: int, list_name: str) -> dict[str, Any]:
+    """``limit`` rows of ``limit + 1`` fetched, and the cursor of the next page if there is one."""
+    page = rows[:limit]
+    return {"items": page, "next_cursor": pagination.next_page(list_name, page[-1]["seq"] if len(rows) > limit
+                                                               else None)["next_cursor"]}
+
+
 # -- routes ---------------------------------------------------------------------------------------
 def register_retention(api: Api) -> None:
     retention = Blueprint("retention", __name__, url_prefix="/retention", description="Retention schedule")
@@ -176,7 +189,9 @@ def register_retention(api: Api) -> None:
     @retention.doc(summary="Records with class, retention trigger, due date, holds and destruction")
     def records(query):  # noqa: ANN001, ANN202
         subject = str(query["subject"]) if query["subject"] else None
-        return {"items": service().records(subject=subject, due_before=query["due_before"], limit=query["limit"])}
+        rows = service().records(subject=subject, due_before=query["due_before"], limit=query["limit"] + 1,
+                                 after=pagination.after(query, "retention-records"))
+        return _page(rows, query["limit"], "retention-records")
 
     @retention.route("/report", endpoint="report")
     @retention.arguments(ReportQuery, location="query", unknown=RAISE)
@@ -190,7 +205,9 @@ def register_retention(api: Api) -> None:
     @holds.response(200, HoldPage)
     def list_holds(query):  # noqa: ANN001, ANN202
         subject = str(query["subject"]) if query["subject"] else None
-        return {"items": service().holds(subject=subject, active_only=query["active"])}
+        rows = service().holds(subject=subject, active_only=query["active"], limit=query["limit"] + 1,
+                               after=pagination.after(query, "holds"))
+        return _page(rows, query["limit"], "holds")
 
     @holds.route("", methods=["POST"], endpoint="place")
     @holds.arguments(HoldCreate)

@@ -3,7 +3,7 @@ allowed (channels, tiers, priorities…) is policy data, checked by the domain w
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
@@ -38,6 +38,13 @@ Text = lambda n=2000, **kw: fields.String(validate=[validate.Length(min=1, max=n
 Name = lambda **kw: fields.String(validate=[validate.Length(min=1, max=64), PRINTABLE], **kw)  # noqa: E731
 #: An integer that fits the databases; narrower ranges (scores, levels) are policy data.
 Integer = lambda **kw: fields.Integer(strict=True, validate=validate.Range(-BIGINT, BIGINT), **kw)  # noqa: E731
+
+
+def Vocab(vocabulary: str, field: Callable[..., fields.Field] = Name, **kw: Any) -> fields.Field:  # noqa: N802
+    """A value from a policy vocabulary (``[vocabularies.<vocabulary>]`` in ``domain/policies``):
+    the OpenAPI document lists its values as ``enum`` (``api.openapi``); the domain checks it."""
+    metadata = {**kw.pop("metadata", {}), "vocabulary": vocabulary}
+    return field(metadata=metadata, **kw)
 
 
 class Strict(Schema):
@@ -81,15 +88,15 @@ class ContactSchema(Strict):
 
 # -- creation -------------------------------------------------------------------------------
 class CustomerCreate(Strict):
-    kind = Name(required=True)
-    tier = Name(required=True)
+    kind = Vocab("customer_kind", required=True)
+    tier = Vocab("customer_tier", required=True)
     contact = fields.Nested(ContactSchema, load_default=dict)
     consents = fields.Dict(keys=Name(), values=fields.Boolean(), load_default=dict)
 
 
 class InteractionCreate(Strict):
-    channel = Name(required=True)
-    direction = Name(load_default="inbound")
+    channel = Vocab("channel", required=True)
+    direction = Vocab("direction", load_default="inbound")
     customer_id = fields.UUID(load_default=None)
     content = Text(10000, load_default=None)
     external_ref = Text(200, load_default=None, metadata={"description": "source system id; makes imports idempotent"})
@@ -111,22 +118,22 @@ class ImportReport(Schema):
 
 class TicketCreate(Strict):
     customer_id = fields.UUID(required=True)
-    channel = Name(required=True)
+    channel = Vocab("channel", required=True)
     summary = Text(10000, load_default=None)
     interaction_id = fields.UUID(load_default=None)
 
 
 class ComplaintCreate(Strict):
     customer_id = fields.UUID(required=True)
-    channel = Name(required=True)
+    channel = Vocab("channel", required=True)
     description = Text(10000, load_default=None)
     ticket_id = fields.UUID(load_default=None)
 
 
 class FeedbackCreate(Strict):
-    kind = Name(required=True)
+    kind = Vocab("feedback_kind", required=True)
     customer_id = fields.UUID(required=True)
-    channel = Name(required=True)
+    channel = Vocab("channel", required=True)
     content = Text(10000, load_default=None)
     ticket_id = fields.UUID(load_default=None)
 
@@ -147,7 +154,7 @@ OptionalText = lambda: Text(10000, load_default=None)  # noqa: E731
 
 ACTION_SCHEMAS: dict[str, dict[str, type[Schema]]] = {
     "customer": {
-        "change_tier": _action(tier=Name(required=True)),
+        "change_tier": _action(tier=Vocab("customer_tier", required=True)),
         "update_contact": _action(contact=fields.Nested(ContactSchema, required=True)),
         "set_consents": _action(consents=fields.Dict(keys=Name(), values=fields.Boolean(), required=True)),
     },
@@ -158,8 +165,9 @@ ACTION_SCHEMAS: dict[str, dict[str, type[Schema]]] = {
         "close": _action(resolved_on_first_contact=fields.Boolean(required=True)),
     },
     "ticket": {
-        "classify": _action(priority=Name(required=True), complexity=Name(required=True),
-                            high_risk=fields.Boolean(load_default=False)),
+        "classify": _action(priority=Vocab("priority", required=True), complexity=Vocab("complexity", required=True),
+                            high_risk=fields.Boolean(load_default=False),
+                            service_type=Vocab("service_type", load_default=None)),
         "assign": _action(handler=Name(required=True), team=Name(load_default=None)),
         "respond_first": _action(message=OptionalText()),
         "start_work": _action(),
@@ -167,20 +175,25 @@ ACTION_SCHEMAS: dict[str, dict[str, type[Schema]]] = {
         "resume_clock": _action(),
         "resolve": _action(resolution=OptionalText()),
         "review": _action(approved=fields.Boolean(required=True), note=OptionalText()),
-        "feed_back_result": _action(channel=Name(required=True)),
+        "feed_back_result": _action(channel=Vocab("channel", required=True)),
         "record_acceptance": _action(accepted=fields.Boolean(required=True), comment=OptionalText()),
         "close": _action(),
         "reopen": _action(),
         "archive": _action(),
+        "update_progress": _action(channel=Vocab("channel", required=True), message=OptionalText()),
     },
     "complaint": {
-        "classify": _action(complaint_type=Name(required=True), level=Integer(required=True)),
+        "classify": _action(complaint_type=Vocab("complaint_type", required=True),
+                            level=Vocab("complaint_level", Integer, required=True),
+                            service_type=Vocab("service_type", load_default=None)),
+        "respond_first": _action(message=OptionalText()),
+        "reassign": _action(handler=Name(required=True)),
         "start_investigation": _action(),
         "add_evidence": _action(kind=Name(required=True), description=OptionalText(), reference=Text(500, load_default=None)),
-        "escalate": _action(to_rung=Name(required=True)),
-        "decide_remedy": _action(kind=Name(required=True), details=OptionalText(),
+        "escalate": _action(to_rung=Vocab("escalation_rung", required=True)),
+        "decide_remedy": _action(kind=Vocab("remedy_kind", required=True), details=OptionalText(),
                                  amount=fields.Decimal(as_string=True, places=2, load_default=None)),
-        "notify_customer": _action(channel=Name(required=True)),
+        "notify_customer": _action(channel=Vocab("channel", required=True)),
         "record_evaluation": _action(satisfied=fields.Boolean(required=True),
                                      score=Integer(load_default=None), comment=OptionalText()),
         "archive": _action(),
@@ -290,9 +303,21 @@ class EventSchema(Schema):
     personal = PersonalData(metadata={"description": "{subject, fields}: personal data, masked unless X-Access-Reason"})
 
 
+#: The next page of a list (``api.pagination``), also sent as ``Link: <…>; rel="next"``.
+NextCursor = lambda: fields.String(allow_none=True, metadata={  # noqa: E731
+    "description": "pass as ?cursor= for the next page (null: this is the last page); the Link header has the URL"})
+#: The position of the next page of the lists that paged with ?after= before cursors (deprecated).
+NextAfter = lambda: fields.Integer(allow_none=True, metadata={  # noqa: E731
+    "description": "deprecated: use next_cursor", "deprecated": True})
+#: The page cursor of a query.
+Cursor = lambda: fields.String(load_default=None, validate=[validate.Length(max=200), PRINTABLE],  # noqa: E731
+                               metadata={"description": "next_cursor of the previous page"})
+
+
 class EventPage(Schema):
     items = fields.List(fields.Nested(EventSchema))
-    next_after = fields.Integer(allow_none=True, metadata={"description": "pass as ?after= for the next page"})
+    next_cursor = NextCursor()
+    next_after = NextAfter()
 
 
 class LogEvent(EventSchema):
@@ -301,11 +326,14 @@ class LogEvent(EventSchema):
 
 class LogPage(Schema):
     items = fields.List(fields.Nested(LogEvent))
-    next_after = fields.Integer(allow_none=True, metadata={"description": "pass as ?after= for the next page"})
+    next_cursor = NextCursor()
+    next_after = NextAfter()
 
 
 class EventQuery(Strict):
-    after = fields.Integer(load_default=0, validate=validate.Range(min=0, max=BIGINT - 1))
+    cursor = Cursor()
+    after = fields.Integer(load_default=0, validate=validate.Range(min=0, max=BIGINT - 1),
+                           metadata={"description": "deprecated: use cursor", "deprecated": True})
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
 
 

@@ -27,6 +27,7 @@ from ledger.settings import Settings
 #: (module, what it measures); each takes --quick.
 BENCHMARKS = [
     ("bench.append", "append vs raw eventsourcing, growth to 1M events"),
+    ("bench.history", "in-process read/command cost vs raw eventsourcing; history length with snapshots"),
     ("bench.api_latency", "API latency under load against gunicorn"),
     ("bench.integrity", "Merkle log cost, verification, proofs"),
     ("bench.rebuild", "read-model rebuild vs raw decoded read"),

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import fresh_database_url, machine, postgres_dsn, print_table
+from bench.raw_threads import raw_command_rate
 from cli.throwaway_pg import free_port
 from ledger.settings import Settings
 
@@ -130,6 +131,12 @@ def _wait_ready(port: int, server: subprocess.Popen, timeout: float = 60) -> Non
 
 
 def _token(env: dict[str, str], actor: str, role: str) -> str:
+    """A token for ``actor``, created by the ledger's first administrator (``tokens bootstrap``, once):
+    creating a token is itself an act of a token holder."""
+    if "CASELEDGER_TOKEN" not in env:
+        done = subprocess.run([CASELEDGER, "tokens", "bootstrap", "--actor", "admin-bench"], env=env,
+                              capture_output=True, text=True, check=True)
+        env["CASELEDGER_TOKEN"] = done.stdout.split()[-1]
     done = subprocess.run([CASELEDGER, "tokens", "create", "--actor", actor, "--role", role, "--team", "hotline"],
                           env=env, capture_output=True, text=True, check=True)
     return done.stdout.split()[-1]
@@ -184,7 +191,7 @@ def run(dsn: str, *, clients: int, workers: int, threads: int, requests: int, se
         server.terminate()
         server.wait(30)
         log.close()
-    return table_rows(results, clients, workers, threads)
+    return table_rows(results, clients, workers, threads), results
 
 
 def table_rows(results: dict[str, Any], clients: int, workers: int, threads: int) -> list[list[object]]:
@@ -212,11 +219,22 @@ def main() -> None:
     requests, seconds = (1_600, 20.0) if args.quick else (8_000, 60.0)
     print(f"Machine: {machine()}\n")
     with postgres_dsn() as dsn:
-        rows = run(dsn, clients=args.clients, workers=args.workers, threads=args.threads, requests=requests,
-                   seconds=seconds)
+        rows, results = run(dsn, clients=args.clients, workers=args.workers, threads=args.threads,
+                            requests=requests, seconds=seconds)
+        raw = raw_command_rate(dsn, clients=args.clients, requests=requests, seconds=seconds,
+                               tickets=max(args.clients * 8, requests // 8))
     print_table(f"API latency, {args.clients} concurrent clients, gunicorn {args.workers} workers × {args.threads} "
                 "threads, PostgreSQL (ms)",
                 ["request", "requests", "errors", "req/s", "p50", "p95", "p99", "p99 vs baseline", "target"], rows)
+    latencies, statuses, elapsed = results["command"]
+    errors = sum(1 for s in statuses if not 200 <= s < 300)
+    api_rate = len(latencies) / elapsed
+    ratio = api_rate / raw["rate"]
+    verdict = "met" if ratio >= 0.5 and errors == 0 else "missed"
+    print_table(f"Command throughput, {args.clients} concurrent clients: the API vs a raw eventsourcing Application "
+                f"driven by {args.clients} threads (same PostgreSQL server, commands/s)",
+                ["API commands/s", "API errors", "raw commands/s", "raw errors", "API / raw", "target ≥ 0.5×, 0 errors"],
+                [[f"{api_rate:,.0f}", errors, f"{raw['rate']:,.0f}", raw["errors"], f"{ratio:.2f}×", verdict]])
 
 
 if __name__ == "__main__":

@@ -24,18 +24,23 @@ from cli.history import import_history
 from cli.identity import acting
 from cli.integrity import COMMANDS as INTEGRITY_COMMANDS
 from cli.projections import projections, replay
+from cli.reports import COMMANDS as REPORT_COMMANDS
 from cli.retention import COMMANDS as RETENTION_COMMANDS
 from cli.scheduler import COMMANDS as SCHEDULER_COMMANDS
+from cli.webhooks import COMMANDS as WEBHOOK_COMMANDS
 from cli.witness import witness
 from ledger.bootstrap import policy_book, transparency_log
 from ledger.database import redact
 from ledger.keys import LogKeys
 from ledger.records import event_record
+from ledger.structured_logs import configure as configure_logs
 
 console = Console(stderr=True)
 
 
 @click.group(cls=SafeGroup)
+# The installed distribution's version (pyproject.toml), read by importlib.metadata.
+@click.version_option(package_name="caseledger", prog_name="caseledger")
 @click.option("--debug", is_flag=True, help="Show the traceback of an unexpected error.")
 @click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path),
               help="File holding your API token (else CASELEDGER_TOKEN): commands that change something or "
@@ -74,6 +79,7 @@ def serve(host: str, port: int, demo: bool, prod: bool, workers: int | None, thr
     if prod:  # the tables exist now; each worker builds its own ledger after the fork
         ledger.close()
         return serve_production(config, bind or f"{host}:{port}", workers=workers or default_workers(), threads=threads)
+    configure_logs("api")  # JSON lines, like every process (ledger/structured_logs.py)
     app = create_app(config, ledger)
     base = f"http://{host}:{port}"
     console.print(f"[bold green]caseledger[/] on [bold]{base}[/]  ({config.backend}: {redact(config.database_url)})")
@@ -218,6 +224,10 @@ for _command in (*INTEGRITY_COMMANDS, *RETENTION_COMMANDS, *ACCESS_COMMANDS, pro
     main.add_command(_command)
 main.add_command(witness)
 main.add_command(import_history)
+for _command in WEBHOOK_COMMANDS:  # caseledger webhooks deliver|list|dead-letters|replay (cli/webhooks.py)
+    main.add_command(_command)
+for _command in REPORT_COMMANDS:  # caseledger report run|list|verify (cli/reports.py)
+    main.add_command(_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

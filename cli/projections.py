@@ -28,6 +28,7 @@ from ledger.application import KINDS
 from ledger.errors import LedgerError
 from projections.catalog import NAMES, runner_for
 from projections.runtime import ProjectionFailed
+from ledger.structured_logs import configure as configure_logs
 from services.replay import Point, Replay
 
 console = Console(stderr=True)
@@ -49,6 +50,7 @@ def run(batch_size: int, poll_seconds: float, pause_between_batches: float) -> N
 
     A read model that cannot apply an event stalls there alone (shown here, in 'status', in
     /metrics and /readyz); this process keeps the others going, so it never exits because of an event."""
+    configure_logs("projections")  # JSON lines, like every process (ledger/structured_logs.py)
     ledger = open_ledger()
     runner = runner_for(ledger, batch_size=batch_size)
     stop = threading.Event()

@@ -18,6 +18,7 @@ from cli.identity import acting
 from cli.params import MOMENT
 from domain.errors import DomainError
 from ledger.errors import LedgerError
+from ledger.structured_logs import configure as configure_logs
 
 console = Console(stderr=True)
 
@@ -31,7 +32,7 @@ def scheduler() -> None:
     """Run the scheduled compliance jobs (this process only; start it twice and one leads, one waits)."""
     from scheduler.process import SchedulerProcess, SchedulerSettings
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    configure_logs("scheduler")  # JSON lines, with each run's job_run_id (ledger/structured_logs.py)
     logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)  # each run logs its own outcome
     try:
         schedule = SchedulerSettings.from_settings(settings())

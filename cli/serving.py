@@ -12,7 +12,8 @@ before ``prometheus_client`` is first imported, which is why :func:`prepare_metr
 before the API is imported.
 
 ``python -m cli.prod`` (what ``make prod`` runs) starts the processes of the ``Procfile`` — the
-API, ``caseledger projections run``, ``caseledger scheduler`` — under :mod:`cli.supervisor`, which
+API, ``caseledger projections run``, ``caseledger scheduler``, ``caseledger webhooks deliver`` —
+under :mod:`cli.supervisor`, which
 restarts any of them that dies (with backoff) and stops them together on Ctrl-C or SIGTERM.
 Without ``CASELEDGER_DATABASE_URL`` it starts a throwaway PostgreSQL cluster first and says so:
 its data is deleted when you stop.
@@ -34,6 +35,7 @@ from rich.console import Console
 from cli.supervisor import Supervisor
 from ledger.database import redact
 from ledger.settings import Settings
+from ledger.structured_logs import gunicorn_logconfig
 
 console = Console(stderr=True)
 PROCFILE = Path(__file__).resolve().parents[1] / "Procfile"
@@ -79,6 +81,7 @@ class ProductionServer(BaseApplication):
             "bind": bind, "workers": workers, "threads": threads, "worker_class": "gthread",
             "keepalive": 5, "timeout": 30, "graceful_timeout": 10, "errorlog": "-", "loglevel": "info",
             "proc_name": "caseledger-api", "child_exit": _worker_exited, "on_exit": _server_exited,
+            "logconfig_dict": gunicorn_logconfig("api"),  # JSON lines like every process (ledger/structured_logs.py)
         }
         super().__init__()
 

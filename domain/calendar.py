@@ -2,15 +2,20 @@
 
 "Working days" in the source documents (e.g. "2 working days", 002 §3.1) follow the Chinese
 public holidays *and* the make-up working days (调休) on weekends. The calendar itself is an
-adapter (``ledger.calendar`` wraps the ``holidays`` package); the domain only needs to ask
-whether a day is a working day.
+adapter (``ledger.calendar``: the State Council's yearly notices in ``domain/policies/calendar``,
+over the ``holidays`` package); the domain only needs to ask whether a day is a working day.
+
+:class:`YearNotice` is one year's notice (its days off and make-up working days) read from policy
+data; :func:`deadline_with_ref` gives a deadline together with the calendar data it was computed
+with (``calendar_ref``), so a deadline can always say which notice it relied on.
 """
 
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Protocol
+from typing import Any, Mapping, Protocol
 from zoneinfo import ZoneInfo
 
 from domain.errors import InvalidValue
@@ -28,6 +33,61 @@ class WeekdayCalendar:
 
     def is_working_day(self, day: date) -> bool:
         return day.weekday() < 5
+
+    def ref_for(self, first: date, last: date) -> str:
+        return "weekdays"
+
+
+@dataclass(frozen=True)
+class YearNotice:
+    """One year's holiday notice (节假日安排的通知): whole days off, and make-up working days (调休上班)."""
+
+    year: int
+    days_off: frozenset[date]
+    working_days: frozenset[date]
+    source: str  # the notice: title, number, date
+    ref: str  # which data: "cn-2026@<file hash>"
+
+    def is_working_day(self, day: date) -> bool:
+        if day in self.working_days:
+            return True
+        return day not in self.days_off and day.weekday() < 5
+
+
+def year_notice(data: Mapping[str, Any], ref: str) -> YearNotice:
+    """A notice from its policy data (``domain/policies/calendar/cn-<year>.toml``), checked: every day in
+    its year, no day both off and working, make-up days only on weekends (else it is not a make-up)."""
+    year = int(data["year"])
+    off: set[date] = set()
+    working: set[date] = set()
+    for entry in data.get("holidays", ()):
+        first, last = entry["from"], entry["to"]
+        if not (isinstance(first, date) and isinstance(last, date)) or last < first:
+            raise InvalidValue(f"{ref}: holiday {entry.get('name')!r} needs from <= to (dates)", rule="calendar.data")
+        off.update(first + timedelta(days=n) for n in range((last - first).days + 1))
+        working.update(entry.get("working_days", ()))
+    strays = sorted(d for d in off | working if not isinstance(d, date) or d.year != year)
+    if strays:
+        raise InvalidValue(f"{ref}: days outside {year}: {strays}", rule="calendar.data")
+    if off & working or any(d.weekday() < 5 for d in working):
+        raise InvalidValue(f"{ref}: a make-up working day must be a weekend day that is not off", rule="calendar.data")
+    source = f"{data.get('title', '')} {data.get('number', '')} ({data.get('issued', '')})".strip()
+    return YearNotice(year, frozenset(off), frozenset(working), source, ref)
+
+
+def calendar_ref(calendar: BusinessCalendar, first: date, last: date) -> str:
+    """Which calendar data decided the days from ``first`` to ``last`` (calendars that cannot say: their class)."""
+    ref_for = getattr(calendar, "ref_for", None)
+    return ref_for(first, last) if ref_for else type(calendar).__name__
+
+
+def deadline_with_ref(start: datetime, amount: float, unit: str, calendar: BusinessCalendar,
+                      tz: ZoneInfo) -> tuple[datetime, str | None]:
+    """:func:`add_duration`, and the calendar data it used (None: minutes and hours need no calendar)."""
+    deadline = add_duration(start, amount, unit, calendar, tz)
+    if unit != "working_days":
+        return deadline, None
+    return deadline, calendar_ref(calendar, start.astimezone(tz).date(), deadline.astimezone(tz).date())
 
 
 def add_working_days(start: datetime, days: int, calendar: BusinessCalendar, tz: ZoneInfo) -> datetime:

@@ -8,6 +8,7 @@ root-cause analysis after closure. Escalation climbs the policy's ladder one run
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from uuid import UUID
@@ -27,10 +28,13 @@ class ComplaintStatus:
     REMEDIED = "remedied"
     NOTIFIED = "notified"
     EVALUATED = "evaluated"
+    UNEVALUATED = "unevaluated"  # closed without the customer's evaluation (rules.customer_silence)
     ARCHIVED = "archived"
 
     HANDLING = frozenset({CLASSIFIED, INVESTIGATING})
-    OPEN = frozenset({ACCEPTED, CLASSIFIED, INVESTIGATING, REMEDIED, NOTIFIED, EVALUATED})
+    OPEN = frozenset({ACCEPTED, CLASSIFIED, INVESTIGATING, REMEDIED, NOTIFIED, EVALUATED, UNEVALUATED})
+    #: Closed with the customer (evaluated, or silent past the deadline): what remains is archiving.
+    CLOSED = frozenset({EVALUATED, UNEVALUATED})
     ALL = OPEN | {ARCHIVED}
 
 
@@ -55,6 +59,10 @@ class Complaint(Case):
         self.remedy_kind: str | None = None
         self.satisfied: bool | None = None
         self.root_cause_recorded = False
+        self.service_type: str | None = None
+        self.first_responded = False
+        self.notified_at: str | None = None
+        self.closed_at: str | None = None
 
     @classmethod
     def accept(cls, *, id: UUID, customer_id: str, channel: str, policy: Policy, ctx: Context,
@@ -65,24 +73,61 @@ class Complaint(Case):
                    rung=first_rung, policy_ref=policy.ref, personal=personal(customer_id, description=description),
                    meta=ctx.meta(policy.ref))
 
-    def classify(self, *, complaint_type: str, level: int, policy: Policy, ctx: Context) -> None:
+    def classify(self, *, complaint_type: str, level: int, policy: Policy, ctx: Context,
+                 service_type: str | None = None) -> None:
+        """Type, level (004 §4.3: 1 urgent, 2 general, 3 routine — a level-1 complaint gets the
+        stricter first-response limit) and, under policies with that vocabulary, the service type
+        (default: complaint)."""
         self._governed_by(policy)
         self._require_status({S.ACCEPTED, S.CLASSIFIED, S.INVESTIGATING}, "classify", rule="complaint.classify")
         policy.check("complaint_type", complaint_type)
         policy.check("complaint_level", level)
-        self._classified(complaint_type, level, self._meta(ctx))
+        if service_type is None and "service_type" in policy.vocabularies:
+            service_type = "complaint"
+        if service_type is not None:
+            policy.check("service_type", service_type)
+        self._classified(complaint_type, level, self._meta(ctx), service_type)
 
     @event("Classified")
-    def _classified(self, complaint_type: str, level: int, meta: dict[str, Any]) -> None:
+    def _classified(self, complaint_type: str, level: int, meta: dict[str, Any], service_type: str | None = None) -> None:
+        # service_type has a default: Classified events stored before it existed replay without it.
         self.complaint_type, self.level = complaint_type, level
+        self.service_type = service_type
         if self.status == S.ACCEPTED:
             self.status = S.CLASSIFIED
+
+    def respond_first(self, *, policy: Policy, ctx: Context, message: str | None = None) -> None:
+        """The first response to the complaining customer (002 §2.2: within 1 h for complaints)."""
+        self._governed_by(policy)
+        require(not getattr(self, "first_responded", False), "the first response is already recorded",
+                rule="complaint.first_response_once")
+        self._require_status({S.ACCEPTED, S.CLASSIFIED, S.INVESTIGATING}, "record a first response on",
+                             rule="complaint.first_response")
+        self._first_responded(self._personal(message=message), self._meta(ctx))
+
+    @event("FirstResponded")
+    def _first_responded(self, personal: dict[str, Any], meta: dict[str, Any]) -> None:
+        self.first_responded = True
+
+    def reassign(self, *, handler: str, policy: Policy, ctx: Context) -> None:
+        """Hand the complaint to another handler, with a reason; the escalation rung does not change."""
+        self._governed_by(policy)
+        self._require_status({S.ACCEPTED, S.CLASSIFIED, S.INVESTIGATING, S.REMEDIED, S.NOTIFIED}, "reassign",
+                             rule="complaint.reassign_while_open")
+        require(bool(handler), "a reassignment needs a handler", rule="complaint.reassign_handler")
+        require(handler != self.handler, f"{handler} already handles this complaint", rule="complaint.reassign_same")
+        require(bool(ctx.reason), "a reassignment needs a reason", rule="complaint.reassign_reason")
+        self._handler_reassigned(handler, self.handler, self._meta(ctx))
+
+    @event("HandlerReassigned")
+    def _handler_reassigned(self, handler: str, previous_handler: str, meta: dict[str, Any]) -> None:
+        self.handler = handler
 
     def start_investigation(self, *, policy: Policy, ctx: Context) -> None:
         """Initial handling: the complaint-handling clock (initial handling) stops here."""
         self._governed_by(policy)
         self._require_status({S.CLASSIFIED}, "start investigating", rule="complaint.investigate_requires_classification",
-                             clause=policy.clock("complaint.initial_handling").source)
+                             clause=_handling_clause(policy))
         self._investigation_started(self._meta(ctx))
 
     @event("InvestigationStarted")
@@ -151,6 +196,7 @@ class Complaint(Case):
     @event("CustomerNotified")
     def _customer_notified(self, channel: str, meta: dict[str, Any]) -> None:
         self.status = S.NOTIFIED
+        self.notified_at = meta["occurred_at"]
 
     def record_evaluation(self, *, satisfied: bool, score: int | None, policy: Policy, ctx: Context,
                           comment: str | None = None) -> None:
@@ -167,10 +213,27 @@ class Complaint(Case):
     def _evaluated(self, satisfied: bool, score: int | None, personal: dict[str, Any], meta: dict[str, Any]) -> None:
         self.satisfied = satisfied
         self.status = S.EVALUATED
+        self.closed_at = meta["occurred_at"]
+
+    def close_unevaluated(self, *, due_at: datetime, policy: Policy, ctx: Context) -> None:
+        """The customer, told the outcome, never evaluated it: close without an evaluation once
+        ``due_at`` (:func:`domain.stalled.evaluation_due`) has passed (rules.customer_silence)."""
+        self._governed_by(policy)
+        clause = policy.clause("customer_silence")
+        self._require_status({S.NOTIFIED}, "close as unevaluated", rule="complaint.silence_requires_notice",
+                             clause=clause)
+        require(ctx.occurred_at >= due_at, f"the customer has until {due_at.isoformat()} to evaluate",
+                rule="complaint.silence_not_due", clause=clause)
+        self._closed_unevaluated(due_at.isoformat(), self._meta(ctx))
+
+    @event("ClosedUnevaluated")
+    def _closed_unevaluated(self, due_at: str, meta: dict[str, Any]) -> None:
+        self.status = S.UNEVALUATED
+        self.closed_at = meta["occurred_at"]
 
     def archive(self, *, policy: Policy, ctx: Context) -> None:
         self._governed_by(policy)
-        self._require_status({S.EVALUATED}, "archive", rule="complaint.archive_requires_evaluation",
+        self._require_status(S.CLOSED, "archive", rule="complaint.archive_requires_evaluation",
                              clause=policy.record_class("complaint_file").source)
         self._archived(self._meta(ctx))
 
@@ -188,6 +251,13 @@ class Complaint(Case):
     @event("RootCauseRecorded")
     def _root_cause_recorded(self, category: str, analysis: str | None, meta: dict[str, Any]) -> None:
         self.root_cause_recorded = True
+
+
+def _handling_clause(policy: Policy) -> str:
+    """The clause of the policy's complaint-handling clock (enterprise-2025@2 measures handling to the
+    remedy, complaint.handling, and has no initial-handling clock)."""
+    clock = policy.clocks.get("complaint.initial_handling") or policy.clocks.get("complaint.handling")
+    return clock.source if clock else ""
 
 
 def _rung_index(ladder: Any, rung: str) -> int:

@@ -18,16 +18,22 @@ from typing import Any, Mapping
 from eventsourcing.domain import CanMutateAggregate
 
 from domain.access import ApiToken, DataAccess
+from domain.audit import AuditEngagement
 from domain.complaint import Complaint
 from domain.customer import Customer
 from domain.disposition import Disposition
-from domain.feedback import Feedback, SurveyResponse
+from domain.exports import ExportJob
+from domain.feedback import CaseSurvey, Feedback, SurveyResponse
+from domain.incident import Incident
 from domain.holds import LegalHold
 from domain.interaction import Interaction
 from domain.jobs import JobRun
+from domain.reports import ReviewReport
+from domain.sampling import Sample
 from domain.sla import SLABreach
 from domain.suspicions import Suspicion
 from domain.ticket import Ticket
+from domain.webhooks import WebhookSubscription
 
 #: Keys of a job run's ``details`` that report an integrity verification (see scheduler/jobs.py).
 INTEGRITY_OK, INTEGRITY_PROBLEM, INTEGRITY_PROBLEM_KEY = "integrity_ok", "problem", "problem_key"
@@ -39,6 +45,10 @@ RECORD_KINDS: dict[str, type] = {
     "feedback": Feedback, "survey": SurveyResponse, "hold": LegalHold, "disposition": Disposition,
     "api_token": ApiToken, "data_access": DataAccess, "sla_breach": SLABreach, "job_run": JobRun,
 }
+RECORD_KINDS.update({"review_report": ReviewReport, "export_job": ExportJob})  # issue #20: reviews, export jobs
+RECORD_KINDS.update({"incident": Incident, "case_survey": CaseSurvey})  # issue 19: incidents, case surveys
+RECORD_KINDS.update({"sample": Sample, "audit": AuditEngagement})  # issue 20: inspection samples, audit engagements
+RECORD_KINDS.update({"webhook_subscription": WebhookSubscription})  # issue 23: webhook subscriptions
 _KIND_OF_CLASS = {cls.__name__: kind for kind, cls in RECORD_KINDS.items()}
 
 #: The qualname of every event class of every kind above, e.g. ``Ticket.Closed``.

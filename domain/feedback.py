@@ -1,4 +1,6 @@
-"""Feedback (complaint / suggestion / praise) and satisfaction surveys (CSAT 1–5, NPS 0–10)."""
+"""Feedback (complaint / suggestion / praise) and satisfaction surveys (CSAT 1–5, NPS 0–10): of
+tickets (:class:`SurveyResponse`), and of contacts resolved at first contact and complaints
+(:class:`CaseSurvey`). Nobody who handled a case may enter its survey (rules.survey_independence)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from eventsourcing.domain import event
 
 from domain.case import Case
 from domain.context import Context, personal
-from domain.errors import InvalidValue, require
+from domain.errors import InvalidValue, TransitionForbidden, require
 from domain.policy import Policy
 
 
@@ -92,15 +94,57 @@ class SurveyResponse(Case):
 
     @classmethod
     def answer(cls, *, id: UUID, ticket_id: str, customer_id: str, csat: int | None, nps: int | None,
-               policy: Policy, ctx: Context, comment: str | None = None) -> SurveyResponse:
-        scales = policy.rule("survey_scales")
-        clause = str(scales.get("source", ""))
-        require(csat is not None or nps is not None, "a survey answer needs a CSAT or NPS score",
-                rule="survey.empty", clause=clause)
-        _in_range(csat, scales["csat_min"], scales["csat_max"], "csat", clause)
-        _in_range(nps, scales["nps_min"], scales["nps_max"], "nps", clause)
+               policy: Policy, ctx: Context, comment: str | None = None,
+               handled_by: frozenset[str] = frozenset()) -> SurveyResponse:
+        """``handled_by``: the people who handled the ticket, none of whom may enter its survey."""
+        check_answers(csat, nps, policy, ctx, handled_by)
         return cls(id=id, ticket_id=str(ticket_id), customer_id=str(customer_id), csat=csat, nps=nps,
                    policy_ref=policy.ref, personal=personal(customer_id, comment=comment), meta=ctx.meta(policy.ref))
+
+
+def check_answers(csat: int | None, nps: int | None, policy: Policy, ctx: Context, handled_by: frozenset[str]) -> None:
+    """The rules every survey answer obeys: a score in range, and not entered by the case's handler
+    (rules.survey_independence: the customer's word, not the judged agent's; the rule holds under
+    every policy version, its clause is cited where the policy states it)."""
+    scales = policy.rule("survey_scales")
+    clause = str(scales.get("source", ""))
+    require(csat is not None or nps is not None, "a survey answer needs a CSAT or NPS score",
+            rule="survey.empty", clause=clause)
+    _in_range(csat, scales["csat_min"], scales["csat_max"], "csat", clause)
+    _in_range(nps, scales["nps_min"], scales["nps_max"], "nps", clause)
+    if ctx.person in handled_by:
+        raise TransitionForbidden(f"{ctx.person} handled this case and may not enter its survey",
+                                  rule="survey.not_by_handler",
+                                  clause=str(policy.rules.get("survey_independence", {}).get("source", "")) or None)
+
+
+class CaseSurvey(Case):
+    """One customer's answers about a contact resolved at first contact or a complaint's handling
+    (the ticket survey is :class:`SurveyResponse`): CSAT 1–5 and/or NPS 0–10."""
+
+    KINDS = frozenset({"interaction", "complaint"})
+
+    @event("Answered")
+    def __init__(self, id: UUID, case_kind: str, case_id: str, customer_id: str, csat: int | None, nps: int | None,
+                 policy_ref: str, personal: dict[str, Any], meta: dict[str, Any]):
+        self.case_kind = case_kind
+        self.case_id = case_id
+        self.customer_id = customer_id
+        self.csat = csat
+        self.nps = nps
+        self.policy_ref = policy_ref
+        self.status = "answered"
+
+    @classmethod
+    def answer(cls, *, id: UUID, case_kind: str, case_id: str, customer_id: str, csat: int | None,
+               nps: int | None, policy: Policy, ctx: Context, handled_by: frozenset[str],
+               comment: str | None = None) -> CaseSurvey:
+        require(case_kind in cls.KINDS, f"a case survey is about a contact or a complaint, not a {case_kind}",
+                rule="survey.case_kind")
+        check_answers(csat, nps, policy, ctx, handled_by)
+        return cls(id=id, case_kind=case_kind, case_id=str(case_id), customer_id=str(customer_id), csat=csat,
+                   nps=nps, policy_ref=policy.ref, personal=personal(customer_id, comment=comment),
+                   meta=ctx.meta(policy.ref))
 
 
 def _in_range(value: int | None, low: int, high: int, name: str, clause: str) -> None:

@@ -12,22 +12,25 @@ number the rule needs (grace times); code holds neither.
   (``domain.event_rules``); the rules, suspicions and finding ids are in ``domain.suspicions``.
   Both are imported here too: this module is where the audit's readers find them.
 - :class:`Finding` records one broken rule once (deterministic id from rule, subject and
-  discriminator) and can be acknowledged with a reason — never deleted.
+  discriminator) and can be acknowledged with a reason — never deleted. It is then rectified
+  (整改, 000 §6.2 item 5): assigned to an owner with a severity, a due date and the planned
+  corrective action; rectified by the owner with the action taken and its evidence; closed by
+  another person, who verifies it (four eyes); reopened with a reason. Each step is an event.
+  The case rules (:class:`CaseAudit`) live in ``domain.case_audit``.
 """
 
 from __future__ import annotations
 
-import functools
 from datetime import datetime, timedelta
-from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Sequence
 from uuid import UUID
 
 from eventsourcing.domain import event
 
 from domain.case import Case
-from domain.context import Context
-from domain.errors import InvalidValue, require
+from domain.case_audit import CaseAudit
+from domain.context import Context, person
+from domain.errors import InvalidValue, TransitionForbidden, require
 from domain.event_rules import (INTEGRITY_OK, INTEGRITY_PROBLEM, INTEGRITY_PROBLEM_KEY, STANDALONE_EVENTS, beyond_skew,
                                 integrity_suspicion, standalone_suspicions)
 from domain.policy import Policy
@@ -36,217 +39,6 @@ from domain.suspicions import FINDING_NAMESPACE, RULES, Clearance, Rule, Suspici
 __all__ = ["FINDING_NAMESPACE", "INTEGRITY_OK", "INTEGRITY_PROBLEM", "INTEGRITY_PROBLEM_KEY", "RULES",
            "STANDALONE_EVENTS", "CaseAudit", "Clearance", "Finding", "Rule", "Suspicion", "beyond_skew", "finding_id",
            "finding_key", "integrity_suspicion", "standalone_suspicions"]
-
-
-def _at(e: Any) -> datetime:
-    return datetime.fromisoformat(e.meta["occurred_at"])
-
-
-def _grace(policy: Policy, rule: str) -> timedelta:
-    entry = policy.rule(f"audit.{rule}")
-    return timedelta(minutes=float(entry["grace_minutes"]))
-
-
-_NO_FACTS: Mapping[str, Any] = MappingProxyType({})
-
-
-class CaseAudit:
-    """The audit rules of one kind of case (interaction, ticket, complaint, disposition) under one policy: they
-    fold each event of a case into the few facts the rules need and report what it suspects or clears.
-
-    One per kind and policy, not per case or event (a read model folds every contact, three events
-    each): the policy entries the rules read (grace times, the second-review rule) are looked up
-    once, as a loaded policy never changes; a case's facts are a plain dict — what the read model
-    stores — that :meth:`apply` changes in place.
-    """
-
-    KINDS = {"Interaction": "interaction", "Ticket": "ticket", "Complaint": "complaint", "Disposition": "disposition"}
-
-    def __init__(self, kind: str, policy_ref: str, policy: Policy):
-        self.kind, self.policy_ref, self.policy = kind, policy_ref, policy
-
-    @staticmethod
-    def folds(event_name: str) -> bool:
-        """Whether a rule looks at events of this class (its qualname, e.g. ``Ticket.Closed``)."""
-        return event_name in _FOLDS
-
-    def apply(self, case_id: str, facts: dict[str, Any], e: Any,
-              related: Mapping[str, Any] = _NO_FACTS) -> list[Suspicion | Clearance]:
-        """Fold one event of case ``case_id`` into its ``facts``; ``related``: the facts of the
-        interaction a ticket was opened from."""
-        fold = _FOLDS.get(type(e).__qualname__)
-        return fold(self, case_id, facts, e, related) if fold else []
-
-    @functools.cached_property
-    def _register_grace(self) -> timedelta:
-        return _grace(self.policy, "contact_not_registered")
-
-    @functools.cached_property
-    def _route_grace(self) -> timedelta:
-        return _grace(self.policy, "contact_not_routed")
-
-    @functools.cached_property
-    def _second_review(self) -> Mapping[str, Any]:
-        return self.policy.rule("second_review")
-
-    def _suspect(self, case_id: str, rule: str, at: datetime, discriminator: str = "", **facts: Any) -> Suspicion:
-        return Suspicion(rule, self.kind, case_id, self.policy_ref, at, facts, discriminator)
-
-    def _clear(self, case_id: str, rule: str) -> Clearance:
-        return Clearance(finding_key(rule, self.kind, case_id, ""))
-
-    def _four_eyes(self, case_id: str, step: str, first: str | None, first_from: Any, e: Any) -> list[Suspicion]:
-        """The second person of a four-eyes step acted from the operating-system user and host the first
-        acted from (both known only for commands given on the command line): two names, one account."""
-        second, second_from = e.meta["actor_id"], _origin(e)
-        if second_from is None or second_from != first_from or second == first:
-            return []
-        return [self._suspect(case_id, "four_eyes_same_os_user", _at(e), f"v{e.originator_version}", step=step,
-                              first=first, second=second, **second_from)]
-
-    # -- interactions: registered and routed within the grace time; first-contact agent kept ----
-    def _Interaction_Received(self, case_id: str, facts: dict, e: Any, related: Mapping[str, Any]) -> list:
-        at = _at(e)
-        register_due, route_due = at + self._register_grace, at + self._route_grace
-        register_text = register_due.isoformat()
-        # The two graces are usually the same: one moment, spelled once.
-        route_text = register_text if route_due == register_due else route_due.isoformat()
-        _start(facts, {"agent": None, "register_due": register_text, "route_due": route_text})
-        received_at = at.isoformat()
-        return [self._suspect(case_id, "contact_not_registered", register_due, received_at=received_at),
-                self._suspect(case_id, "contact_not_routed", route_due, received_at=received_at)]
-
-    def _Interaction_Registered(self, case_id: str, facts: dict, e: Any, related: Mapping[str, Any]) -> list:
-        out: list[Suspicion | Clearance] = []
-        at, first = _at(e), facts.get("agent")
-        if first is not None and first != e.agent_id:
-            out.append(self._suspect(case_id, "first_contact_owner_changed", at, f"v{e.originator_version}",
-                                     first_contact_agent=first, registered_again_by=e.agent_id))
-        else:
-            facts["agent"] = e.agent_id
-        if at <= datetime.fromisoformat(facts["register_due"]):
-            out.append(self._clear(case_id, "contact_not_registered"))
-        return out
-
-    def _Interaction_Routed(self, case_id: str, facts: dict, e: Any, related: Mapping[str, Any]) -> list:
-        if _at(e) <= datetime.fromisoformat(facts["route_due"]):
-            return [self._clear(case_id, "contact_not_routed")]
-        return []
-
-    # -- tickets: acceptance before closing, second review, first-contact owner ---------------------
-    def _Ticket_Received(self, case_id: str, facts: dict, e: Any, related: Mapping[str, Any]) -> list:
-        _start(facts, {"owner": e.first_contact_owner, "handler": None, "accepted": False, "needs_review": False,
-                       "resolved_by": None})
-        agent = related.get("agent")
-        if e.interaction_id and agent and agent != e.first_contact_owner:
-            return [self._suspect(case_id, "first_contact_owner_changed", _at(e),
-                                  first_contact_owner=e.first_contact_owner, interaction_id=e.interaction_id,
-                                  first_contact_agent=agent)]
-        return []
-
-    def _Ticket_Classified(self, case_id: str, facts: dict, e: Any, related: Mapping[str, Any]) -> list:
-        review = self._second_review
-        facts["needs_review"] = e.complexity in review["complexities"] or (bool(review.get("high_risk"))
-                                                                         and bool(e.high_risk))
-        facts["classification"] = {"complexity": e.complexity, "high_risk": bool(e.high_risk)}
-        return []
-
-    def _Ticket_Assigned(self, case_id: str, facts: dict, e: Any, related: Mapping[str, Any]) -> list:
-        facts["handler"] = e.handler
-        return []
-
-    def _Ticket_Resolved(self, case_id: str, facts: dict, e: Any, related: Mapping[str, Any]) -> list:
-        facts["resolved_by"] = e.meta["actor_id"]
-        _keep_origin(facts, "resolved_from", e)
-        if not e.review_required and facts.get("needs_review"):
-            return [self._suspect(case_id, "second_review_missing", _at(e), f"v{e.originator_version}",
-                                  resolved_by=e.meta["actor_id"], reviewed=False, **facts.get("classification", {}))]
-        return []
-
-    def _Ticket_Reviewed(self, case_id: str, facts: dict, e: Any, related: Mapping[str, Any]) -> list:
-        reviewer = e.meta["actor_id"]
-        if e.approved and reviewer in {facts.get("resolved_by"), facts.get("handler")}:
-            return [self._suspect(case_id, "second_review_missing", _at(e), f"v{e.originator_version}", reviewed=True,
-                                  reviewer=reviewer, resolved_by=facts.get("resolved_by"))]
-        if e.approved:
-            return self._four_eyes(case_id, "ticket.review", facts.get("resolved_by"), facts.get("resolved_from"), e)
-        return []
-
-    def _Ticket_AcceptanceRecorded(self, case_id: str, facts: dict, e: Any, related: Mapping[str, Any]) -> list:
-        facts["accepted"] = bool(e.accepted)
-        return []
-
-    def _Ticket_Reopened(self, case_id: str, facts: dict, e: Any, related: Mapping[str, Any]) -> list:
-        facts["accepted"] = False
-        return []
-
-    def _Ticket_Closed(self, case_id: str, facts: dict, e: Any, related: Mapping[str, Any]) -> list:
-        if not facts.get("accepted"):
-            return [self._suspect(case_id, "closed_without_acceptance", _at(e), f"v{e.originator_version}")]
-        return []
-
-    # -- complaints: evidence, remedy, notification and evaluation before archiving ----------------
-    def _Complaint_Accepted(self, case_id: str, facts: dict, e: Any, related: Mapping[str, Any]) -> list:
-        _start(facts, {"evidence": 0, "remedied": False, "notified": False, "evaluated": False})
-        return []
-
-    def _Complaint_EvidenceAdded(self, case_id: str, facts: dict, e: Any, related: Mapping[str, Any]) -> list:
-        facts["evidence"] += 1
-        return []
-
-    def _Complaint_RemedyDecided(self, case_id: str, facts: dict, e: Any, related: Mapping[str, Any]) -> list:
-        facts["remedied"] = True
-        return []
-
-    def _Complaint_CustomerNotified(self, case_id: str, facts: dict, e: Any, related: Mapping[str, Any]) -> list:
-        facts["notified"] = True
-        return []
-
-    def _Complaint_Evaluated(self, case_id: str, facts: dict, e: Any, related: Mapping[str, Any]) -> list:
-        facts["evaluated"] = True
-        return []
-
-    def _Complaint_Archived(self, case_id: str, facts: dict, e: Any, related: Mapping[str, Any]) -> list:
-        missing = {"evidence": not facts["evidence"], "remedy": not facts["remedied"],
-                   "notification": not facts["notified"], "evaluation": not facts["evaluated"]}
-        return [self._suspect(case_id, f"complaint_archived_without_{what}", _at(e))
-                for what, gap in missing.items() if gap]
-
-    # -- dispositions: proposer and approver are two people (four eyes) ------------------------
-    def _Disposition_Proposed(self, case_id: str, facts: dict, e: Any, related: Mapping[str, Any]) -> list:
-        _start(facts, {"proposer": e.proposer})
-        _keep_origin(facts, "proposed_from", e)
-        return []
-
-    def _Disposition_Approved(self, case_id: str, facts: dict, e: Any, related: Mapping[str, Any]) -> list:
-        return self._four_eyes(case_id, "disposition.approve", facts.get("proposer"), facts.get("proposed_from"), e)
-
-
-#: The fold of each event class a case rule looks at: ``Ticket.Closed`` → ``CaseAudit._Ticket_Closed``.
-_FOLDS = {name[1:].replace("_", ".", 1): fold for name, fold in vars(CaseAudit).items()
-          if name[1:].partition("_")[0] in CaseAudit.KINDS}
-
-
-def _start(facts: dict[str, Any], first: dict[str, Any]) -> None:
-    """A case's first event: its facts are these, whatever they were."""
-    facts.clear()
-    facts.update(first)
-
-
-def _origin(e: Any) -> dict[str, str] | None:
-    """The operating-system user and host an event's command came from, when it says (``via`` cli)."""
-    os_user, host = e.meta.get("os_user"), e.meta.get("host")
-    return {"os_user": os_user, "host": host} if os_user and host else None
-
-
-def _keep_origin(facts: dict[str, Any], key: str, e: Any) -> None:
-    """Remember where the first step of a four-eyes pair came from; no key when unknown (so the facts
-    of cases given otherwise stay as they were)."""
-    origin = _origin(e)
-    if origin is None:
-        facts.pop(key, None)
-    else:
-        facts[key] = origin
 
 
 class Finding(Case):
@@ -262,6 +54,18 @@ class Finding(Case):
         self.policy_ref = policy_ref
         self.status = "open"
         self.acknowledged_by: str | None = None
+        self._no_rectification_yet()
+
+    def _no_rectification_yet(self) -> None:
+        self.owner: str | None = None
+        self.team: str | None = None
+        self.severity: str | None = None
+        self.rectify_due_at: str | None = None
+        self.corrective_action: str | None = None
+        self.evidence: list[str] = []
+        self.rectified_by: str | None = None
+        self.closed_by: str | None = None
+        self.reopen_count = 0
 
     @classmethod
     def record(cls, *, suspicion: Suspicion, policy: Policy, ctx: Context) -> Finding:
@@ -292,3 +96,89 @@ class Finding(Case):
     def _acknowledged(self, meta: dict[str, Any]) -> None:
         self.status = "acknowledged"
         self.acknowledged_by = meta["actor_id"]
+
+    # -- rectification (整改): assign → rectify → close (four eyes) → reopen ----------------------
+    #: Statuses from which each step may be taken.
+    ASSIGNABLE = frozenset({"open", "assigned", "reopened"})
+    RECTIFIABLE = frozenset({"assigned", "reopened"})
+    CLOSABLE = frozenset({"rectified"})
+    REOPENABLE = frozenset({"rectified", "closed"})
+
+    def assign(self, *, policy: Policy, ctx: Context, owner: str, severity: str, team: str | None = None,
+               due_at: datetime | None = None, corrective_action: str | None = None) -> None:
+        """Give the finding an owner who must rectify it by ``due_at`` (default: the policy's days for
+        the severity, from now); again to reassign it. Who may assign: the permission matrix."""
+        self._governed_by(policy)
+        clause = policy.clause(_RECTIFICATION)
+        self._require_status(self.ASSIGNABLE, "assign", rule="finding.assign_when_open", clause=clause)
+        policy.check("finding_severity", severity, field_name="severity")
+        require(bool(owner and owner.strip()), "a finding is assigned to a named owner", rule="finding.owner_required",
+                clause=clause)
+        if due_at is None:
+            due_at = ctx.occurred_at + timedelta(days=float(policy.rule(_RECTIFICATION)["due_days"][severity]))
+        if due_at.tzinfo is None:
+            raise InvalidValue("due_at must carry a time zone", rule="time.aware")
+        require(due_at > ctx.occurred_at, "a rectification is due after it is assigned", rule="finding.due_in_future",
+                clause=clause)
+        self._assigned(self._meta(ctx), owner=owner.strip(), team=team, severity=severity,
+                       due_at=due_at.isoformat(), corrective_action=corrective_action)
+
+    @event("Assigned")
+    def _assigned(self, meta: dict[str, Any], owner: str, team: str | None, severity: str, due_at: str,
+                  corrective_action: str | None) -> None:
+        self.status = "assigned"
+        self.owner, self.team, self.severity, self.rectify_due_at = owner, team, severity, due_at
+        self.corrective_action = corrective_action
+
+    def rectify(self, *, policy: Policy, ctx: Context, corrective_action: str, evidence: Sequence[str]) -> None:
+        """The owner says what was done and shows the evidence (references: documents, records, hashes)."""
+        self._governed_by(policy)
+        clause = policy.clause(_RECTIFICATION)
+        self._require_status(self.RECTIFIABLE, "rectify", rule="finding.rectify_when_assigned", clause=clause)
+        require(ctx.person == self.owner, f"only the owner ({self.owner}) rectifies this finding, not {ctx.person}",
+                rule="finding.rectify_by_owner", clause=clause)
+        require(bool(corrective_action and corrective_action.strip()), "a rectification states the corrective action",
+                rule="finding.corrective_action_required", clause=clause)
+        items = [str(e).strip() for e in evidence if str(e).strip()]
+        require(bool(items), "a rectification needs evidence", rule="finding.evidence_required", clause=clause)
+        self._rectified(self._meta(ctx), corrective_action=corrective_action.strip(), evidence=items)
+
+    @event("Rectified")
+    def _rectified(self, meta: dict[str, Any], corrective_action: str, evidence: list[str]) -> None:
+        self.status = "rectified"
+        self.corrective_action, self.evidence = corrective_action, list(evidence)
+        self.rectified_by = person(meta)
+
+    def close(self, *, policy: Policy, ctx: Context) -> None:
+        """Another person than the owner (and the rectifier) verifies the rectification and closes it."""
+        self._governed_by(policy)
+        clause = policy.clause(_RECTIFICATION)
+        self._require_status(self.CLOSABLE, "close", rule="finding.close_when_rectified", clause=clause)
+        if ctx.person in {self.owner, self.rectified_by}:
+            raise TransitionForbidden(f"{ctx.person} owns or rectified this finding; another person must verify and "
+                                      "close it (four eyes)", rule="finding.close_four_eyes", clause=clause)
+        self._closed(self._meta(ctx))
+
+    @event("Closed")
+    def _closed(self, meta: dict[str, Any]) -> None:
+        self.status = "closed"
+        self.closed_by = person(meta)
+
+    def reopen(self, *, policy: Policy, ctx: Context) -> None:
+        """A rectification that did not hold (or was not verified): back to its owner, with a reason."""
+        self._governed_by(policy)
+        clause = policy.clause(_RECTIFICATION)
+        self._require_status(self.REOPENABLE, "reopen", rule="finding.reopen_when_rectified", clause=clause)
+        require(bool(ctx.reason and ctx.reason.strip()), "reopening a finding needs a reason",
+                rule="finding.reopen_reason", clause=clause)
+        self._reopened(self._meta(ctx))
+
+    @event("Reopened")
+    def _reopened(self, meta: dict[str, Any]) -> None:
+        self.status = "reopened"
+        self.closed_by = None
+        self.reopen_count += 1
+
+
+#: The policy entry of the rectification cycle (its clause; the due days by severity).
+_RECTIFICATION = "findings.rectification"

@@ -21,6 +21,30 @@ from domain.errors import InvalidValue, PolicyError
 
 POLICY_DIR = Path(__file__).with_name("policies")
 _UNITS = {"minutes", "hours", "working_days"}
+
+#: The attributes of a case that may select a clock's limit (``when`` keys), per clock subject, each
+#: with the event field / read-model column it is read from. One table for every reader — the SLA
+#: fold, the list and KPI read models — so a limit is selected the same way everywhere.
+SELECTION_ATTRIBUTES: Mapping[str, Mapping[str, str]] = {
+    "ticket": {"priority": "priority", "complexity": "complexity", "high_risk": "high_risk",
+               "service_type": "service_type"},
+    "complaint": {"level": "level", "complaint_type": "complaint_type", "service_type": "service_type"},
+    "feedback": {"feedback_kind": "kind"},
+    "interaction": {},
+}
+
+
+def selection_attributes(subject: str, facts: Any) -> dict[str, Any]:
+    """The attributes of a case (``subject``: ticket, complaint, …) that select a clock's limit,
+    read from ``facts``: a classification event, a read-model row, or any mapping or object with the
+    fields of :data:`SELECTION_ATTRIBUTES`. A fact that is absent (events stored before the field
+    existed) is None, which no ``when`` matches; ``high_risk`` is a boolean."""
+    fields = SELECTION_ATTRIBUTES.get(subject, {})
+    get = facts.get if isinstance(facts, Mapping) else (lambda name, default=None: getattr(facts, name, default))
+    attrs = {attr: get(field, None) for attr, field in fields.items()}
+    if "high_risk" in attrs:
+        attrs["high_risk"] = bool(attrs["high_risk"])
+    return attrs
 _OPS = {">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, "<": lambda a, b: a < b}
 
 
@@ -226,6 +250,11 @@ def _resolve(ref: str, raw: Mapping[str, dict[str, Any]], seen: tuple[str, ...])
     merged = _resolve(base_ref, raw, seen + (ref,))
     for table in _TABLES:
         merged[table] = {**merged.get(table, {}), **data.get(table, {})}
+    for entry in data.get("retire", ()):  # "<table>.<key>": an entry of the base this version drops
+        table, _, key = str(entry).partition(".")
+        if table not in _TABLES or key in data.get(table, {}):
+            raise PolicyError(f"{ref}: cannot retire {entry!r} (not a table entry of the base)", rule="policy.file")
+        merged[table].pop(key, None)  # absent: the base no longer has it, nothing to drop
     for key, value in data.items():
         if key not in _TABLES:
             merged[key] = value

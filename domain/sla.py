@@ -38,7 +38,7 @@ from domain.complaint import _rung_index
 from domain.context import Context
 from domain.errors import require
 from domain.ids import uuid5_text
-from domain.policy import Clock, Policy
+from domain.policy import Clock, Policy, selection_attributes
 from domain.sla_reading import Reading, escalation_steps
 
 SLA_NAMESPACE = UUID("5a226ca1-75e4-4680-88ae-14dd42ec8ec0")
@@ -50,7 +50,7 @@ def breach_key(case_id: str, clock_key: str, cycle: int) -> str:
     return uuid5_text(SLA_NAMESPACE, f"sla-breach:{case_id}:{clock_key}:{cycle}")
 
 #: Milestones a reopened ticket has to reach again.
-_AFTER_RESOLUTION = ("resolved", "result_fed_back", "accepted", "closed")
+_AFTER_RESOLUTION = ("resolved", "result_fed_back", "accepted", "closed", "review_requested", "reviewed")
 
 
 class Mark(NamedTuple):
@@ -62,6 +62,7 @@ class Mark(NamedTuple):
     pause: bool = False
     resume: bool = False
     clears: tuple[str, ...] = ()
+    also: tuple[str, ...] = ()  # further milestones the same event reaches, after ``milestone``
 
 
 def _at(e: Any) -> datetime:
@@ -79,31 +80,53 @@ def _reach(name: str) -> Callable[[Any], Mark]:
     return lambda e: Mark(_at(e), name)
 
 
-#: Event (class qualname) → its mark. Resolution counts once the second review approved it.
+def _reviewed(e: Any) -> Mark:
+    return Mark(_at(e), "reviewed", also=("resolved",) if e.approved else ())
+
+
+def _classified(subject: str, *always: str) -> Callable[[Any], Mark]:
+    """A classification's mark. Fields every stored classification has had (``always``) are read
+    strictly: a classification without them is corrupt, and the clocks stop at it (the read model
+    stalls, named) rather than quietly selecting the fallback limit. Fields added later (the service
+    type) may be absent from old events."""
+
+    def mark(e: Any) -> Mark:
+        for name in always:
+            getattr(e, name)
+        return Mark(_at(e), "classified", attrs=selection_attributes(subject, e))
+
+    return mark
+
+
+#: Event (class qualname) → its mark. Resolution counts once the second review approved it; a
+#: resolution that needs the review reaches ``review_requested`` (the second-review clock starts).
+#: Classifications carry the attributes that select limits: :func:`domain.policy.selection_attributes`.
 _MARKS: dict[str, Callable[[Any], Mark | None]] = {
     "Ticket.Received": _reach("received"),
-    "Ticket.Classified": lambda e: Mark(_at(e), "classified", attrs={
-        "priority": e.priority, "complexity": e.complexity, "high_risk": bool(e.high_risk)}),
+    "Ticket.Classified": _classified("ticket", "priority", "complexity", "high_risk"),
+    "Ticket.ProgressUpdated": _reach("tracking_started"),
     "Ticket.Assigned": _reach("assigned"),
     "Ticket.FirstResponded": _reach("first_responded"),
     "Ticket.ClockPaused": lambda e: Mark(_at(e), pause=True),
     "Ticket.ClockResumed": lambda e: Mark(_at(e), resume=True),
-    "Ticket.Resolved": lambda e: None if e.review_required else Mark(_at(e), "resolved"),
-    "Ticket.Reviewed": lambda e: Mark(_at(e), "resolved") if e.approved else None,
+    "Ticket.Resolved": lambda e: Mark(_at(e), "review_requested" if e.review_required else "resolved"),
+    "Ticket.Reviewed": _reviewed,
     "Ticket.ResultFedBack": _reach("result_fed_back"),
     "Ticket.AcceptanceRecorded": lambda e: Mark(_at(e), "accepted") if e.accepted else None,
     "Ticket.Closed": _reach("closed"),
+    "Ticket.ClosedUnconfirmed": _reach("closed"),
     "Ticket.Reopened": lambda e: Mark(_at(e), clears=_AFTER_RESOLUTION),
     "Ticket.Archived": _reach("archived"),
     "Complaint.Accepted": _reach("accepted"),
-    "Complaint.Classified": lambda e: Mark(_at(e), "classified", attrs={"level": e.level, "kind": e.complaint_type}),
+    "Complaint.Classified": _classified("complaint", "complaint_type", "level"),
+    "Complaint.FirstResponded": _reach("first_responded"),
     "Complaint.InvestigationStarted": _reach("first_handled"),
     "Complaint.Escalated": _reach("escalated"),
     "Complaint.RemedyDecided": _reach("remedied"),
     "Complaint.CustomerNotified": _reach("customer_notified"),
     "Complaint.Evaluated": _reach("evaluated"),
     "Complaint.Archived": _reach("archived"),
-    "Feedback.Submitted": lambda e: Mark(_at(e), "received", attrs={"kind": e.kind}),
+    "Feedback.Submitted": lambda e: Mark(_at(e), "received", attrs=selection_attributes("feedback", e)),
     "Feedback.Responded": _reach("responded"),
     "Feedback.Replied": _reach("replied"),
 }
@@ -221,13 +244,15 @@ class CaseClocks:
             for key, clock in clocks.items():
                 if clock.stop in mark.clears and clock.start in self.reached:
                     touched.append(self._start(key, clock, mark.at))
-        if mark.milestone and mark.milestone not in self.reached:
-            self.reached[mark.milestone] = mark.at
-            for key, clock in terms.at_milestone.get(mark.milestone, ()):
+        for milestone in (mark.milestone, *mark.also) if mark.milestone else ():
+            if milestone in self.reached:
+                continue
+            self.reached[milestone] = mark.at
+            for key, clock in terms.at_milestone.get(milestone, ()):
                 run = self.current(key)
-                if run is None and clock.start == mark.milestone:
+                if run is None and clock.start == milestone:
                     touched.append(self._start(key, clock, mark.at))
-                elif run is not None and run.stopped_at is None and clock.stop == mark.milestone:
+                elif run is not None and run.stopped_at is None and clock.stop == milestone:
                     if run.paused:
                         run.pauses[-1][1] = mark.at
                     run.stopped_at = mark.at

@@ -46,6 +46,9 @@ RULES: dict[str, Rule] = {r.key: r for r in (
     Rule("integrity_check_failed", "log", "the integrity verification of the transparency log failed"),
     Rule("four_eyes_same_os_user", "case", "both persons of a four-eyes step acted as one OS user on one host"),
     Rule("business_time_ahead", "event", "an event dated later than it was stored, beyond the clock skew"),
+    # Issue 20: the supervision cycle (services/rectification.py).
+    Rule("rectification_overdue", "finding", "a finding assigned for rectification was not rectified by its due date"),
+    Rule("calendar_data_missing", "calendar", "a year begins soon without the State Council's holiday notice loaded"),
 )}
 
 

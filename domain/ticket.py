@@ -9,6 +9,7 @@ handing work to other people is a separate, recorded assignment.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -62,6 +63,11 @@ class Ticket(Case):
         self.rework_count = 0
         self.reopen_count = 0
         self.archived_by: str | None = None
+        self.service_type: str | None = None
+        self.progress_updates = 0
+        self.fed_back_at: str | None = None
+        self.closure: str | None = None
+        self.closed_at: str | None = None
 
     @classmethod
     def receive(cls, *, id: UUID, customer_id: str, channel: str, first_contact_owner: str,
@@ -76,21 +82,28 @@ class Ticket(Case):
                    meta=ctx.meta(policy.ref))
 
     # -- classification and assignment ------------------------------------------------------
-    def classify(self, *, priority: str, complexity: str, high_risk: bool, policy: Policy, ctx: Context) -> None:
+    def classify(self, *, priority: str, complexity: str, high_risk: bool, policy: Policy, ctx: Context,
+                 service_type: str | None = None) -> None:
+        """Priority, complexity, risk and — under policies with that vocabulary — the service type
+        (consultation, technical, …) that limits, KPIs and lists select by."""
         self._governed_by(policy)
         self._require_status({S.RECEIVED, S.CLASSIFIED, S.ASSIGNED, S.IN_PROGRESS}, "classify",
                              rule="ticket.classify")
         policy.check("priority", priority)
         policy.check("complexity", complexity)
+        if service_type is not None:
+            policy.check("service_type", service_type)
         review = policy.rule("second_review")
         needs_review = complexity in review["complexities"] or (bool(review.get("high_risk")) and high_risk)
-        self._classified(priority, complexity, high_risk, needs_review, self._meta(ctx))
+        self._classified(priority, complexity, high_risk, needs_review, self._meta(ctx), service_type)
 
     @event("Classified")
     def _classified(self, priority: str, complexity: str, high_risk: bool, review_required: bool,
-                    meta: dict[str, Any]) -> None:
+                    meta: dict[str, Any], service_type: str | None = None) -> None:
+        # service_type has a default: Classified events stored before it existed replay without it.
         self.priority, self.complexity, self.high_risk = priority, complexity, high_risk
         self.review_required = review_required
+        self.service_type = service_type
         if self.status == S.RECEIVED:
             self.status = S.CLASSIFIED
 
@@ -119,6 +132,19 @@ class Ticket(Case):
     @event("FirstResponded")
     def _first_responded(self, personal: dict[str, Any], meta: dict[str, Any]) -> None:
         self.first_responded = True
+
+    def update_progress(self, *, channel: str, policy: Policy, ctx: Context, message: str | None = None) -> None:
+        """A progress update to the customer (002 §3.2 item 2: tracking starts within 24 h of the work
+        order, and the status is updated regularly while it is handled). The first one starts tracking."""
+        self._governed_by(policy)
+        policy.check("channel", channel)
+        self._require_status({S.RECEIVED, S.CLASSIFIED, S.ASSIGNED, S.IN_PROGRESS, S.AWAITING_REVIEW},
+                             "record a progress update on", rule="ticket.progress_while_open")
+        self._progress_updated(channel, self._personal(message=message), self._meta(ctx))
+
+    @event("ProgressUpdated")
+    def _progress_updated(self, channel: str, personal: dict[str, Any], meta: dict[str, Any]) -> None:
+        self.progress_updates = getattr(self, "progress_updates", 0) + 1
 
     # -- handling ---------------------------------------------------------------------------
     def start_work(self, *, policy: Policy, ctx: Context) -> None:
@@ -189,6 +215,7 @@ class Ticket(Case):
     @event("ResultFedBack")
     def _result_fed_back(self, channel: str, meta: dict[str, Any]) -> None:
         self.status = S.FED_BACK
+        self.fed_back_at = meta["occurred_at"]
 
     def record_acceptance(self, *, accepted: bool, policy: Policy, ctx: Context, comment: str | None = None) -> None:
         """The customer confirms the result, or rejects it and the ticket goes back to rework."""
@@ -215,6 +242,26 @@ class Ticket(Case):
     @event("Closed")
     def _closed(self, meta: dict[str, Any]) -> None:
         self.status = S.CLOSED
+        self.closure = "accepted"
+        self.closed_at = meta["occurred_at"]
+
+    def close_unconfirmed(self, *, due_at: datetime, policy: Policy, ctx: Context) -> None:
+        """The customer never answered the result fed back: close without their confirmation once
+        ``due_at`` (:func:`domain.stalled.confirmation_due`) has passed (rules.customer_silence).
+        The ticket is never recorded as accepted; the closure says it was not confirmed."""
+        self._governed_by(policy)
+        clause = policy.clause("customer_silence")
+        self._require_status({S.FED_BACK}, "close as unconfirmed", rule="ticket.silence_requires_feedback",
+                             clause=clause)
+        require(ctx.occurred_at >= due_at, f"the customer has until {due_at.isoformat()} to confirm",
+                rule="ticket.silence_not_due", clause=clause)
+        self._closed_unconfirmed(due_at.isoformat(), self._meta(ctx))
+
+    @event("ClosedUnconfirmed")
+    def _closed_unconfirmed(self, due_at: str, meta: dict[str, Any]) -> None:
+        self.status = S.CLOSED
+        self.closure = "unconfirmed"
+        self.closed_at = meta["occurred_at"]
 
     def reopen(self, *, policy: Policy, ctx: Context) -> None:
         self._governed_by(policy)
@@ -227,6 +274,7 @@ class Ticket(Case):
     @event("Reopened")
     def _reopened(self, meta: dict[str, Any]) -> None:
         self.status = S.IN_PROGRESS
+        self.closure = self.closed_at = None
         self.reopen_count += 1
 
     def archive(self, *, policy: Policy, ctx: Context) -> None:

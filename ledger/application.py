@@ -27,6 +27,8 @@ from domain.ticket import Ticket
 from ledger import idempotency
 from ledger.kinds import ACTIONS, ID_NAMESPACE, KINDS  # noqa: F401 - re-exported for callers
 from ledger.crypto import KeyEncryptionKey, SealingMapper, SubjectErased, SubjectKeys
+from ledger.customer_check import KnownCustomers
+from ledger.snapshots import Snapshotting
 from ledger.errors import (AlreadyExists, BusinessTimeAhead, ConcurrentUpdate, HistoryUnreadable, InvalidRequest,
                            LedgerError, NotFound, StaleVersion)
 
@@ -40,7 +42,7 @@ def wall_clock() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class CaseLedger(Application):
+class CaseLedger(Snapshotting, Application):
     name = "CaseLedger"
 
     def __init__(self, env: dict[str, str] | None = None, *, policies: PolicyBook,
@@ -57,6 +59,8 @@ class CaseLedger(Application):
         self.clock = clock
         self.clock_skew = clock_skew
         super().__init__(env)
+        self.enable_snapshots(KINDS.values(), int(self.env.get("SNAPSHOT_EVERY") or 0))
+        self.known_customers = KnownCustomers(self.recorder, _CUSTOMER_TOPIC_PREFIX)
         self.subject_keys: SubjectKeys | None = None
         if kek is not None:
             self.subject_keys = SubjectKeys(self.recorder, kek, cache_seconds=key_cache_seconds)
@@ -134,10 +138,14 @@ class CaseLedger(Application):
 
     # -- one command on one aggregate -----------------------------------------------------------
     def act(self, kind: str, aggregate_id: UUID | str, action: str, ctx: Context, args: dict[str, Any],
-            expected_version: int | None = None) -> Any:
+            expected_version: int | None = None, *, loaded: Any = None) -> Any:
+        """``loaded``: the aggregate as this request already loaded it (the API's permission check),
+        so it is not loaded twice; anything else, or None, and it is loaded here."""
         if action not in ACTIONS.get(kind, frozenset()):
             raise InvalidRequest(f"{kind} has no action {action!r}")
-        aggregate = self.get(kind, aggregate_id)
+        uid = _uuid(aggregate_id, kind)
+        fresh = isinstance(loaded, _kind(kind)) and loaded.id == uid and not loaded.pending_events
+        aggregate = loaded if fresh else self.get(kind, uid)
         if expected_version is not None and aggregate.version != expected_version:
             raise StaleVersion(expected_version, aggregate.version)
         getattr(aggregate, action)(policy=self.policy_of(aggregate), ctx=ctx, **args)
@@ -286,14 +294,8 @@ class CaseLedger(Application):
         return bool(list(self.events.get(aggregate_id, limit=1)))
 
     def _require_customer(self, customer_id: str) -> None:
-        """The customer exists: their first stored event is a customer's (no replay, no decryption)."""
-        try:
-            uid = UUID(str(customer_id))
-        except ValueError:
-            raise NotFound(f"no customer {customer_id!r}") from None
-        first = self.recorder.select_events(uid, limit=1)
-        if not first or not first[0].topic.startswith(_CUSTOMER_TOPIC_PREFIX):
-            raise NotFound(f"no customer {customer_id}")
+        """The customer exists (``ledger.customer_check``: no replay, no decryption, once per process)."""
+        self.known_customers.require(customer_id)
 
     @staticmethod
     def _require_same_customer(case: Any, customer_id: str) -> None:

@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from domain.complaint import ComplaintStatus
+from domain.policy import selection_attributes
 from domain.ticket import TicketStatus
 from projections.rowcache import RowCache
 from projections.runtime import Projection
@@ -30,7 +31,8 @@ TICKET_TABLE = Table(
     "rm_ticket_list",
     columns=(("ticket_id", "TEXT"), ("seq", "BIGINT"), ("customer_id", "TEXT"), ("interaction_id", "TEXT"),
              ("channel", "TEXT"), ("status", "TEXT"), ("priority", "TEXT"), ("complexity", "TEXT"),
-             ("high_risk", "BIGINT"), ("first_contact_owner", "TEXT"), ("handler", "TEXT"), ("team", "TEXT"),
+             ("high_risk", "BIGINT"), ("service_type", "TEXT"), ("first_contact_owner", "TEXT"), ("handler", "TEXT"),
+             ("team", "TEXT"),
              ("policy_ref", "TEXT"), ("received_at", "TEXT"), ("clock_started_at", "TEXT"),
              ("paused_since", "TEXT"), ("paused_seconds", "BIGINT"), ("resolution_deadline", "TEXT"),
              ("resolved_at", "TEXT"), ("closed_at", "TEXT"), ("reopen_count", "BIGINT"), ("rework_count", "BIGINT"),
@@ -44,7 +46,7 @@ COMPLAINT_TABLE = Table(
     "rm_complaint_list",
     columns=(("complaint_id", "TEXT"), ("seq", "BIGINT"), ("customer_id", "TEXT"), ("ticket_id", "TEXT"),
              ("channel", "TEXT"), ("status", "TEXT"), ("complaint_type", "TEXT"), ("level", "BIGINT"),
-             ("rung", "TEXT"), ("handler", "TEXT"), ("escalations", "BIGINT"), ("evidence_count", "BIGINT"),
+             ("service_type", "TEXT"), ("rung", "TEXT"), ("handler", "TEXT"), ("escalations", "BIGINT"), ("evidence_count", "BIGINT"),
              ("remedy_kind", "TEXT"), ("satisfied", "BIGINT"), ("root_cause_recorded", "BIGINT"),
              ("policy_ref", "TEXT"), ("accepted_at", "TEXT"), ("closed_loop_deadline", "TEXT"),
              ("notified_at", "TEXT"), ("archived_at", "TEXT"), ("version", "BIGINT"), ("updated_at", "TEXT")),
@@ -75,6 +77,7 @@ class TicketList(_CaseList):
     """
 
     name = "ticket_list"
+    version = 2  # 2: service_type; limits selected by domain.policy.selection_attributes; closed unconfirmed
     rebuild_weight = 7
     table = TICKET_TABLE
     tables = (TICKET_TABLE,)
@@ -84,7 +87,7 @@ class TicketList(_CaseList):
             return None
         policy = self.ledger.policies.get(row["policy_ref"])
         clock = policy.clock("ticket.resolution")
-        attrs = {"priority": row["priority"], "complexity": row["complexity"]}
+        attrs = selection_attributes("ticket", row)
         deadline = clock.deadline(parse(row["clock_started_at"]), attrs, self.calendar, policy.tz)
         return stamp(deadline + timedelta(seconds=row["paused_seconds"]))
 
@@ -92,7 +95,8 @@ class TicketList(_CaseList):
         at = occurred_stamp(e)
         row = {"ticket_id": str(e.originator_id), "seq": position, "customer_id": e.customer_id,
                "interaction_id": e.interaction_id, "channel": e.channel, "status": TicketStatus.RECEIVED,
-               "priority": None, "complexity": None, "high_risk": 0, "first_contact_owner": e.first_contact_owner,
+               "priority": None, "complexity": None, "high_risk": 0, "service_type": None,
+               "first_contact_owner": e.first_contact_owner,
                "handler": None, "team": None, "policy_ref": e.policy_ref, "received_at": at, "clock_started_at": at,
                "paused_since": None, "paused_seconds": 0, "resolved_at": None, "closed_at": None,
                "reopen_count": 0, "rework_count": 0, "version": e.originator_version, "updated_at": at}
@@ -101,7 +105,7 @@ class TicketList(_CaseList):
 
     def on_Ticket_Classified(self, e: Any, position: int, rows: RowCache) -> None:
         row = self._touch(rows, e.originator_id, e, priority=e.priority, complexity=e.complexity,
-                          high_risk=int(bool(e.high_risk)))
+                          high_risk=int(bool(e.high_risk)), service_type=getattr(e, "service_type", None))
         if row["status"] == TicketStatus.RECEIVED:
             row["status"] = TicketStatus.CLASSIFIED
         row["resolution_deadline"] = self._deadline(row)
@@ -153,6 +157,13 @@ class TicketList(_CaseList):
         row = self._touch(rows, e.originator_id, e, status=TicketStatus.CLOSED)
         row["closed_at"] = row["updated_at"]
 
+    def on_Ticket_ClosedUnconfirmed(self, e: Any, position: int, rows: RowCache) -> None:
+        row = self._touch(rows, e.originator_id, e, status=TicketStatus.CLOSED)
+        row["closed_at"] = row["updated_at"]
+
+    def on_Ticket_ProgressUpdated(self, e: Any, position: int, rows: RowCache) -> None:
+        self._touch(rows, e.originator_id, e)
+
     def on_Ticket_Reopened(self, e: Any, position: int, rows: RowCache) -> None:
         row = self._touch(rows, e.originator_id, e, status=TicketStatus.IN_PROGRESS, closed_at=None,
                           resolved_at=None, paused_since=None, paused_seconds=0)
@@ -169,6 +180,7 @@ class ComplaintList(_CaseList):
     (accepted → customer notified)."""
 
     name = "complaint_list"
+    version = 2  # 2: service_type, first response, reassignment, closed unevaluated
     table = COMPLAINT_TABLE
     tables = (COMPLAINT_TABLE,)
 
@@ -179,13 +191,14 @@ class ComplaintList(_CaseList):
         rows.put(self.table.name, {
             "complaint_id": str(e.originator_id), "seq": position, "customer_id": e.customer_id,
             "ticket_id": e.ticket_id, "channel": e.channel, "status": ComplaintStatus.ACCEPTED, "complaint_type": None,
-            "level": None, "rung": e.rung, "handler": e.handler, "escalations": 0, "evidence_count": 0,
+            "level": None, "service_type": None, "rung": e.rung, "handler": e.handler, "escalations": 0, "evidence_count": 0,
             "remedy_kind": None, "satisfied": None, "root_cause_recorded": 0, "policy_ref": e.policy_ref,
             "accepted_at": stamp(at), "closed_loop_deadline": stamp(deadline), "notified_at": None,
             "archived_at": None, "version": e.originator_version, "updated_at": stamp(at)})
 
     def on_Complaint_Classified(self, e: Any, position: int, rows: RowCache) -> None:
-        row = self._touch(rows, e.originator_id, e, complaint_type=e.complaint_type, level=int(e.level))
+        row = self._touch(rows, e.originator_id, e, complaint_type=e.complaint_type, level=int(e.level),
+                          service_type=getattr(e, "service_type", None))
         if row["status"] == ComplaintStatus.ACCEPTED:
             row["status"] = ComplaintStatus.CLASSIFIED
 
@@ -207,6 +220,15 @@ class ComplaintList(_CaseList):
 
     def on_Complaint_Evaluated(self, e: Any, position: int, rows: RowCache) -> None:
         self._touch(rows, e.originator_id, e, status=ComplaintStatus.EVALUATED, satisfied=int(bool(e.satisfied)))
+
+    def on_Complaint_ClosedUnevaluated(self, e: Any, position: int, rows: RowCache) -> None:
+        self._touch(rows, e.originator_id, e, status=ComplaintStatus.UNEVALUATED)
+
+    def on_Complaint_FirstResponded(self, e: Any, position: int, rows: RowCache) -> None:
+        self._touch(rows, e.originator_id, e)
+
+    def on_Complaint_HandlerReassigned(self, e: Any, position: int, rows: RowCache) -> None:
+        self._touch(rows, e.originator_id, e, handler=e.handler)
 
     def on_Complaint_Archived(self, e: Any, position: int, rows: RowCache) -> None:
         row = self._touch(rows, e.originator_id, e, status=ComplaintStatus.ARCHIVED)

@@ -4,18 +4,26 @@ from __future__ import annotations
 
 from typing import Any
 
+from projections.case_people import CasePeople
 from projections.cases import ComplaintList, TicketList
+from projections.incidents import IncidentList
+from projections.work_queues import WorkQueues
 from projections.event_counts import EventCounts
 from projections.findings import ComplianceFindings
 from projections.job_runs import JobRuns
 from projections.kpi_counters import KpiCounters
+from projections.rectification import FindingRectification
 from projections.retention import RetentionRecords
 from projections.runtime import Projection, ProjectionRunner
 from projections.sla_clocks import SlaClocks
 from projections.store import ViewDatabase
+from projections.webhook_outbox import WebhookOutbox
 
 PROJECTIONS: tuple[type[Projection], ...] = (TicketList, ComplaintList, KpiCounters, EventCounts, RetentionRecords,
                                               SlaClocks, ComplianceFindings, JobRuns)
+PROJECTIONS += (WebhookOutbox,)  # the webhook outbox (services/webhooks.py delivers it)
+PROJECTIONS += (FindingRectification,)  # rectification of findings (issue 20, services/rectification.py)
+PROJECTIONS += (CasePeople, WorkQueues, IncidentList)  # need-to-know, work queues, incidents (issue 19)
 NAMES = tuple(p.name for p in PROJECTIONS)
 
 

@@ -10,7 +10,9 @@
   contact raises two suspicions that its next events clear — kept, they would be most of the
   table, and of the cost of a rebuild. (Version 1 kept them as ``cleared``.)
 - ``rm_finding``: the findings themselves, from ``Finding`` events: rule, clause, subject, status
-  (open / acknowledged), who acknowledged it, when and why.
+  (open / acknowledged, or a step of its rectification: assigned / rectified / closed / reopened),
+  who acknowledged it, when and why. The rectification's own facts (owner, team, severity, due
+  date, evidence) are in ``projections.rectification``.
 
 ``seq`` (keyset order) is the log position of the event × 16 + its place among that event's rows.
 """
@@ -48,6 +50,9 @@ FINDING_TABLE = Table(
              ("acknowledged_role", "TEXT"), ("acknowledged_at", "TEXT"), ("ack_reason", "TEXT"), ("version", "BIGINT")),
     key=("finding_id",), indexes=(("seq",), ("status", "seq"), ("rule", "seq"), ("subject_id",)))
 _SEQ_SLOTS = 16
+#: The status each step of a finding's rectification leaves it in (domain.findings.Finding).
+_RECTIFICATION_STATUS = {"Finding.Assigned": "assigned", "Finding.Rectified": "rectified", "Finding.Closed": "closed",
+                         "Finding.Reopened": "reopened"}
 _NOTHING = object()  # never equal to a due time
 
 
@@ -64,7 +69,7 @@ def roles_with_need() -> frozenset[str] | None:
 
 class ComplianceFindings(Projection):
     name = "compliance_findings"
-    version = 3  # 3: every event is checked for business time ahead of storage; dispositions followed
+    version = 4  # 4: the rectification steps set the status; 3: business time ahead checked, dispositions followed
     rebuild_weight = 27
     tables = (AUDIT_CASE_TABLE, SUSPECT_TABLE, FINDING_TABLE)
 
@@ -147,6 +152,11 @@ class ComplianceFindings(Projection):
             suspect = rows.peek(SUSPECT_TABLE.name, key)
             if suspect is not None:
                 rows.put(SUSPECT_TABLE.name, {**suspect, "status": "raised"})
+        elif name in _RECTIFICATION_STATUS:
+            row = rows.peek(FINDING_TABLE.name, key)
+            if row is None:
+                raise LookupError(f"rm_finding has no row for {key}; its Raised event was not seen")
+            rows.put(FINDING_TABLE.name, {**row, "status": _RECTIFICATION_STATUS[name], "version": e.originator_version})
         elif name == "Finding.Acknowledged":
             row = rows.peek(FINDING_TABLE.name, key)
             if row is None:

@@ -1,8 +1,15 @@
-"""The dashboard read model: additive counters per (business day, channel, team, measure).
+"""The dashboard read model: additive counters per (business day, channel, team, agent, service
+type, customer tier, priority, measure).
 
 Every KPI in :mod:`projections.kpis` is a ratio or an average of these counters, so any date
-range and any grouping (day, channel or team) is a ``SUM … GROUP BY`` away, and incremental
-updates are plain additions. A helper table keeps, per case, only what later events need to be
+range and any grouping (by period — day, week, month, quarter — and by any of the dimensions) is a
+``SUM … GROUP BY`` away (:mod:`projections.kpi_grouping`), and incremental updates are plain
+additions. ``agent`` is the person answerable for the case at the time of the event: a contact's
+first-contact agent, a ticket's handler (before assignment its first-contact owner), a
+complaint's handler; ``service_type`` and ``priority`` are the case's classification then
+(complaints and contacts have no priority: ``-``); ``tier`` is the customer's tier then.
+Cohort measures (counted on the case's creation day) keep the bucket of the creation: its
+channel, agent and tier then, team, service type and priority ``-``. A helper table keeps, per case, only what later events need to be
 counted in the right bucket: channel, team, policy, priority/complexity, the first time each
 milestone was reached, and pause time — ids and facts, never personal data.
 
@@ -24,29 +31,40 @@ from __future__ import annotations
 import functools
 import json
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
+from domain.policy import selection_attributes
 from projections.jsontext import json_writer
+from projections.kpi_operations import (
+    ACTIVITY_TABLE,
+    CUSTOMER_TABLE,
+    NONE,
+    OperationsCounters,
+)
 from projections.rowcache import RowCache
 from projections.runtime import Projection
 from projections.store import Codec, Table
 from projections.timeutil import local_day, occurred, occurred_stamp, parse
 
-NONE = "-"
-
-COUNTER_TABLE = Table("rm_kpi_counter", columns=(("day", "TEXT"), ("channel", "TEXT"), ("team", "TEXT"),
+#: The dimensions a counter is bucketed by besides its day (see the module docstring).
+DIMENSIONS = ("channel", "team", "agent", "service_type", "tier", "priority")
+COUNTER_TABLE = Table("rm_kpi_counter", columns=(("day", "TEXT"), *((d, "TEXT") for d in DIMENSIONS),
                                                  ("measure", "TEXT"), ("value", "BIGINT")),
-                      key=("day", "channel", "team", "measure"), indexes=(("measure", "day"),))
+                      key=("day", *DIMENSIONS, "measure"), indexes=(("measure", "day"),))
 #: attrs and milestones are dicts while projecting, written as sorted JSON once per batch.
 _JSON = Codec(encode=json_writer(sort_keys=True), decode=json.loads)
 CASE_TABLE = Table("rm_kpi_case", columns=(("case_id", "TEXT"), ("kind", "TEXT"), ("channel", "TEXT"),
-                                           ("team", "TEXT"), ("policy_ref", "TEXT"), ("cohort_day", "TEXT"),
+                                           ("team", "TEXT"), ("agent", "TEXT"), ("service_type", "TEXT"),
+                                           ("priority", "TEXT"), ("customer_id", "TEXT"), ("cohort", "TEXT"),
+                                           ("policy_ref", "TEXT"), ("cohort_day", "TEXT"),
                                            ("attrs", "TEXT"), ("milestones", "TEXT"), ("paused_since", "TEXT"),
                                            ("paused_seconds", "BIGINT")),
-                   key=("case_id",), codecs=(("attrs", _JSON), ("milestones", _JSON)))
+                   key=("case_id",), codecs=(("attrs", _JSON), ("milestones", _JSON), ("cohort", _JSON)))
 _CASES = CASE_TABLE.name
+
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -80,10 +98,11 @@ class _Terms:
         return _business_day(e.meta["occurred_at"], self.tz)
 
 
-class KpiCounters(Projection):
+class KpiCounters(OperationsCounters, Projection):
     name = "kpi_counters"
+    version = 2  # 2: agent, service type, tier and priority dimensions; people, complaint and incident KPIs
     rebuild_weight = 17
-    tables = (COUNTER_TABLE, CASE_TABLE)
+    tables = (COUNTER_TABLE, CASE_TABLE, CUSTOMER_TABLE, ACTIVITY_TABLE)
 
     def __init__(self, ledger: Any):
         super().__init__(ledger)
@@ -92,8 +111,9 @@ class KpiCounters(Projection):
         #: scores nothing, whatever the case's policy.
         self._stop_names = {clock.stop for policy in ledger.policies.policies.values()
                             for clock in policy.clocks.values()}
-        self._added: defaultdict[tuple[str, str, str, str], int] = defaultdict(int)  # this batch's, per counter
+        self._added: defaultdict[tuple[str, ...], int] = defaultdict(int)  # this batch's, per counter
         self._changed: dict[str, dict[str, Any]] = {}  # case rows this batch changed (put at its end), by id
+        self._rows: RowCache | None = None
 
     def apply(self, event: Any, position: int, rows: RowCache) -> None:
         self.apply_batch([(position, "", event)], rows)
@@ -103,6 +123,7 @@ class KpiCounters(Projection):
         the case rows the batch changed."""
         self._added = defaultdict(int)  # a counter added 0 still gets its row
         self._changed = {}
+        self._rows = rows  # for the customer's tier, read when a counter is bucketed
         super().apply_batch(events, rows)
         for case in self._changed.values():
             rows.put(_CASES, case)
@@ -118,11 +139,21 @@ class KpiCounters(Projection):
             terms = self._terms_of[policy_ref] = _Terms(self.ledger.policies.get(policy_ref))
         return terms
 
-    def _open(self, e: Any, kind: str, milestone: str, attrs: dict[str, Any] | None = None) -> dict[str, Any]:
-        """The case row of a case's first event, which reaches its first milestone."""
-        case = {"case_id": str(e.originator_id), "kind": kind, "channel": e.channel, "team": NONE,
+    def _open(self, e: Any, kind: str, milestone: str, attrs: dict[str, Any] | None = None, *,
+              agent: str | None = None, rows: RowCache | None = None) -> dict[str, Any]:
+        """The case row of a case's first event, which reaches its first milestone. Its cohort
+        bucket (creation day, channel, agent and customer tier then) is kept with it, so every
+        cohort counter of the case lands in the same bucket whatever happens later."""
+        customer_id = getattr(e, "customer_id", None)
+        case = {"case_id": str(e.originator_id), "kind": kind, "channel": getattr(e, "channel", None) or NONE,
+                "team": NONE, "agent": agent or NONE, "service_type": NONE, "priority": NONE,
+                "customer_id": str(customer_id) if customer_id else None, "cohort": None,
                 "policy_ref": e.policy_ref, "cohort_day": self._terms(e.policy_ref).day(e), "attrs": attrs or {},
                 "milestones": {}, "paused_since": None, "paused_seconds": 0}
+        case["cohort"] = [case["cohort_day"], case["channel"], NONE, case["agent"], NONE,
+                          self._tier(rows, case["customer_id"]), NONE]
+        if rows is not None and case["customer_id"]:
+            self._active(rows, case["customer_id"], case["cohort_day"])
         self._milestone(case, milestone, e)
         return case
 
@@ -139,14 +170,19 @@ class KpiCounters(Projection):
         """Mark a case row as changed: it is put once, at the end of the batch."""
         self._changed[case["case_id"]] = case
 
-    def _count(self, case: dict[str, Any], e: Any, measure: str, by: int = 1) -> None:
-        """Add to a counter of the day of event ``e``, the case's channel and its team now."""
-        day = self._terms(case["policy_ref"]).day(e)
-        self._added[(day, case["channel"], case["team"], measure)] += by
+    def _bucket(self, case: dict[str, Any], e: Any, rows: RowCache | None = None) -> tuple[str, ...]:
+        """The bucket of event ``e``: its day, the case's channel, team, agent, service type and
+        priority now, and its customer's tier now."""
+        return (self._terms(case["policy_ref"]).day(e), case["channel"], case["team"], case["agent"],
+                case["service_type"], self._tier(rows, case["customer_id"]), case["priority"])
 
-    def _count_cohort(self, case: dict[str, Any], measure: str) -> None:
-        """Add one to a counter of the case's creation day and channel (no team)."""
-        self._added[(case["cohort_day"], case["channel"], NONE, measure)] += 1
+    def _count(self, case: dict[str, Any], e: Any, measure: str, by: int = 1, rows: RowCache | None = None) -> None:
+        """Add to a counter of the day of event ``e`` and the case's dimensions now."""
+        self._added[(*self._bucket(case, e, rows or self._rows), measure)] += by
+
+    def _count_cohort(self, case: dict[str, Any], measure: str, by: int = 1) -> None:
+        """Add to a counter of the case's cohort bucket (creation day, channel, agent and tier then)."""
+        self._added[(*case["cohort"], measure)] += by
 
     def _milestone(self, case: dict[str, Any], name: str, e: Any) -> bool:
         """Record the first time a case reaches a milestone, and score every SLA clock of its kind
@@ -177,14 +213,14 @@ class KpiCounters(Projection):
         return case
 
     # -- customers and interactions ----------------------------------------------------------------
-    def on_Customer_Registered(self, e: Any, position: int, rows: RowCache) -> None:
-        self._added[(self._terms(e.policy_ref).day(e), NONE, NONE, "customers.registered")] += 1
-
     def on_Interaction_Received(self, e: Any, position: int, rows: RowCache) -> None:
-        self._count_cohort(self._open(e, "interaction", "received"), "intake.received")
+        self._count_cohort(self._open(e, "interaction", "received", rows=rows), "intake.received")
 
     def on_Interaction_Registered(self, e: Any, position: int, rows: RowCache) -> None:
-        if self._milestone(case := self._case(rows, e.originator_id), "registered", e):
+        case = self._case(rows, e.originator_id)
+        case["agent"] = e.agent_id or NONE
+        self._changed_case(case)
+        if self._milestone(case, "registered", e):
             self._count_cohort(case, "intake.registered")
 
     def on_Interaction_Routed(self, e: Any, position: int, rows: RowCache) -> None:
@@ -201,23 +237,30 @@ class KpiCounters(Projection):
 
     # -- tickets -------------------------------------------------------------------------------
     def on_Ticket_Received(self, e: Any, position: int, rows: RowCache) -> None:
-        case = self._open(e, "ticket", "received", {"complexity": None, "priority": None})
+        case = self._open(e, "ticket", "received", selection_attributes("ticket", {}),
+                          agent=e.first_contact_owner, rows=rows)
         self._count(case, e, "tickets.received")
 
     def on_Ticket_Classified(self, e: Any, position: int, rows: RowCache) -> None:
         case = self._case(rows, e.originator_id)
-        case["attrs"] = {"complexity": e.complexity, "priority": e.priority}
+        case["attrs"] = {**case["attrs"], **selection_attributes("ticket", e)}
+        case["priority"] = e.priority or NONE
+        case["service_type"] = _service_type(e, case)
         self._changed_case(case)
         self._milestone(case, "classified", e)
 
     def on_Ticket_Assigned(self, e: Any, position: int, rows: RowCache) -> None:
         case = self._case(rows, e.originator_id)
         case["team"] = e.team or NONE
+        case["agent"] = e.handler or case["agent"]
         self._changed_case(case)
         self._milestone(case, "assigned", e)
 
     def on_Ticket_FirstResponded(self, e: Any, position: int, rows: RowCache) -> None:
-        self._reach(rows, e, "first_responded")
+        case = self._case(rows, e.originator_id)
+        if self._milestone(case, "first_responded", e):
+            self._count(case, e, "response.count")
+            self._count(case, e, "response.seconds", self._elapsed(case, "received", e))
 
     def on_Ticket_ClockPaused(self, e: Any, position: int, rows: RowCache) -> None:
         case = self._case(rows, e.originator_id)
@@ -234,17 +277,19 @@ class KpiCounters(Projection):
     def _resolved(self, rows: RowCache, e: Any) -> None:
         case = self._case(rows, e.originator_id)
         if self._milestone(case, "resolved", e):
-            received = parse(case["milestones"]["received"])
             self._count(case, e, "aht.resolved")
-            self._count(case, e, "aht.seconds", int((occurred(e) - received).total_seconds()))
+            self._count(case, e, "aht.seconds", self._elapsed(case, "received", e))
 
     def on_Ticket_Resolved(self, e: Any, position: int, rows: RowCache) -> None:
+        self._count(self._case(rows, e.originator_id), e, "resolutions.proposed")
         if not e.review_required:
             self._resolved(rows, e)
 
     def on_Ticket_Reviewed(self, e: Any, position: int, rows: RowCache) -> None:
         if e.approved:
             self._resolved(rows, e)
+        else:
+            self._count(self._case(rows, e.originator_id), e, "resolutions.rejected")
 
     def on_Ticket_ResultFedBack(self, e: Any, position: int, rows: RowCache) -> None:
         self._reach(rows, e, "result_fed_back")
@@ -252,26 +297,44 @@ class KpiCounters(Projection):
     def on_Ticket_AcceptanceRecorded(self, e: Any, position: int, rows: RowCache) -> None:
         if e.accepted:
             self._reach(rows, e, "accepted")
+        else:
+            self._count(self._case(rows, e.originator_id), e, "resolutions.rejected")
 
     def on_Ticket_Closed(self, e: Any, position: int, rows: RowCache) -> None:
-        case = self._reach(rows, e, "closed")
+        case = self._case(rows, e.originator_id)
+        if self._milestone(case, "closed", e):
+            self._closed_for_archive(case, e)
         self._count(case, e, "tickets.closed")
+
+    def on_Ticket_ClosedUnconfirmed(self, e: Any, position: int, rows: RowCache) -> None:
+        """Closed because the customer never confirmed (rules.customer_silence): a closing all the same."""
+        self.on_Ticket_Closed(e, position, rows)
+        self._count(self._case(rows, e.originator_id), e, "tickets.closed_unconfirmed")
+
+    def on_Ticket_ProgressUpdated(self, e: Any, position: int, rows: RowCache) -> None:
+        self._reach(rows, e, "tracking_started")
 
     def on_Ticket_Reopened(self, e: Any, position: int, rows: RowCache) -> None:
         self._count(self._case(rows, e.originator_id), e, "tickets.reopened")
 
     def on_Ticket_Archived(self, e: Any, position: int, rows: RowCache) -> None:
-        self._reach(rows, e, "archived")
+        self._archived(self._reach(rows, e, "archived"))
 
     # -- complaints, feedback, surveys ------------------------------------------------------------
     def on_Complaint_Accepted(self, e: Any, position: int, rows: RowCache) -> None:
-        self._count_cohort(self._open(e, "complaint", "accepted"), "complaints.accepted")
+        case = self._open(e, "complaint", "accepted", agent=e.handler, rows=rows)
+        self._count_cohort(case, "complaints.accepted")
+        self._count_cohort(case, "loop.opened")
 
     def on_Complaint_Classified(self, e: Any, position: int, rows: RowCache) -> None:
-        self._reach(rows, e, "classified")
+        case = self._case(rows, e.originator_id)
+        case["service_type"] = _service_type(e, case)
+        case["attrs"] = {**case["attrs"], **selection_attributes("complaint", e)}
+        self._changed_case(case)
+        self._milestone(case, "classified", e)
 
     def on_Complaint_InvestigationStarted(self, e: Any, position: int, rows: RowCache) -> None:
-        self._reach(rows, e, "first_handled")
+        self._complaint_response(self._reach(rows, e, "first_handled"), e)
 
     def on_Complaint_Escalated(self, e: Any, position: int, rows: RowCache) -> None:
         case = self._case(rows, e.originator_id)
@@ -279,33 +342,46 @@ class KpiCounters(Projection):
             self._count_cohort(case, "complaints.escalated")
 
     def on_Complaint_RemedyDecided(self, e: Any, position: int, rows: RowCache) -> None:
-        self._reach(rows, e, "remedied")
+        case = self._case(rows, e.originator_id)
+        if self._milestone(case, "remedied", e):
+            self._count_cohort(case, "complaints.handled")
 
     def on_Complaint_CustomerNotified(self, e: Any, position: int, rows: RowCache) -> None:
-        self._reach(rows, e, "customer_notified")
+        case = self._case(rows, e.originator_id)
+        if self._milestone(case, "customer_notified", e):
+            self._count_cohort(case, "loop.closed")
 
     def on_Complaint_Evaluated(self, e: Any, position: int, rows: RowCache) -> None:
-        self._reach(rows, e, "evaluated")
+        case = self._case(rows, e.originator_id)
+        if self._milestone(case, "evaluated", e):
+            self._closed_for_archive(case, e)
+        self._count(case, e, "complaint_eval.answered")
+        self._count(case, e, "complaint_eval.satisfied", 1 if e.satisfied else 0)
+
+    def on_Complaint_ClosedUnevaluated(self, e: Any, position: int, rows: RowCache) -> None:
+        """Closed because the customer never evaluated (rules.customer_silence): closed, not evaluated."""
+        case = self._case(rows, e.originator_id)
+        if self._milestone(case, "closed_unevaluated", e):
+            self._closed_for_archive(case, e)
 
     def on_Complaint_Archived(self, e: Any, position: int, rows: RowCache) -> None:
-        self._reach(rows, e, "archived")
+        self._archived(self._reach(rows, e, "archived"))
 
     def on_Feedback_Submitted(self, e: Any, position: int, rows: RowCache) -> None:
-        self._open(e, "feedback", "received")
+        self._count_cohort(self._open(e, "feedback", "received", rows=rows), "loop.opened")
 
     def on_Feedback_Responded(self, e: Any, position: int, rows: RowCache) -> None:
         self._reach(rows, e, "responded")
 
     def on_Feedback_Replied(self, e: Any, position: int, rows: RowCache) -> None:
-        self._reach(rows, e, "replied")
+        case = self._case(rows, e.originator_id)
+        if self._milestone(case, "replied", e):
+            self._count_cohort(case, "loop.closed")
 
     def on_SurveyResponse_Answered(self, e: Any, position: int, rows: RowCache) -> None:
-        ticket = self._case(rows, e.ticket_id)
-        scales = self._terms(e.policy_ref).policy.rule("survey_scales")
-        if e.csat is not None:
-            self._count(ticket, e, "csat.answered")
-            self._count(ticket, e, "csat.satisfied", 1 if e.csat >= scales["csat_satisfied_min"] else 0)
-        if e.nps is not None:
-            self._count(ticket, e, "nps.answered")
-            self._count(ticket, e, "nps.promoters", 1 if e.nps >= scales["nps_promoter_min"] else 0)
-            self._count(ticket, e, "nps.detractors", 1 if e.nps <= scales["nps_detractor_max"] else 0)
+        self._survey(self._case(rows, e.ticket_id), e)
+
+
+def _service_type(e: Any, case: dict[str, Any]) -> str:
+    """The service type set at classification (events written before it existed have none)."""
+    return getattr(e, "service_type", None) or case["service_type"] or NONE

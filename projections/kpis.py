@@ -10,42 +10,16 @@ target share.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
 from datetime import date, datetime, time, timedelta
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from domain.errors import PolicyError
-from projections.kpi_counters import COUNTER_TABLE
+from projections import operations_kpis  # noqa: F401 - registers the people, complaint and incident KPIs
+from projections.kpi_grouping import grouped_counters
+from projections.kpi_registry import KPIS, Counters, Kpi, Result, kpi  # noqa: F401 - re-exported
+from projections.kpi_registry import ratio as _ratio
 from projections.store import ViewDatabase
-
-Counters = Mapping[str, int]
-Result = tuple[float, int, int] | None
-
-
-@dataclass(frozen=True)
-class Kpi:
-    key: str
-    unit: str
-    target: str | None
-    compute: Callable[[Counters, Mapping[str, int]], Result]
-
-    @property
-    def definition(self) -> str:
-        return " ".join((self.compute.__doc__ or "").split())
-
-
-KPIS: dict[str, Kpi] = {}
-
-
-def kpi(key: str, *, unit: str = "ratio", target: str | None = None) -> Callable[[Callable[..., Result]], Callable[..., Result]]:
-    def register(fn: Callable[..., Result]) -> Callable[..., Result]:
-        KPIS[key] = Kpi(key, unit, target, fn)
-        return fn
-    return register
-
-
-def _ratio(numerator: int, denominator: int, scale: float = 1.0) -> Result:
-    return None if not denominator else (numerator * scale / denominator, numerator, denominator)
 
 
 @kpi("first_contact_resolution")
@@ -123,37 +97,30 @@ def sla_compliance(c: Counters, clock_key: str) -> Result:
     return _ratio(c.get(f"sla.{clock_key}.met", 0), c.get(f"sla.{clock_key}.stopped", 0))
 
 
-GROUPINGS = ("day", "channel", "team")
 SCALE = {"complaint_rate": 1000.0}
+#: KPIs whose target is scaled for display (the per-1,000 rate shows the policy's fraction × 1,000).
+SCALED = {"complaint_rate_per_1000_customers"}
 
 
 def dashboard(db: ViewDatabase, ledger: Any, first: date, last: date, group_by: str) -> dict[str, Any]:
-    """KPIs for business days ``first``..``last`` (inclusive), one entry per day, channel or team."""
-    if group_by not in GROUPINGS:
-        raise ValueError(f"group_by must be one of {', '.join(GROUPINGS)}")
-    with db.reading() as cur:
-        rows = cur.execute(
-            f"SELECT {group_by}, measure, SUM(value) FROM {COUNTER_TABLE.name} WHERE day >= ? AND day <= ? "
-            "AND measure <> 'customers.registered' GROUP BY " + group_by + ", measure",
-            (first.isoformat(), last.isoformat())).fetchall()
-        customers = cur.execute(f"SELECT SUM(value) FROM {COUNTER_TABLE.name} WHERE measure = "
-                                "'customers.registered' AND day <= ?", (last.isoformat(),)).fetchone()
-    groups: dict[str, dict[str, int]] = {}
-    for group, measure, value in rows:
-        groups.setdefault(str(group), {})[measure] = int(value)
-    totals = {"customers": int((customers or [0])[0] or 0)}
+    """KPIs for business days ``first``..``last`` (inclusive), one entry per group. ``group_by`` is
+    one dimension or several, comma-separated (at most one period): day, week, month, quarter,
+    channel, team, agent, service_type, tier, priority — e.g. ``agent,month``."""
+    groups, totals = grouped_counters(db, first, last, group_by)
     policy = _policy_at(ledger, last)
     clocks = sorted(policy.clocks)
     return {"from": first.isoformat(), "to": last.isoformat(), "group_by": group_by, "policy": policy.ref,
             "customers": totals["customers"],
-            "groups": [{"group": g, "counters": dict(sorted(c.items())), "kpis": _kpis(c, totals, policy, clocks)}
-                       for g, c in sorted(groups.items())]}
+            "groups": [{"group": label, "dimensions": dims, "counters": dict(sorted(c.items())),
+                        "kpis": _kpis(c, {**totals, **group_totals}, policy, clocks)}
+                       for label, dims, c, group_totals in groups]}
 
 
 def _kpis(c: Counters, totals: Mapping[str, int], policy: Any, clocks: list[str]) -> list[dict[str, Any]]:
     out = []
     for item in KPIS.values():
-        out.append(_entry(item.key, item.unit, item.definition, item.compute(c, totals), _target(policy, item.target)))
+        target = _target(policy, item.target, SCALE.get(item.target, 1.0) if item.key in SCALED else 1.0)
+        out.append(_entry(item.key, item.unit, item.definition, item.compute(c, totals), target))
     definition = " ".join((sla_compliance.__doc__ or "").split())
     for key in clocks:
         clock = policy.clock(key)
@@ -174,14 +141,14 @@ def _met(op: str, value: float, goal: float) -> bool:
     return {">=": value >= goal, "<=": value <= goal, ">": value > goal, "<": value < goal}[op]
 
 
-def _target(policy: Any, key: str | None) -> dict[str, Any] | None:
+def _target(policy: Any, key: str | None, scale: float = 1.0) -> dict[str, Any] | None:
     if key is None:
         return None
     try:
         target = policy.target(key)
     except PolicyError:
         return None
-    return {"op": target.op, "value": target.value * SCALE.get(key, 1.0), "clause": target.source, "met": None}
+    return {"op": target.op, "value": target.value * scale, "clause": target.source, "met": None}
 
 
 def _policy_at(ledger: Any, day: date) -> Any:

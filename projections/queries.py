@@ -37,9 +37,11 @@ def decode_cursor(kind: str, cursor: str) -> int:
 
 #: filter name -> column, per list (equality filters; lists of values mean "any of").
 TICKET_FILTERS = {"status": "status", "priority": "priority", "complexity": "complexity", "channel": "channel",
-                  "owner": "first_contact_owner", "handler": "handler", "team": "team", "customer_id": "customer_id"}
+                  "owner": "first_contact_owner", "handler": "handler", "team": "team", "customer_id": "customer_id",
+                  "service_type": "service_type"}
 COMPLAINT_FILTERS = {"status": "status", "channel": "channel", "level": "level", "complaint_type": "complaint_type",
-                     "rung": "rung", "handler": "handler", "owner": "handler", "customer_id": "customer_id"}
+                     "rung": "rung", "handler": "handler", "owner": "handler", "customer_id": "customer_id",
+                     "service_type": "service_type"}
 
 
 def _page(db: ViewDatabase, kind: str, table: Table, filters: Mapping[str, str], criteria: Mapping[str, Any],

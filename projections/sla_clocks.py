@@ -109,6 +109,7 @@ class _Terms(NamedTuple):
 
 class SlaClocks(Projection):
     name = "sla_clocks"
+    version = 2  # 2: limits selected by domain.policy.selection_attributes (service type); new milestones
     rebuild_weight = 18
     tables = (SLA_CASE_TABLE, SLA_CLOCK_TABLE)
 

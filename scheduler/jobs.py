@@ -88,6 +88,17 @@ def sla_clocks(jc: JobContext) -> JobResult:
         return monitor.run(jc.context()), {}
 
 
+@job("stalled_cases", schedule="every 1h", misfire_grace_time=3600, coalesce=True,
+     why="Deadlines are working days long, so an hourly look is timely; each run settles everything due by "
+         "its own time, so missed runs coalesce into one.")
+def stalled_cases(jc: JobContext) -> JobResult:
+    """Close cases whose customer stayed silent past the policy's deadline; archive closed cases left unarchived."""
+    from services.stalled import StalledCases
+
+    with closing(StalledCases(jc.ledger)) as stalled:
+        return stalled.run(jc.context()), {}
+
+
 @job("compliance_audit", schedule="every 15m", misfire_grace_time=900, coalesce=True,
      why="A run raises every finding due by its time, so missed runs coalesce into one; a grace of one "
          "interval keeps a late run rather than waiting for the next.")
@@ -208,3 +219,49 @@ def retention_sweep(jc: JobContext) -> JobResult:
 
     with closing(retention(jc.ledger, jc.settings)) as service:
         return {k: int(v) for k, v in service.sweep(jc.context()).items()}, {}
+
+
+# -- periodic reviews (issue #20): one job per review kind (policy rule review.<kind>, its period and
+# clause); each run issues the signed report of the last complete period (services.reviews).
+REVIEW_SCHEDULES = {  # kind → crontab: early on the first day after the period, in the policy's zone
+    "monthly_check": "0 1 1 * *", "quality_review": "0 2 1 1,4,7,10 *", "performance_quarterly": "15 2 1 1,4,7,10 *",
+    "customer_information_audit": "30 2 1 1,4,7,10 *", "performance_annual": "0 3 1 1 *",
+    "risk_assessment_input": "15 3 1 1 *",
+}
+REVIEW_WHY = ("The report's id is derived from its kind and period, so a rerun or a second instance finds it "
+              "issued and does nothing (coalesce); a run up to 7 days late still reports the period just ended.")
+
+
+def _review_job(kind: str) -> Callable[[JobContext], JobResult]:
+    def run(jc: JobContext) -> JobResult:
+        from services.reviews import run_review
+
+        return run_review(jc.ledger, jc.settings, kind, None, jc.context())
+    return run
+
+
+for _kind, _schedule in REVIEW_SCHEDULES.items():
+    register(JobSpec(f"review_{_kind}", _review_job(_kind), _schedule, 7 * 24 * 3600, True,
+                     f"Issue the signed {_kind.replace('_', ' ')} report of the last complete period "
+                     "(policy rule review.{_kind}).".replace("{_kind}", _kind), REVIEW_WHY))
+
+
+@job("rectification_overdue", schedule="0 * * * *", misfire_grace_time=3600, coalesce=True,
+     why="A run raises a finding for every rectification overdue at its time (ids derived from the finding and "
+         "its due date), so missed runs coalesce into one; a grace of one interval keeps a late run.")
+def rectification_overdue(jc: JobContext) -> JobResult:
+    """Raise rectification_overdue for each finding not rectified by its owner's due date."""
+    from services.rectification import RectificationWatch
+
+    with closing(RectificationWatch(jc.ledger)) as watch:
+        return watch.run(jc.context()), {}
+
+
+@job("calendar_coverage", schedule="0 6 * * *", misfire_grace_time=23 * 3600, coalesce=True,
+     why="Daily: the warning is due a fixed number of days before a year begins and its id is the year, so "
+         "missed days coalesce into one run and reruns never duplicate it.")
+def calendar_coverage(jc: JobContext) -> JobResult:
+    """Raise calendar_data_missing before a year whose State Council holiday notice is not loaded begins."""
+    from services.rectification import raise_calendar_gaps
+
+    return raise_calendar_gaps(jc.ledger, jc.context()), {}

@@ -23,6 +23,7 @@ from ledger.errors import ConcurrentUpdate
 from ledger.keys import KeyMissing
 from ledger.records import plain
 from ledger.settings import Settings
+from ledger.structured_logs import bind
 from scheduler.jobs import REGISTRY, JobContext
 
 log = logging.getLogger("caseledger.scheduler")
@@ -51,10 +52,16 @@ def instance_name() -> str:
 
 def run_job(ledger: Any, name: str, as_of: datetime, *, run_id: UUID | None = None, trigger: str = "manual",
             settings: Settings | Mapping[str, str], instance: str | None = None) -> Outcome:
+    run_id = run_id or uuid4()
+    with bind(job_run_id=str(run_id)):  # every line logged during the run names it
+        return _run_job(ledger, name, as_of, run_id, trigger, settings, instance)
+
+
+def _run_job(ledger: Any, name: str, as_of: datetime, run_id: UUID, trigger: str,
+             settings: Settings | Mapping[str, str], instance: str | None) -> Outcome:
     spec = REGISTRY.get(name)
     if spec is None:
         raise UnknownJob(name)
-    run_id = run_id or uuid4()
     jc = JobContext(ledger, name, as_of, str(run_id), as_settings(settings))
     ctx = jc.context()
     policy = ledger.policies.in_force(as_of, ledger.policy_name)

@@ -5,14 +5,16 @@ Personal fields are masked by default — name ``张三丰`` → ``张**``; phon
 ``****``; anything else (free text a customer wrote) → ``****``; ``None`` (destroyed by
 crypto-shredding) stays ``None`` — unless the reader holds ``personal.unmask`` and states a reason.
 Then the values are shown and a :class:`Disclosure` remembers which subject's fields were shown,
-for the security audit log (:mod:`services.access_log`). The API (``api.masking``) and the command
-line use this one module.
+for the security audit log (:mod:`services.access_log`). A reason alone is not enough for a reader
+limited to their own cases (agents): only the customers of cases they own or handle are shown
+(``need_to_know``). The API (``api.masking``) and the command line use this one module.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 REDACTED = "****"
 
@@ -51,13 +53,23 @@ def mask(field: str, value: Any) -> Any:
 
 
 class Disclosure:
-    """One request's decision: mask, or disclose (with ``reason``) and remember what was shown."""
+    """One request's decision: mask, or disclose (with ``reason``) and remember what was shown.
 
-    def __init__(self, reason: str | None = None):
+    ``need_to_know`` (003 §6.3 least privilege): for a reader whose unmasking is limited to their
+    own cases (scope ``own`` of ``personal.unmask``, agents), a test of a data subject — does the
+    reader own or handle a case of theirs (:mod:`services.need_to_know`)? A subject that fails it
+    stays masked whatever the reason, and is remembered in ``withheld``."""
+
+    def __init__(self, reason: str | None = None, need_to_know: Callable[[str], bool] | None = None):
         self.reason = reason
+        self.need_to_know = need_to_know
         self.disclosed: dict[str, set[str]] = {}
+        self.withheld: set[str] = set()
 
     def fields(self, subject: Any, values: dict[str, Any]) -> dict[str, Any]:
+        if self.reason is not None and self.need_to_know is not None and not self.need_to_know(str(subject)):
+            self.withheld.add(str(subject))
+            return {name: mask(name, value) for name, value in values.items()}
         if self.reason is None:
             return {name: mask(name, value) for name, value in values.items()}
         shown = {name for name, value in values.items() if value is not None}

@@ -24,6 +24,7 @@ from uuid import UUID, uuid4, uuid5
 
 from domain.context import Context
 from domain.disposition import Disposition
+from domain.errors import TransitionForbidden
 from domain.holds import LegalHold
 from domain.retention import Assessment, RecordDue, assess
 from ledger.application import ID_NAMESPACE, CaseLedger, wall_clock
@@ -53,12 +54,13 @@ class Retention:
         self.runner.catch_up()
 
     def records(self, *, subject: str | None = None, due_before: datetime | None = None,
-                limit: int = 1000, fresh: bool = True) -> list[dict[str, Any]]:
-        """Records with their class, trigger, due date and hold status (read model rows).
+                limit: int = 1000, fresh: bool = True, after: int = 0) -> list[dict[str, Any]]:
+        """Records with their class, trigger, due date and hold status (read model rows), in ``seq``
+        order after ``after`` (a page: the API's cursor carries the last ``seq``).
         ``fresh=False``: the caller has just caught up (one catch-up per use case, not per query)."""
         if fresh:
             self.catch_up()
-        where, params = [], []
+        where, params = ["r.seq > ?"], [after]
         if subject is not None:
             where.append("r.subject = ?")
             params.append(subject)
@@ -79,17 +81,20 @@ class Retention:
         return out
 
     def holds(self, *, subject: str | None = None, active_only: bool = False,
-              fresh: bool = True) -> list[dict[str, Any]]:
+              fresh: bool = True, after: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
+        """Holds in ``seq`` order after ``after``; at most ``limit`` (None: all)."""
         if fresh:
             self.catch_up()
         sql = f"SELECT {', '.join(HOLD_TABLE.column_names)} FROM {HOLD_TABLE.name}"
-        clauses, params = [], []
+        clauses, params = ["seq > ?"], [after]
         if subject is not None:
             clauses.append("subject = ?")
             params.append(subject)
         if active_only:
             clauses.append("status = 'active'")
         sql += (" WHERE " + " AND ".join(clauses) if clauses else "") + " ORDER BY seq"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
         with self.runner.db.reading() as cur:
             return [dict(zip(HOLD_TABLE.column_names, r)) for r in cur.execute(sql, params).fetchall()]
 
@@ -153,8 +158,25 @@ class Retention:
         return disposition
 
     def approve(self, ctx: Context, disposition_id: str) -> Disposition:
-        return self._change("disposition", disposition_id, lambda d, policy: d.approve(
-            assessment=self.assess(d.subject, self.clock()), policy=policy, ctx=ctx))
+        def approve(d: Disposition, policy: Any) -> None:
+            d.approve(assessment=self.assess(d.subject, self.clock()), policy=policy, ctx=ctx)
+            # After the four-eyes rule (inside approve), so a self-approval is named as such; raising
+            # here still saves nothing, the approval being only pending on the aggregate.
+            self._require_appraisal(d.subject, ctx)
+        return self._change("disposition", disposition_id, approve)
+
+    def _require_appraisal(self, subject: str, ctx: Context) -> None:
+        """Records whose class says ``action = "review"`` (archives, 003 §2.4.1) are appraised before
+        destruction: approving their disposition is that appraisal, so it needs the approver's written
+        reason (recorded with the approval), naming the classes appraised."""
+        needing = sorted({(r["record_class"], self.ledger.policies.get(r["policy_ref"]).record_class(r["record_class"]).source)
+                          for r in self.records(subject=subject, limit=100_000)
+                          if r["record_class"] and r["policy_ref"]
+                          and self.ledger.policies.get(r["policy_ref"]).record_class(r["record_class"]).action == "review"})
+        if needing and not (ctx.reason and ctx.reason.strip()):
+            raise TransitionForbidden("records of class " + ", ".join(k for k, _ in needing) + " are appraised before "
+                              "destruction: approve with the appraisal as the reason",
+                              rule="retention.appraisal_required", clause="; ".join(sorted({c for _, c in needing})))
 
     def reject(self, ctx: Context, disposition_id: str) -> Disposition:
         return self._change("disposition", disposition_id, lambda d, policy: d.reject(policy=policy, ctx=ctx))

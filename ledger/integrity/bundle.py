@@ -6,7 +6,13 @@ A bundle (format ``caseledger-bundle-v2``) is a folder:
   then one line of JSON: origin, scope (and the rule that chose it), the checkpoint (size, root,
   SHA-256 of ``checkpoint.note``), the SHA-256 of ``events.jsonl``, the event count and the
   completeness claim — per aggregate the last version at the checkpoint (every version 1..n is in
-  the bundle), or for a log range the first and last leaf (every leaf between is in the bundle);
+  the bundle), or for a log range the first and last leaf (every leaf between is in the bundle),
+  or for a business-time period (scope ``period``) the ``leaf_list`` of every leaf whose event
+  happened in it (each listed leaf is in the bundle, and each event's ``occurred_at``, read from
+  the signed bytes, lies in the period). A case scope (``ticket``, ``complaint``) also names its
+  ``related`` records (id → kind): each is one of the claimed aggregates, each is linked to the case
+  through the ids the events name, and the records the case's own events name as their origin
+  (``interaction_id``, ``feedback_id``) are in the bundle;
 - ``checkpoint.note``: the signed checkpoint (C2SP tlog-checkpoint) that every proof leads to;
 - ``events.jsonl``: one event per line, in log order: ``leaf_index``, the stored fields the leaf
   hash covers (``originator_id``, ``originator_version``, ``topic``, ``state_b64``), the RFC 9162
@@ -32,6 +38,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -180,15 +187,18 @@ def verify_bundle(folder: Path, trust: TrustSet) -> dict[str, Any]:
         raise BundleInvalid("events.jsonl: does not match the hash in the signed manifest")
     last_version: dict[str, int] = {}
     leaves: list[int] = []
+    readable: list[dict[str, Any]] = []  # each line's readable event, already checked against the signed bytes
     by_aggregate = "aggregates" in manifest  # else a log range, which may start mid-aggregate
     for number, line in enumerate(_read(folder, "events.jsonl").splitlines(), start=1):
         index, oid, version = _check_line(number, line, checkpoint, leaves[-1] if leaves else -1)
+        readable.append(json.loads(line)["event"])
         if by_aggregate and version != last_version.get(oid, 0) + 1:
             raise BundleInvalid(f"events.jsonl line {number}: {oid} v{version} follows "
                                 f"v{last_version.get(oid, 0)}: versions in between are missing")
         last_version[oid] = version
         leaves.append(index)
     _check_complete(manifest, last_version, leaves)
+    _check_scope(manifest, readable, last_version)
     return {"events": len(leaves), "tree_size": checkpoint.size, "origin": checkpoint.origin,
             "checkpoint_time": checkpoint.time.isoformat(), "scope": manifest.get("scope")}
 
@@ -212,3 +222,70 @@ def _check_complete(manifest: dict[str, Any], last_version: dict[str, int], leav
         if leaves != list(range(first, last + 1)):
             raise BundleInvalid(f"events.jsonl: the signed range is leaves {first}..{last}, every one of them; "
                                 "some are missing")
+    if "leaf_list" in manifest and leaves != manifest["leaf_list"]:
+        missing = sorted(set(manifest["leaf_list"] or []) - set(leaves))
+        raise BundleInvalid(f"events.jsonl: the signed manifest lists leaf {missing[0] if missing else '?'} of the "
+                            "period, which is missing" if missing else
+                            "events.jsonl: holds leaves the signed manifest's leaf_list does not name")
+    if (manifest.get("scope") or {}).get("kind") == "period" and "leaf_list" not in manifest:
+        raise BundleInvalid("manifest.note: a period bundle must list its leaves (leaf_list)")
+
+
+ORIGIN_FIELDS = ("interaction_id", "feedback_id")  # a case's own events name where it came from
+
+
+def _ids_in(value: Any) -> set[str]:
+    if isinstance(value, str) and len(value) == 36:
+        try:
+            return {str(UUID(value))}
+        except ValueError:
+            return set()
+    if isinstance(value, dict):
+        return set().union(*map(_ids_in, value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*map(_ids_in, value)) if value else set()
+    return set()
+
+
+def _check_scope(manifest: dict[str, Any], events: list[dict[str, Any]], last_version: dict[str, int]) -> None:
+    """The scope's own rules: a period's events happened in it; a case's related records are linked to it."""
+    scope = manifest.get("scope") or {}
+    if scope.get("kind") == "period":
+        try:
+            first, end = datetime.fromisoformat(scope["from"]), datetime.fromisoformat(scope["to"])
+        except (KeyError, TypeError, ValueError):
+            raise BundleInvalid("manifest.note: a period scope names its from and to times") from None
+        for number, event in enumerate(events, start=1):
+            occurred = (event.get("meta") or {}).get("occurred_at")
+            try:
+                inside = first <= datetime.fromisoformat(occurred) < end
+            except (TypeError, ValueError):
+                inside = False
+            if not inside:
+                raise BundleInvalid(f"events.jsonl line {number}: happened at {occurred}, outside the signed period "
+                                    f"{scope['from']} .. {scope['to']}")
+    if "related" not in manifest:
+        return
+    case, related = scope.get("id"), manifest["related"]
+    if not isinstance(related, dict) or set(manifest.get("aggregates") or {}) != {case, *related}:
+        raise BundleInvalid("manifest.note: the aggregates are not exactly the case and its related records")
+    names: dict[str, set[str]] = {}
+    for event in events:
+        names.setdefault(event["aggregate_id"], set()).update(_ids_in(event.get("data")))
+    origins = {ref for event in events if event["aggregate_id"] == case
+               for name in ORIGIN_FIELDS for ref in _ids_in((event.get("data") or {}).get(name))}
+    missing = sorted(origins - set(last_version))
+    if missing:
+        raise BundleInvalid(f"events.jsonl: the case's events name {missing[0]} as their origin, which is not in "
+                            "the bundle: a related record is missing")
+    linked, shared = {case}, set(names.get(case, set()))
+    while True:  # linked: the case, and every record naming or named by (or sharing an id with) a linked one
+        found = {oid for oid, named in names.items() if oid not in linked and (named & (shared | linked) or oid in shared)}
+        if not found:
+            break
+        linked |= found
+        for oid in found:
+            shared |= names[oid]
+    stray = sorted(set(names) - linked)
+    if stray:
+        raise BundleInvalid(f"events.jsonl: {stray[0]} names nothing of the case {case}: not a related record")

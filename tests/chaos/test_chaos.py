@@ -270,8 +270,8 @@ def test_the_given_up_keys_settle_and_the_stack_stops_cleanly(pg_stack, size, fi
         figures.add(backend="postgres", fault="keys given up by the load, sent again", keys=settled)
         assert not [k for k in settled if k.startswith("stuck")], settled
     load.stop()
-    pids = [stack.pid(name) for name in ("web", "projections", "scheduler")] + stack.worker_pids()
+    pids = [stack.pid(name) for name in ("web", "projections", "scheduler", "webhooks")] + stack.worker_pids()
     assert stack.stop() == 0
     stopped = stack.events("stopped")[-1]["exit_codes"]
-    assert set(stopped) == {"web", "projections", "scheduler"} and all(code in (0, -15) for code in stopped.values())
+    assert set(stopped) == {"web", "projections", "scheduler", "webhooks"} and all(code in (0, -15) for code in stopped.values())
     assert not [pid for pid in pids if alive(pid)]

@@ -29,7 +29,9 @@ def test_destruction_needs_two_people_with_their_own_tokens(env, token_env, tmp_
     assert refused.exit_code == 1 and "different person" in refused.stderr, refused.stderr
 
     officer = token_env("compliance_officer", actor="co-xu")
-    approved = run(officer, "retention", "approve", disposition)
+    unappraised = run(officer, "retention", "approve", disposition)  # archives are appraised first (003 §2.4.1)
+    assert unappraised.exit_code == 1 and "retention.appraisal_required" in unappraised.stderr, unappraised.stderr
+    approved = run(officer, "retention", "approve", disposition, "--reason", "appraised: no lasting value")
     assert approved.exit_code == 0 and approved.stdout.split() == [disposition, "approved"]
     executed = run(officer, "retention", "execute", disposition)
     assert executed.exit_code == 0, executed.output

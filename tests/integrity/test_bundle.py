@@ -201,3 +201,70 @@ def test_command_line_export_and_verify_bundle(made, token_env, tmp_path):
     assert run("verify-bundle", str(out), "--trust", str(stranger))[0] == 3
     code, text = run("export", "--scope", "ticket", "--id", "no-such-ticket", "--out", str(tmp_path / "x"))
     assert code == 1 and "no ticket no-such-ticket" in text and "Traceback" not in text
+
+
+# -- issue #20: case bundles with related records, period bundles ------------------------------------
+def resign(out: Path, keys, change=None) -> None:
+    """Re-sign the manifest with the log key itself (an operator forging), after ``change`` to it."""
+    manifest = json.loads((out / "manifest.note").read_text().split("\n")[1])
+    manifest["events_sha256"] = hashlib.sha256((out / "events.jsonl").read_bytes()).hexdigest()
+    manifest["events"] = len(lines(out))
+    if change:
+        change(manifest)
+    (out / "manifest.note").write_text(sign_note(manifest_text(manifest), keys.signing_key(), keys.origin))
+
+
+@pytest.fixture
+def case_bundle(made, ctx):
+    ledger = made["ledger"]
+    contact = str(ledger.receive_interaction(ctx(), channel="phone", direction="inbound",
+                                             customer_id=made["customer"]).id)
+    ledger.act("interaction", contact, "register", ctx(), {"agent_id": "agent-li"})
+    ledger.act("interaction", contact, "route", ctx(), {"queue": "broadband"})
+    ticket = str(ledger.open_ticket(ctx(), customer_id=made["customer"], channel="phone", interaction_id=contact).id)
+    out = made["tmp"] / "case"
+    manifest = write_bundle(made["log"], ledger, Scope("ticket", ticket), out, NOW)
+    assert manifest["related"] == {contact: "interaction"} and verify_bundle(out, made["trust"])
+    return {**made, "out": out, "contact": contact, "ticket": ticket}
+
+
+def test_dropped_related_record_fails_even_resigned_with_the_log_key(case_bundle):
+    out, keys, contact = case_bundle["out"], case_bundle["keys"], case_bundle["contact"]
+    kept = [row for row in lines(out) if row["originator_id"] != contact]
+    (out / "events.jsonl").write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in kept))
+    resign(out, keys)
+    with pytest.raises(BundleInvalid, match=f"{contact} ends at v0, the signed manifest says v4"):
+        verify_bundle(out, case_bundle["trust"])
+
+    def forget(manifest):  # … and dropped from the signed claims as well
+        manifest["aggregates"].pop(contact)
+        manifest["related"].pop(contact)
+
+    resign(out, keys, forget)
+    with pytest.raises(BundleInvalid, match=f"name {contact} as their origin, which is not in the bundle"):
+        verify_bundle(out, case_bundle["trust"])
+
+
+def test_related_claim_must_match_the_aggregates(case_bundle):
+    out, keys = case_bundle["out"], case_bundle["keys"]
+    resign(out, keys, lambda m: m["related"].update({case_bundle["customer"]: "customer"}))
+    with pytest.raises(BundleInvalid, match="not exactly the case and its related records"):
+        verify_bundle(out, case_bundle["trust"])
+
+
+def test_period_bundle_attacks(made):
+    out, keys = made["tmp"] / "period", made["keys"]
+    events = [e for page in [made["ledger"].log(limit=100)] for _, e in page]
+    times = sorted(datetime.fromisoformat(e.meta["occurred_at"]) for e in events)
+    start, end = times[1], times[-1]  # leaves out the first and the last event
+    manifest = write_bundle(made["log"], made["ledger"], Scope("period", from_time=start, to_time=end), out, NOW)
+    assert manifest["events"] == len(times) - 2 and verify_bundle(out, made["trust"])["events"] == manifest["events"]
+    dropped = lines(out)
+    (out / "events.jsonl").write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in dropped[:-1]))
+    resign(out, keys)
+    with pytest.raises(BundleInvalid, match=f"lists leaf {dropped[-1]['leaf_index']} of the period, which is missing"):
+        verify_bundle(out, made["trust"])
+    (out / "events.jsonl").write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in dropped))
+    resign(out, keys, lambda m: m["scope"].update({"to": dropped[-1]["event"]["meta"]["occurred_at"]}))
+    with pytest.raises(BundleInvalid, match=f"line {len(dropped)}: happened at .* outside the signed period"):
+        verify_bundle(out, made["trust"])

@@ -73,7 +73,7 @@ def test_replay_endpoints(api, scenario):
 @pytest.mark.parametrize("path, status", [
     ("/views/tickets?cursor=garbage", 400),
     ("/views/tickets?limit=0", 422),
-    ("/dashboards/kpis?group_by=week", 422),
+    ("/dashboards/kpis?group_by=fortnight", 422),
     ("/dashboards/kpis?from=2025-09-05&to=2025-09-01", 422),
     ("/replay/ticket/not-a-uuid/timeline", 404),
     ("/replay/spaceship/00000000-0000-0000-0000-000000000000/timeline", 404),

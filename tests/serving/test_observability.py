@@ -154,5 +154,8 @@ def test_job_runs_are_counted_from_the_log_by_job_and_outcome(api, ledger, ctx, 
     found = scrape()
     counts = {dict(labels)["job"] + "/" + dict(labels)["outcome"]: value
               for (name, labels), value in found.items() if name == "caseledger_job_runs_total"}
-    assert counts == {"sla/started": 2, "sla/finished": 2, "retention/started": 1, "retention/failed": 1}
+    # Each ended run once (issue 23: counting "started" too counted every run twice).
+    assert counts == {"sla/finished": 2, "retention/failed": 1}
+    assert found[("caseledger_job_last_run_failed", frozenset({("job", "retention")}))] == 1
+    assert found[("caseledger_job_last_run_failed", frozenset({("job", "sla")}))] == 0
     assert before[("caseledger_job_runs_total", frozenset({("job", "sla"), ("outcome", "finished")}))] == 1

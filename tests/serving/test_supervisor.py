@@ -104,6 +104,8 @@ def test_what_a_dead_process_leaves_in_its_group_is_stopped_too(tmp_path):
         until(marker.exists)
         until(lambda: marker.read_text().strip().isdigit())
         orphan = int(marker.read_text())
+        # The child can write its marker before the supervisor has logged that it started it.
+        until(lambda: any(e["process"] == "master" for e in events(run.log, "started")))
         os.kill(run.pid("master"), signal.SIGKILL)
 
         def gone() -> bool:

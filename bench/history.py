@@ -1,0 +1,259 @@
+"""Reads and commands in one process, against raw eventsourcing, and by history length (issue 22).
+
+    python -m bench.history [--quick] [--backends sqlite,postgres]
+
+**in-process cost** (target 2): per operation on a ticket with 10 events, three ways —
+``CaseLedger.get`` + JSON and ``CaseLedger.act`` (the use case), and the whole HTTP request
+through the Flask app in this process (``GET /tickets/{id}``, ``POST /tickets/{id}/pause-clock``
+and ``resume-clock`` as a team lead: token, permission check with its load, masking, access log,
+schemas, problem mapping) — against the baseline: a raw eventsourcing ``Application`` (library
+mapper and recorder, no Merkle log, no encryption, no cache) on its own fresh database holding the
+same kind of ticket (the same domain class and history, saved through it), ``repository.get`` +
+``json.dumps`` for a read and ``repository.get`` + the same domain command + ``save`` for a command.
+Reads read one ticket of 10 events; commands go round a pool of tickets per target, all starting
+at 10 events (so every target commands histories of the same length).
+
+**history length** (target 3): the same read and command on tickets with 10 and with 500 events,
+and in the worst phase, N - 1 events past a snapshot (500 + N - 1 vs N - 1 events), with snapshots
+every ``CASELEDGER_SNAPSHOT_EVERY`` = N (default 10) events, cold (aggregate cache off,
+as in a new worker or after eviction: every load reads the store) and warm (the default cache:
+fast-forwarded from the store, deep-copied); and cold without snapshots, for comparison.
+Ratio = cost at 500 / cost at 10; target ≤ 1.2×.
+
+Each figure is the best of 3 rounds of the mean time per operation; rounds take turns between the
+compared targets, so the machine's other load hits them alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import logging
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable
+
+from eventsourcing.application import Application
+
+from bench.common import fresh_database_url, machine, postgres_dsn, print_table
+from domain.context import Context
+from domain.ticket import Ticket
+from ledger.application import CaseLedger
+from ledger.bootstrap import Settings, build
+
+
+class RawApplication(Application):
+    name = "CaseLedger"
+
+
+class Moments:
+    """Business times one millisecond apart, ending before the wall clock (never ahead of it)."""
+
+    def __init__(self) -> None:
+        self.at = datetime.now(timezone.utc) - timedelta(days=1)
+
+    def ctx(self, actor: str = "lead-wang", role: str = "team_lead") -> Context:
+        self.at += timedelta(milliseconds=1)
+        return Context(actor, role, self.at, uuid.uuid4().hex, reason="customer away from home")  # pausing needs one
+
+
+def _env(url: str, **extra: str) -> dict[str, str]:
+    return {"CASELEDGER_DATABASE_URL": url, "CASELEDGER_HOME": "/tmp/caseledger-bench", **extra}
+
+
+def _toggle(aggregate: Any) -> str:
+    return "resume_clock" if aggregate.clock_paused else "pause_clock"
+
+
+def ticket_with_history(ledger: CaseLedger, moments: Moments, events: int) -> str:
+    """A ticket in progress with ``events`` events (the clock paused and resumed to make up the count)."""
+    customer = ledger.register_customer(moments.ctx("agent-li", "agent"), kind="individual", tier="general",
+                                        contact={"name": "张三"})
+    ticket = ledger.open_ticket(moments.ctx("agent-li", "agent"), customer_id=str(customer.id), channel="phone",
+                                summary="宽带断了")
+    steps = [("classify", {"priority": "normal", "complexity": "general", "high_risk": False}),
+             ("assign", {"handler": "agent-li", "team": None}), ("start_work", {})]
+    for action, args in steps:
+        ledger.act("ticket", ticket.id, action, moments.ctx(), args)
+    while (current := ledger.get("ticket", ticket.id)).version < events:
+        ledger.act("ticket", ticket.id, _toggle(current), moments.ctx(), {})
+    return str(ticket.id)
+
+
+def raw_ticket(app: RawApplication, ledger: CaseLedger, moments: Moments, events: int) -> Any:
+    """The same ticket history saved through the raw application (same domain class and events)."""
+    policy = ledger.policy_for_new_case(moments.ctx())
+    ticket = Ticket.receive(id=uuid.uuid4(), customer_id=str(uuid.uuid4()), channel="phone", summary="宽带断了",
+                            first_contact_owner="agent-li", policy=policy, ctx=moments.ctx("agent-li", "agent"))
+    ticket.classify(priority="normal", complexity="general", high_risk=False, policy=policy, ctx=moments.ctx())
+    ticket.assign(handler="agent-li", team=None, policy=policy, ctx=moments.ctx())
+    ticket.start_work(policy=policy, ctx=moments.ctx())
+    while ticket.version < events:
+        getattr(ticket, _toggle(ticket))(policy=policy, ctx=moments.ctx())
+    app.save(ticket)
+    return ticket.id
+
+
+def _json_state(aggregate: Any) -> str:
+    return json.dumps({k: v for k, v in vars(aggregate).items() if k != "_pending_events"}, default=str)
+
+
+def per_op(fn: Callable[[], Any], n: int) -> float:
+    started = time.perf_counter()
+    for _ in range(n):
+        fn()
+    return (time.perf_counter() - started) / n
+
+
+def best_of(targets: dict[str, Callable[[], Any]], n: int, rounds: int = 3) -> dict[str, float]:
+    best = dict.fromkeys(targets, float("inf"))
+    for fn in targets.values():
+        per_op(fn, max(n // 10, 3))  # warm up: connections, statements, caches
+    for _ in range(rounds):
+        for name, fn in targets.items():
+            best[name] = min(best[name], per_op(fn, n))
+    return best
+
+
+class HttpClient:
+    """The Flask app in this process, driven with a team lead's token."""
+
+    def __init__(self, ledger: CaseLedger, env: dict[str, str], moments: Moments):
+        from api.app import create_app
+        from services.tokens import TokenService, system_context
+
+        logging.getLogger("caseledger.requests").disabled = True  # one JSON line per request: not the measure
+        tokens = TokenService(ledger)
+        secret, _ = tokens.issue("lead-wang", "team_lead", "hotline", ctx=system_context("bench"))
+        self.client = create_app(env, ledger, tokens=tokens, clock=lambda: moments.ctx().occurred_at).test_client()
+        self.headers = {"Authorization": f"Bearer {secret}"}
+
+    def read(self, ticket: str) -> None:
+        response = self.client.get(f"/tickets/{ticket}", headers=self.headers)
+        assert response.status_code == 200, response.json
+
+    def command(self, ticket: str, action: str) -> None:
+        response = self.client.post(f"/tickets/{ticket}/{action.replace('_', '-')}", headers=self.headers,
+                                    json={"reason": "customer away from home"})
+        assert response.status_code == 200, response.json
+
+
+def bench_in_process(backend: str, dsn: str | None, n: int) -> list[list[object]]:
+    moments = Moments()
+    env = _env(fresh_database_url(backend, dsn))
+    ledger = build(env)
+    raw_env = Settings.from_environ(_env(fresh_database_url(backend, dsn), CASELEDGER_AGGREGATE_CACHE="0",
+                                         CASELEDGER_SNAPSHOT_EVERY="0")).persistence_env()
+    raw_env.pop("APPLICATION_RECORDER_TOPIC")
+    raw = RawApplication(raw_env)
+    http = HttpClient(ledger, env, moments)
+    # Each target commands its own pool of tickets that all start with 10 events, round robin, so all
+    # three command aggregates of the same (slowly growing: 10 → ~14 events) length; which of pause /
+    # resume comes next is kept here, so a timed command is one load + decide + save, as the raw one.
+    pool = max(n, 20)
+    pools = {"raw": [raw_ticket(raw, ledger, moments, 10) for _ in range(pool)],
+             "ledger": [ticket_with_history(ledger, moments, 10) for _ in range(pool)],
+             "http": [ticket_with_history(ledger, moments, 10) for _ in range(pool)]}
+    paused = {t: raw.repository.get(t).clock_paused for t in pools["raw"]}
+    paused.update({t: ledger.get("ticket", t).clock_paused for t in pools["ledger"] + pools["http"]})
+    turns = {name: itertools.cycle(ids) for name, ids in pools.items()}
+    policy = ledger.policy_for_new_case(moments.ctx())
+
+    def next_command(name: str) -> tuple[Any, str]:
+        ticket = next(turns[name])
+        paused[ticket] = not paused[ticket]
+        return ticket, "pause_clock" if paused[ticket] else "resume_clock"
+
+    def raw_command() -> None:
+        ticket_id, action = next_command("raw")
+        ticket = raw.repository.get(ticket_id)
+        getattr(ticket, action)(policy=policy, ctx=moments.ctx())
+        raw.save(ticket)
+
+    def ledger_command() -> None:
+        ticket, action = next_command("ledger")
+        ledger.act("ticket", ticket, action, moments.ctx(), {})
+
+    def http_command() -> None:
+        http.command(*next_command("http"))
+
+    first = {name: ids[0] for name, ids in pools.items()}
+    reads = best_of({"raw": lambda: _json_state(raw.repository.get(first["raw"])),
+                     "ledger": lambda: _json_state(ledger.get("ticket", first["ledger"])),
+                     "http": lambda: http.read(first["http"])}, n)
+    commands = best_of({"raw": raw_command, "ledger": ledger_command, "http": http_command}, n)
+    raw.close()
+    ledger.close()
+    rows = []
+    for what, times in (("read", reads), ("command", commands)):
+        for how in ("ledger", "http"):
+            ratio = times[how] / times["raw"]
+            rows.append([backend, what, how, f"{times['raw'] * 1e6:,.0f}", f"{times[how] * 1e6:,.0f}",
+                         f"{ratio:.2f}×", "met" if ratio <= 1.5 else "missed"])
+    return rows
+
+
+def bench_history(backend: str, dsn: str | None, n: int, long: int) -> list[list[object]]:
+    rows = []
+    configs = (("snapshots, cold", {"CASELEDGER_AGGREGATE_CACHE": "0"}),
+               ("snapshots, warm cache", {}),
+               ("no snapshots, cold", {"CASELEDGER_AGGREGATE_CACHE": "0", "CASELEDGER_SNAPSHOT_EVERY": "0"}))
+    for label, extra in configs:
+        moments = Moments()
+        ledger = build(_env(fresh_database_url(backend, dsn), **extra))
+        every = Settings.from_environ(_env("sqlite:///unused", **extra)).snapshot_every or 10
+        # The most events a load replays after the newest snapshot (every - 1), compared with a case
+        # that far from its start: 500 + 9 events vs 9 with the default N = 10.
+        early, worst = every - 1, long + every - 1
+        tickets = {size: ticket_with_history(ledger, moments, size) for size in sorted({10, long, early, worst})}
+
+        def read(size: int) -> Callable[[], Any]:
+            return lambda: _json_state(ledger.get("ticket", tickets[size]))
+
+        def command(size: int) -> Callable[[], Any]:
+            # the command's own load only: which action comes next is known from the last state read
+            state = {"paused": ledger.get("ticket", tickets[size]).clock_paused}
+
+            def run() -> None:
+                ledger.act("ticket", tickets[size], "resume_clock" if state["paused"] else "pause_clock",
+                           moments.ctx(), {})
+                state["paused"] = not state["paused"]
+            return run
+
+        reads = best_of({size: read(size) for size in tickets}, n)
+        # commands in pairs keep the long ticket at a multiple of the interval every other command
+        commands = best_of({size: command(size) for size in tickets}, n)
+        ledger.close()
+        for what, times in (("read", reads), ("command", commands)):
+            ratio, worst_ratio = times[long] / times[10], times[worst] / times[early]
+            target = ("met" if max(ratio, worst_ratio) <= 1.2 else "missed") if label.startswith("snapshots") \
+                else "(comparison)"
+            rows.append([backend, label, what, f"{times[10] * 1e6:,.0f}", f"{times[long] * 1e6:,.0f}",
+                         f"{ratio:.2f}×", f"{early} / {worst}", f"{times[early] * 1e6:,.0f}",
+                         f"{times[worst] * 1e6:,.0f}", f"{worst_ratio:.2f}×", target])
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--backends", default="sqlite,postgres")
+    args = parser.parse_args()
+    n, long = (60, 500) if args.quick else (300, 500)
+    print(f"Machine: {machine()}\n")
+    with postgres_dsn() as dsn:
+        backends = args.backends.split(",")
+        rows = [row for backend in backends for row in bench_in_process(backend, dsn, n)]
+        print_table("In-process cost per operation vs raw eventsourcing (µs; ticket with 10 events)",
+                    ["backend", "operation", "through", "raw get (+ save)", "ours", "ratio", "target ≤ 1.5×"], rows)
+        rows = [row for backend in backends for row in bench_history(backend, dsn, n, long)]
+        print_table(f"History length: a ticket with {long} events vs 10 (µs per operation; reads at exactly that "
+                    "length, commands moving on from it; worst phase: N - 1 events past the last snapshot, vs a case of N - 1)",
+                    ["backend", "configuration", "operation", "10 events", f"{long} events", "ratio",
+                     "worst phase: events", "short", "long", "ratio", "target ≤ 1.2×"], rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""Work queues: what waits for whom, one row per waiting case, keyset-paginated like the case lists.
+
+- ``unregistered_contacts``: contacts received and not yet registered (owner ``-``: the shared
+  intake queue any agent may take, 003 §1.2 100 % registration);
+- ``open_feedback``: feedback not yet replied to (nor turned into a complaint); its owner is whoever
+  last acted on it — the person who recorded it, then the one who responded (feedback has no
+  assigned owner of its own);
+- ``complaints``: complaints not yet archived, by their current handler.
+
+Rows are ordered by ``seq``, the log position of the case's creation event, so a page is one index
+range and rows added meanwhile never shift a page. Ids and facts only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from projections.queries import decode_cursor, encode_cursor
+from projections.rowcache import RowCache
+from projections.runtime import Projection
+from projections.store import Table, ViewDatabase
+from projections.timeutil import occurred_stamp
+
+QUEUES = ("unregistered_contacts", "open_feedback", "complaints")
+WORK_TABLE = Table("rm_work_item", columns=(("queue", "TEXT"), ("case_id", "TEXT"), ("seq", "BIGINT"),
+                                            ("owner", "TEXT"), ("kind", "TEXT"), ("channel", "TEXT"),
+                                            ("status", "TEXT"), ("since", "TEXT"), ("updated_at", "TEXT")),
+                   key=("queue", "case_id"), indexes=(("queue", "seq"), ("queue", "owner", "seq")))
+_T = WORK_TABLE.name
+#: Complaint events that change its status in the queue.
+_COMPLAINT_STATUS = {"Classified": "classified", "InvestigationStarted": "investigating", "RemedyDecided": "remedied",
+                     "CustomerNotified": "notified", "Evaluated": "evaluated", "ClosedUnevaluated": "unevaluated"}
+
+
+class WorkQueues(Projection):
+    name = "work_queues"
+    rebuild_weight = 2
+    tables = (WORK_TABLE,)
+
+    def resolve(self, cls: type) -> Any:
+        name = cls.__qualname__
+        if name.startswith("Complaint.") and name.split(".", 1)[1] in _COMPLAINT_STATUS:
+            status = _COMPLAINT_STATUS[name.split(".", 1)[1]]
+            return lambda e, position, rows: self._update(rows, "complaints", e, status=status)
+        return super().resolve(cls)
+
+    def _put(self, rows: RowCache, queue: str, e: Any, position: int, owner: str | None, kind: str,
+             status: str) -> None:
+        at = occurred_stamp(e)
+        rows.put(_T, {"queue": queue, "case_id": str(e.originator_id), "seq": position, "owner": owner or "-",
+                      "kind": kind, "channel": getattr(e, "channel", None) or "-", "status": status, "since": at,
+                      "updated_at": at})
+
+    def _update(self, rows: RowCache, queue: str, e: Any, **changes: Any) -> None:
+        row = rows.get(_T, queue, str(e.originator_id))
+        if row is not None:  # not waiting (any more): nothing to change
+            rows.put(_T, {**row, **changes, "updated_at": occurred_stamp(e)})
+
+    def on_Interaction_Received(self, e: Any, position: int, rows: RowCache) -> None:
+        self._put(rows, "unregistered_contacts", e, position, None, "interaction", "received")
+
+    def on_Interaction_Registered(self, e: Any, position: int, rows: RowCache) -> None:
+        rows.delete(_T, "unregistered_contacts", str(e.originator_id))
+
+    def on_Feedback_Submitted(self, e: Any, position: int, rows: RowCache) -> None:
+        self._put(rows, "open_feedback", e, position, e.meta.get("actor_id"), e.kind, "received")
+
+    def on_Feedback_Responded(self, e: Any, position: int, rows: RowCache) -> None:
+        self._update(rows, "open_feedback", e, owner=e.meta.get("actor_id") or "-", status="responded")
+
+    def on_Feedback_Replied(self, e: Any, position: int, rows: RowCache) -> None:
+        rows.delete(_T, "open_feedback", str(e.originator_id))
+
+    def on_Feedback_EscalatedToComplaint(self, e: Any, position: int, rows: RowCache) -> None:
+        rows.delete(_T, "open_feedback", str(e.originator_id))
+
+    def on_Complaint_Accepted(self, e: Any, position: int, rows: RowCache) -> None:
+        self._put(rows, "complaints", e, position, e.handler, "complaint", "accepted")
+
+    def on_Complaint_HandlerReassigned(self, e: Any, position: int, rows: RowCache) -> None:
+        self._update(rows, "complaints", e, owner=e.handler)
+
+    def on_Complaint_Archived(self, e: Any, position: int, rows: RowCache) -> None:
+        rows.delete(_T, "complaints", str(e.originator_id))
+
+
+def list_work(db: ViewDatabase, queue: str, *, owner: str | None = None, cursor: str | None = None,
+              limit: int = 50) -> dict[str, Any]:
+    """One page of a queue, oldest first; ``next_cursor`` is None on the last page."""
+    if queue not in QUEUES:
+        raise ValueError(f"queue must be one of {', '.join(QUEUES)}")
+    where, params = ["queue = ?"], [queue]
+    if owner:
+        where.append("owner = ?")
+        params.append(owner)
+    if cursor:
+        where.append("seq > ?")
+        params.append(decode_cursor(f"work:{queue}", cursor))
+    sql = (f"SELECT {', '.join(WORK_TABLE.column_names)} FROM {_T} WHERE {' AND '.join(where)} "
+           "ORDER BY seq LIMIT ?")
+    with db.reading() as cur:
+        rows = [dict(zip(WORK_TABLE.column_names, r)) for r in cur.execute(sql, [*params, limit + 1]).fetchall()]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {"items": rows, "next_cursor": encode_cursor(f"work:{queue}", rows[-1]["seq"]) if more else None}

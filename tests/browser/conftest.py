@@ -1,0 +1,118 @@
+"""Browser tests: the console served by a real HTTP server thread on 127.0.0.1, driven by headless
+Debian Chromium through Playwright (``executable_path``: no browser build is ever downloaded).
+
+One browser per module; each test gets fresh contexts (so sessions, cookies and localStorage start
+empty), a request log that must only ever name 127.0.0.1, and a console-error log that must stay
+empty. Screenshots of the main pages go to docs/screenshots/ (the README shows two).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from pathlib import Path
+from typing import Any, Iterator
+from urllib.parse import urlsplit
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+from werkzeug.serving import make_server
+
+from api import create_app
+from services.tokens import TokenService, system_context
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+ROLES = {"agent": ("agent-li", "agent"), "lead": ("lead-wang", "team_lead"), "auditor": ("auditor-he", "auditor"),
+         "compliance": ("compliance-xu", "compliance_officer"), "records": ("records-chen", "records_manager"),
+         "admin": ("admin-ma", "administrator")}
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def tokens(ledger) -> tuple[TokenService, dict[str, str]]:
+    service = TokenService(ledger)
+    return service, {name: service.issue(actor, role, "hotline", ctx=system_context("test-setup"))[0]
+                     for name, (actor, role) in ROLES.items()}
+
+
+@pytest.fixture
+def app(ledger, tokens, clock, env):
+    return create_app(env, ledger, tokens=tokens[0], clock=clock)
+
+
+@pytest.fixture
+def server(app) -> Iterator[str]:
+    """The app on a real server thread; its base URL."""
+    httpd = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_port}"
+    httpd.shutdown()
+    thread.join(5)
+
+
+class Watched:
+    """Every page opened in the test: the URLs it requested and the errors it logged."""
+
+    def __init__(self) -> None:
+        self.requests: list[str] = []
+        self.errors: list[str] = []
+
+    def watch(self, page: Page) -> Page:
+        page.on("request", lambda request: self.requests.append(request.url))
+        page.on("console", lambda message: message.type == "error" and self.errors.append(message.text))
+        page.on("pageerror", lambda error: self.errors.append(str(error)))
+        return page
+
+
+@pytest.fixture
+def watched() -> Iterator[Watched]:
+    log = Watched()
+    yield log
+    # No request left this host (the data: favicon never reaches the network).
+    hosts = {urlsplit(url).hostname for url in log.requests if not url.startswith("data:")}
+    assert log.requests and hosts == {"127.0.0.1"}, hosts
+
+
+@pytest.fixture
+def session(browser, server, tokens, watched):
+    """``session("auditor")``: a page in a browser context of its own, signed in as that caller."""
+    contexts: list[Any] = []
+
+    def open_as(who: str | None = None, *, width: int = 1200) -> Page:
+        context = browser.new_context(viewport={"width": width, "height": 900}, base_url=server)
+        contexts.append(context)
+        page = watched.watch(context.new_page())
+        if who is not None:
+            sign_in(page, tokens[1][who])
+        return page
+
+    yield open_as
+    for context in contexts:
+        context.close()
+
+
+def sign_in(page: Page, token: str) -> None:
+    page.goto("/console/")
+    page.get_by_label("API token").fill(token)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r"/console/$"))
+
+
+@pytest.fixture
+def shoot():
+    """``shoot(page, "name")``: a full-page screenshot to docs/screenshots/name.png."""
+    def take(page: Page, name: str) -> None:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    return take
