@@ -31,6 +31,7 @@ from api.incidents import register_incidents
 from api.work import register_work
 from api.surveys import register_surveys
 from api.log import register_log
+from api.json_provider import OrjsonProvider
 from api.masking import grade_responses, record_disclosures
 from api.openapi import ContractDoc, document_vocabularies, finish_document, vocabulary_values
 from api.observability import register_observability
@@ -108,6 +109,7 @@ def create_app(settings: Settings | Mapping[str, str], ledger: CaseLedger | None
     """Build the Flask app for the ledger ``settings`` name (or the one given, already built)."""
     settings = as_settings(settings)
     app = Flask("caseledger", static_folder=None)  # an API: no static files, no unauthenticated route
+    app.json = OrjsonProvider(app)  # the same JSON, encoded in C (api/json_provider.py, issue 22)
     app.config.update(
         API_TITLE="caseledger",
         API_VERSION="v1",

@@ -4,7 +4,9 @@ sampled case; open an audit, record its observations, conclude it.
 Like ``api.compliance``: :data:`ACTIONS` maps the endpoints to actions of the access policy and
 :data:`DATA_GRADES` grades the response fields; :func:`register_audits` registers the blueprint only
 once the policy grants the actions and grades the fields (fail closed). Records are read from the
-ledger itself (one aggregate each); their events are the history.
+ledger itself (one aggregate each); their events are the history. The lists (``GET /audits/samples``,
+``GET /audits``) read the ``audits`` read model (``projections.audits``), keyset-paginated like every
+list, with the same actions as reading one (``samples.read``, ``audits.read``).
 """
 
 from __future__ import annotations
@@ -14,23 +16,33 @@ from typing import Any
 
 from flask import current_app
 from flask_smorest import Api, Blueprint
-from marshmallow import Schema, fields, validate
+from marshmallow import RAISE, Schema, fields, validate
+from werkzeug.exceptions import BadRequest
 
 from api.idempotency import answers
-from api.read_model_schemas import Opt
+from api.openapi import IF_MATCH, IF_NONE_MATCH, reads_headers
+from api.read_model_schemas import Names, Opt
+from api.read_models import conditional, read_models
 from api.resources import context, expected_version
-from api.schemas import PRINTABLE, Strict, Text
+from api.schemas import PRINTABLE, Cursor, NextCursor, Strict, Text
+from projections.audits import list_audits, list_samples
+from projections.queries import BadCursor
 from services.sampling import draw_sample, open_audit
 
 log = logging.getLogger("caseledger.api")
 
 ACTIONS = {"audits.draw_sample": "samples.draw", "audits.sample": "samples.read", "audits.inspect": "samples.inspect",
            "audits.open_audit": "audits.open", "audits.audit": "audits.read", "audits.observe": "audits.observe",
-           "audits.conclude": "audits.conclude"}
+           "audits.conclude": "audits.conclude",
+           # the lists need what reading one needs
+           "audits.list_samples": "samples.read", "audits.list_audits": "audits.read"}
 DATA_GRADES = {
     "general": ["id", "version", "status", "policy_ref", "method", "stratify_by", "size", "seed", "population_size",
                 "population_digest", "case_ids", "inspections", "criteria", "auditor", "period_from", "period_to",
-                "observations", "conclusion"],
+                "observations", "conclusion",
+                # the lists (projections.audits)
+                "seq", "case_count", "inspected_count", "drawn_at", "opened_at", "concluded_at", "observation_count",
+                "items", "next_cursor", "position"],
     "important": ["summary", "scope"],
 }
 _Id = fields.String(validate=[validate.Length(max=100), PRINTABLE])
@@ -89,6 +101,61 @@ class AuditOut(Schema):
     observations = fields.List(fields.Dict())
 
 
+class _ListQuery(Strict):
+    auditor = Names(metadata={"description": "samples: who drew it; audits: the engagement's auditor (repeat: any of)"})
+    from_ = fields.AwareDateTime(data_key="from", load_default=None,
+                                 metadata={"description": "samples drawn from then on; audits whose period ends after"})
+    to = fields.AwareDateTime(load_default=None,
+                              metadata={"description": "samples drawn before then; audits whose period begins before"})
+    cursor = Cursor()
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+
+
+class SampleListQuery(_ListQuery):
+    status = fields.List(fields.String(validate=validate.OneOf(["drawn", "inspected"])), load_default=None)
+
+
+class AuditListQuery(_ListQuery):
+    status = fields.List(fields.String(validate=validate.OneOf(["open", "concluded"])), load_default=None)
+
+
+class SampleRow(Schema):
+    id, status, method, auditor, drawn_at, policy_ref = (fields.String() for _ in range(6))
+    stratify_by = Opt()
+    seq, version, size, population_size = fields.Integer(), fields.Integer(), fields.Integer(), fields.Integer()
+    case_count, inspected_count = fields.Integer(), fields.Integer()
+
+
+class AuditRow(Schema):
+    id, status, title, auditor, period_from, period_to, opened_at, policy_ref = (fields.String() for _ in range(8))
+    concluded_at, conclusion = Opt(), Opt()
+    seq, version, observation_count = fields.Integer(), fields.Integer(), fields.Integer()
+
+
+class SamplePage(Schema):
+    items = fields.List(fields.Nested(SampleRow))
+    next_cursor = NextCursor()
+    position = fields.Integer()
+
+
+class AuditPage(Schema):
+    items = fields.List(fields.Nested(AuditRow))
+    next_cursor = NextCursor()
+    position = fields.Integer()
+
+
+def _list(query: dict[str, Any], lister: Any, key: str, schema: type) -> Any:
+    live = read_models()
+    position = live.fresh("audits")
+    try:
+        page = lister(live.runner.db, status=query["status"], auditor=query["auditor"], from_=query["from_"],
+                      to=query["to"], cursor=query["cursor"], limit=query["limit"])
+    except BadCursor as e:
+        raise BadRequest(str(e)) from None
+    items = [{"id": row.pop(key), **row} for row in page["items"]]
+    return conditional({"items": items, "next_cursor": page["next_cursor"], "position": position}, schema)
+
+
 def _sample(s: Any) -> Any:
     return {"id": str(s.id), "status": s.status, "policy_ref": s.policy_ref, "method": s.method, "size": s.size,
             "seed": s.seed, "population_size": s.population_size, "population_digest": s.population_digest,
@@ -111,7 +178,26 @@ def _act(kind: str, record_id: Any, action: str, body: dict[str, Any]) -> Any:
     return _ledger().act(kind, record_id, action, context(), body, expected_version())
 
 
+def _list_routes(blp: Blueprint) -> None:
+    @blp.route("/samples", methods=["GET"], endpoint="list_samples")
+    @blp.arguments(SampleListQuery, location="query", unknown=RAISE)
+    @blp.response(200, SamplePage)
+    @blp.doc(summary="Inspection samples in the order they were drawn, filtered, keyset-paginated")
+    @reads_headers(IF_NONE_MATCH)
+    def samples(query):  # noqa: ANN001, ANN202
+        return _list(query, list_samples, "sample_id", SamplePage)
+
+    @blp.route("", methods=["GET"], endpoint="list_audits")
+    @blp.arguments(AuditListQuery, location="query", unknown=RAISE)
+    @blp.response(200, AuditPage)
+    @blp.doc(summary="Audit engagements in the order they were opened, filtered, keyset-paginated")
+    @reads_headers(IF_NONE_MATCH)
+    def audits(query):  # noqa: ANN001, ANN202
+        return _list(query, list_audits, "audit_id", AuditPage)
+
+
 def _routes(blp: Blueprint) -> None:
+    _list_routes(blp)
     @blp.route("/samples", methods=["POST"], endpoint="draw_sample")
     @blp.arguments(DrawBody)
     @blp.response(200, SampleOut)
@@ -124,6 +210,7 @@ def _routes(blp: Blueprint) -> None:
 
     @blp.route("/samples/<uuid:sample_id>", endpoint="sample")
     @blp.response(200, SampleOut)
+    @blp.doc(summary="Read one audit sample and what was inspected")
     def sample(sample_id):  # noqa: ANN001, ANN202
         return _sample(_ledger().get("sample", sample_id))
 
@@ -132,6 +219,7 @@ def _routes(blp: Blueprint) -> None:
     @blp.response(200, SampleOut)
     @blp.doc(summary="Record the inspection result of one sampled case (once per case)")
     @answers(lambda written, body, sample_id: _sample(_ledger().get("sample", sample_id)))
+    @reads_headers(IF_MATCH)
     def inspect(body, sample_id):  # noqa: ANN001, ANN202
         return _sample(_act("sample", sample_id, "inspect", {**body, "finding_id": body["finding_id"] and
                                                              str(body["finding_id"])}))
@@ -146,6 +234,7 @@ def _routes(blp: Blueprint) -> None:
 
     @blp.route("/<uuid:audit_id>", endpoint="audit")
     @blp.response(200, AuditOut)
+    @blp.doc(summary="Read one internal audit: scope, observations and conclusion")
     def audit(audit_id):  # noqa: ANN001, ANN202
         return _audit(_ledger().get("audit", audit_id))
 
@@ -154,6 +243,7 @@ def _routes(blp: Blueprint) -> None:
     @blp.response(200, AuditOut)
     @blp.doc(summary="The auditor records an observation linked to cases, findings and samples")
     @answers(lambda written, body, audit_id: _audit(_ledger().get("audit", audit_id)))
+    @reads_headers(IF_MATCH)
     def observe(body, audit_id):  # noqa: ANN001, ANN202
         return _audit(_act("audit", audit_id, "observe", body))
 
@@ -162,6 +252,7 @@ def _routes(blp: Blueprint) -> None:
     @blp.response(200, AuditOut)
     @blp.doc(summary="The auditor concludes the engagement (policy vocabulary audit_conclusion)")
     @answers(lambda written, body, audit_id: _audit(_ledger().get("audit", audit_id)))
+    @reads_headers(IF_MATCH)
     def conclude(body, audit_id):  # noqa: ANN001, ANN202
         return _audit(_act("audit", audit_id, "conclude", body))
 

@@ -28,12 +28,16 @@ class PublicPaths(frozenset):
     def __new__(cls, paths: frozenset[str] | set[str]) -> PublicPaths:
         self = super().__new__(cls, paths)
         self._rules = Map([Rule(p, endpoint=p) for p in paths if "<" in p]).bind("localhost")
+        # What every path a rule with variables matches starts with: any other path is answered
+        # without running the URL map, i.e. every request to a private endpoint (issue 22: the match
+        # ran for each of them).
+        self._prefixes = tuple(p[:p.index("<")] for p in paths if "<" in p)
         return self
 
     def __contains__(self, path: object) -> bool:
         if frozenset.__contains__(self, path):
             return True
-        if not isinstance(path, str) or not path.startswith("/"):
+        if not isinstance(path, str) or not path.startswith("/") or not path.startswith(self._prefixes):
             return False
         try:
             self._rules.match(path, method="GET")

@@ -23,6 +23,7 @@ from werkzeug.exceptions import BadRequest, NotFound
 
 from api.read_model_schemas import Count, Flag, Names, Opt
 from api.idempotency import answers
+from api.openapi import IF_MATCH, IF_NONE_MATCH, reads_headers
 from api.read_models import conditional, read_models
 from api.resources import context, expected_version
 from api.schemas import PRINTABLE, Strict, Text
@@ -41,7 +42,7 @@ ACTIONS = {"compliance.sla_clocks": "compliance.read", "compliance.sla_summary":
            "compliance.finding_kpis": "compliance.read"}
 #: Grade of every response field that the access policy must know (none is core: no personal data).
 DATA_GRADES = {
-    "general": ["case_kind", "case_id", "clock", "cycle", "limit", "started_at", "stopped_at", "deadline", "breached",
+    "general": ["calendar_ref", "case_kind", "case_id", "clock", "cycle", "limit", "started_at", "stopped_at", "deadline", "breached",
                 "breached_at", "next_check", "subject_kind", "raised_at", "raised_by_run", "acknowledged_role",
                 "acknowledged_at", "job", "trigger", "instance", "started_wall", "ended_wall", "counts", "details",
                 "running", "paused", "missed", "escalated"],
@@ -120,7 +121,7 @@ class FindingKpis(Schema):
 class SlaClock(Schema):
     id, case_kind, case_id, clock, status, unit, policy_ref = (fields.String() for _ in range(7))
     seq, cycle, paused_seconds, escalations = fields.Integer(), fields.Integer(), Count(), Count()
-    clause, limit, rung = Opt(), Opt(), Opt()
+    clause, limit, rung, calendar_ref = Opt(), Opt(), Opt(), Opt()
     started_at, stopped_at, deadline, breached_at, next_check, updated_at = (Opt() for _ in range(6))
     breached, overdue = Flag(allow_none=True), Flag(allow_none=True)
 
@@ -206,6 +207,7 @@ def _routes(blp: Blueprint) -> None:
     @blp.arguments(SlaClockQuery, location="query", unknown=RAISE)
     @blp.response(200, SlaClockPage)
     @blp.doc(summary="SLA clock runs of every ticket, complaint and feedback: deadline, status, breach, escalation")
+    @reads_headers(IF_NONE_MATCH)
     def sla_clocks(query):  # noqa: ANN001, ANN202
         return _page(query, list_sla_clocks, ("status", "clock", "case_kind", "case_id", "rung"), SlaClockPage,
                      as_of=query["as_of"] or _now(), overdue=query["overdue"])
@@ -214,6 +216,7 @@ def _routes(blp: Blueprint) -> None:
     @blp.arguments(SummaryQuery, location="query", unknown=RAISE)
     @blp.response(200, SlaSummary)
     @blp.doc(summary="Per clock: runs running, paused, met, missed, overdue at as_of, breached and escalated")
+    @reads_headers(IF_NONE_MATCH)
     def summary(query):  # noqa: ANN001, ANN202
         live = read_models()
         position = live.fresh()
@@ -225,11 +228,13 @@ def _routes(blp: Blueprint) -> None:
     @blp.arguments(FindingQuery, location="query", unknown=RAISE)
     @blp.response(200, FindingPage)
     @blp.doc(summary="Compliance findings in the order they were raised, each with its rule and clause")
+    @reads_headers(IF_NONE_MATCH)
     def findings(query):  # noqa: ANN001, ANN202
         return _page(query, list_findings, ("rule", "status", "subject_kind", "subject_id"), FindingPage)
 
     @blp.route("/findings/<uuid:finding_id>", endpoint="finding")
     @blp.response(200, Finding)
+    @blp.doc(summary="Read one compliance finding: its rule, clause, facts and rectification so far")
     def finding(finding_id):  # noqa: ANN001, ANN202
         read_models().fresh()
         return _finding(finding_id)
@@ -241,6 +246,7 @@ def _routes(blp: Blueprint) -> None:
              description="Roles: the policy's audit.acknowledge. Send If-Match with the finding's ETag to refuse "
                          "a change made meanwhile (412).")
     @answers(lambda written, body, finding_id: _fresh_finding(finding_id))  # as acknowledged, in the read model
+    @reads_headers(IF_MATCH)
     def acknowledge(body, finding_id):  # noqa: ANN001, ANN202
         ledger = current_app.extensions["caseledger"]
         ledger.act("finding", finding_id, "acknowledge", context(reason=body["reason"]), {}, expected_version())
@@ -252,6 +258,7 @@ def _routes(blp: Blueprint) -> None:
     @blp.arguments(JobRunQuery, location="query", unknown=RAISE)
     @blp.response(200, JobRunPage)
     @blp.doc(summary="History of the scheduled compliance jobs (started, finished with counts, failed with reason)")
+    @reads_headers(IF_NONE_MATCH)
     def job_runs(query):  # noqa: ANN001, ANN202
         return _page(query, list_job_runs, ("job", "status", "trigger"), JobRunPage)
 
@@ -265,6 +272,7 @@ def _rectification_routes(blp: Blueprint) -> None:
         @blp.doc(summary=summary, description="Send If-Match with the finding's ETag to refuse a change made "
                                               "meanwhile (412).")
         @answers(lambda written, body, finding_id: _fresh_finding(finding_id))
+        @reads_headers(IF_MATCH)
         def handler(body, finding_id):  # noqa: ANN001, ANN202
             body = dict(body)
             ctx = context(reason=body.pop("reason", None))
@@ -280,6 +288,7 @@ def _rectification_routes(blp: Blueprint) -> None:
     @blp.arguments(KpiQuery, location="query", unknown=RAISE)
     @blp.response(200, FindingKpis)
     @blp.doc(summary="Findings open, overdue (rectification past its due date) and closed, by rule and team")
+    @reads_headers(IF_NONE_MATCH)
     def finding_kpis(query):  # noqa: ANN001, ANN202
         from projections.rectification import finding_kpis as kpis
 

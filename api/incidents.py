@@ -14,6 +14,7 @@ from marshmallow import RAISE, Schema, fields, validate
 from werkzeug.exceptions import BadRequest
 
 from api.idempotency import answers
+from api.openapi import IF_MATCH, IF_NONE_MATCH, reads_headers
 from api.read_models import conditional, read_models
 from api.resources import context, expected_version, ledger, written_new, written_state
 from api.schemas import (
@@ -64,6 +65,11 @@ class Closing(ActionSchema):
 
 
 ACTION_SCHEMAS = {"change_level": LevelChange, "note": TimelineNote, "recover": ActionSchema, "close": Closing}
+#: Summaries of the actions, written for people (a template gave "Change level an incident").
+ACTION_SUMMARIES = {"change_level": "Raise or lower an incident's level (policy vocabulary incident_level)",
+                    "note": "Add a step to an incident's timeline (detected, contained, customers notified…)",
+                    "recover": "Record that the service has recovered from an incident",
+                    "close": "Close an incident, with how it was resolved"}
 
 
 class IncidentListQuery(Strict):
@@ -107,8 +113,9 @@ def _action(blp: Blueprint, action: str) -> None:
     @blp.route(f"/<uuid:incident_id>/{action.replace('_', '-')}", methods=["POST"], endpoint=action)
     @blp.arguments(ACTION_SCHEMAS[action])
     @blp.response(200, IncidentState)
-    @blp.doc(summary=f"{action.replace('_', ' ').capitalize()} an incident")
+    @blp.doc(summary=ACTION_SUMMARIES[action])
     @answers(lambda written, args, incident_id: _state(written_state(KIND, written, incident_id)))
+    @reads_headers(IF_MATCH)
     def act(args, incident_id):
         ctx = context(reason=args.pop("reason", None))
         return _state(ledger().act(KIND, incident_id, action, ctx, args, expected_version()))
@@ -130,6 +137,7 @@ def register_incidents(api: Api) -> None:
     @blp.arguments(IncidentListQuery, location="query", unknown=RAISE)
     @blp.response(200, IncidentPage)
     @blp.doc(summary="Incidents in report order, filtered, keyset-paginated (ids and facts only)")
+    @reads_headers(IF_NONE_MATCH)
     def incidents(query):
         live = read_models()
         position = live.fresh("incidents")
@@ -142,6 +150,7 @@ def register_incidents(api: Api) -> None:
 
     @blp.route("/<uuid:incident_id>", endpoint="get")
     @blp.response(200, IncidentState)
+    @blp.doc(summary="Read one service incident and its handling so far")
     def get(incident_id):
         return _state(ledger().get(KIND, incident_id))
 

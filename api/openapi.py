@@ -63,7 +63,8 @@ HEADERS: dict[str, dict[str, Any]] = {
                     "schema": {"type": "string", "minLength": 1, "maxLength": 500}},
 }
 
-#: Summaries of endpoints whose modules declare none (endpoint → summary).
+#: Summaries of endpoints whose modules declare none (endpoint → summary). A new module declares its
+#: own (``@blp.doc(summary=...)``); these are only for the older ``api.log`` and ``api.retention``.
 SUMMARIES: dict[str, str] = {
     "log.latest_checkpoint": "The latest signed checkpoint of the transparency log (public)",
     "log.publish_checkpoint": "Sign and publish a checkpoint of the log now",
@@ -74,10 +75,6 @@ SUMMARIES: dict[str, str] = {
     "holds.release": "Release a legal hold",
     "dispositions.propose": "Propose destroying a data subject's personal data",
     "dispositions.get": "Read one disposition and its destruction certificate",
-    "compliance.finding": "Read one compliance finding",
-    "incidents.get": "Read one service incident and its handling so far",
-    "audits.sample": "Read one audit sample and what was inspected",
-    "audits.audit": "Read one internal audit: scope, observations and conclusion",
 }
 
 

@@ -49,6 +49,7 @@ class RecordRow(Schema):
     trigger_milestone = fields.String(allow_none=True)
     trigger_at = fields.String(allow_none=True)
     due_at = fields.String(allow_none=True)
+    calendar_ref = fields.String(allow_none=True, metadata={"description": "the calendar data the due date was computed with (None: no working days involved)"})
     held_by = fields.List(fields.String())
     destroyed_at = fields.String(allow_none=True)
 

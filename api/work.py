@@ -13,6 +13,7 @@ from flask_smorest import Api, Blueprint
 from marshmallow import RAISE, Schema, fields, validate
 from werkzeug.exceptions import BadRequest
 
+from api.openapi import IF_NONE_MATCH, reads_headers
 from api.read_models import conditional, read_models
 from api.schemas import Cursor, Name, NextCursor, Strict
 from projections.queries import BadCursor
@@ -52,6 +53,7 @@ def _queue_route(blp: Blueprint, queue: str) -> None:
     @blp.arguments(WorkQuery, location="query", unknown=RAISE)
     @blp.response(200, WorkPage)
     @blp.doc(summary=f"Work queue {queue.replace('_', ' ')}, oldest first, keyset-paginated")
+    @reads_headers(IF_NONE_MATCH)
     def page(query):
         live = read_models()
         position = live.fresh("work_queues")

@@ -39,7 +39,8 @@ def timed(fn: Callable[[], object]) -> float:
 
 
 def machine() -> str:
-    return f"{platform.node()} · {os.cpu_count()} cores · Python {platform.python_version()} · {date.today()}"
+    load = "load average %.2f %.2f %.2f" % os.getloadavg()  # the machine is shared: say how busy it was
+    return f"{platform.node()} · {os.cpu_count()} cores · {load} · Python {platform.python_version()} · {date.today()}"
 
 
 def print_table(title: str, header: list[str], rows: list[list[object]]) -> str:

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.context import open_ledger
+from cli.customers import COMMANDS as CUSTOMER_COMMANDS
 from cli.errors import OneLineError
 from cli.identity import acting, os_user
 from domain.context import Context
@@ -181,4 +182,5 @@ def permissions() -> None:
         click.echo(f"| {actions} | " + " | ".join(scopes) + " |")
 
 
-COMMANDS = (tokens, access_events, permissions)
+# `caseledger customer show` (cli/customers.py) reads personal data as a token holder, like `events --json`.
+COMMANDS = (tokens, access_events, permissions, *CUSTOMER_COMMANDS)

@@ -30,8 +30,12 @@ from cli.errors import OneLineError
 from domain.context import Context
 from domain.permissions import AccessPolicy
 from ledger.application import CaseLedger
+from projections.case_people import CasePeople
+from projections.runtime import ProjectionRunner
+from projections.store import ViewDatabase
 from services.access_log import AccessLog
 from services.disclosure import Disclosure
+from services.need_to_know import need_to_know
 from services.tokens import Caller, TokenService
 
 HOW_TO = ("set CASELEDGER_TOKEN or give 'caseledger --token-file FILE …' (a token from 'caseledger tokens "
@@ -77,13 +81,31 @@ class Acting:
                        performed_by=performed_by if imported else None)
 
     def disclosure(self, reason: str | None) -> Disclosure:
-        """Masked unless a reason is given and the role may unmask (refused otherwise, not silently masked)."""
+        """Masked unless a reason is given and the role may unmask (refused otherwise, not silently masked).
+
+        The API's decision (``api.permissions._disclosure``): a role whose ``personal.unmask`` scope is
+        ``own`` (agents) sees unmasked only the customers of cases they own or are assigned (need-to-know,
+        003 §6.3); anyone else stays masked whatever the reason."""
         if reason is None:
             return Disclosure()
-        if self.access.scope(self.caller.role, "personal.unmask") is None:
+        scope = self.access.scope(self.caller.role, "personal.unmask")
+        if scope is None:
             raise OneLineError(f"refused: a {self.caller.role} may not see personal data unmasked "
                                f"(personal.unmask, permission matrix {self.access.ref})")
+        if scope == "own":
+            return Disclosure(reason, need_to_know=need_to_know(self._case_people, self.caller.actor_id))
         return Disclosure(reason)
+
+    def _case_people(self) -> ViewDatabase:
+        """The ``case_people`` read model caught up with the log, by a runner of this command's own
+        (as the API serves it: a read model stopped by an event is served as far as it got)."""
+        runner = ProjectionRunner(self.ledger, [CasePeople(self.ledger)])
+        command = click.get_current_context(silent=True)
+        if command is not None:  # its connection ends with the command, not with the process
+            command.call_on_close(runner.close)
+        runner.ensure_tables()
+        runner.catch_up(strict=False)
+        return runner.db
 
     def record(self, disclosure: Disclosure, resource: str) -> None:
         """Write what was shown unmasked to the security audit log, as the API does."""

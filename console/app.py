@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any
 
 from flask import Flask, Response, g, redirect, render_template, request, url_for
 from werkzeug.exceptions import Forbidden, HTTPException
@@ -72,9 +73,17 @@ def create_console(api_app: Flask, *, now: Callable[[], datetime] = wall_clock) 
         return render_template("error.html", error=error), error.code or 500
 
     _sign_in_routes(app)
-    from console import pages_cases, pages_work, docs  # the pages, registered on this app
+    from console import (  # the pages, on this app
+        docs,
+        pages_cases,
+        pages_findings,
+        pages_queues,
+        pages_work,
+    )
     pages_cases.register(app)
     pages_work.register(app)
+    pages_findings.register(app)
+    pages_queues.register(app)
     docs.register(app)
     return app
 

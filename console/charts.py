@@ -6,8 +6,8 @@ the markup stays small, accessible (``role="img"`` with a title listing every va
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from html import escape
-from typing import Sequence
 
 WIDTH, BAR_HEIGHT, GAP, LABEL = 480, 22, 6, 150
 

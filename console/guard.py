@@ -9,14 +9,17 @@ read a case need that kind's ``<kind>.read``, checked against the record's scope
 from __future__ import annotations
 
 import hmac
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from flask import current_app, g, request
 from werkzeug.exceptions import Forbidden
 
+from console.views import views
+from domain.access import MAX_REASON
 from domain.permissions import UNMASK, AccessPolicy
 from services.disclosure import Disclosure
-from domain.access import MAX_REASON
+from services.need_to_know import need_to_know
 
 #: Pages anyone may open: sign-in, the API docs, static files.
 PUBLIC_ENDPOINTS = frozenset({"sign_in", "sign_in_form", "docs", "docs_asset", "static"})
@@ -69,7 +72,9 @@ def record_in_scope(kind: str, aggregate: Any) -> None:
 
 
 def disclosure_for(reason: str | None) -> Disclosure:
-    """Masked unless a reason is given and the role holds personal.unmask (403 otherwise)."""
+    """Masked unless a reason is given and the role holds personal.unmask (403 otherwise); the API's
+    decision (``api.permissions._disclosure``): a role whose unmask grant has scope ``own`` (agents)
+    sees only the customers of cases they own or handle (``services.need_to_know``), whatever the reason."""
     if reason is None or not reason.strip():
         return Disclosure()
     reason = reason.strip()
@@ -77,7 +82,16 @@ def disclosure_for(reason: str | None) -> Disclosure:
         raise Forbidden(f"a reason is 1 to {MAX_REASON} printable characters")
     if policy().scope(g.caller.role, UNMASK) is None:
         raise Forbidden(f"the {g.caller.role} role may not read personal data unmasked")
+    if policy().scope(g.caller.role, UNMASK) == "own":
+        return Disclosure(reason, need_to_know=need_to_know(_case_people, g.caller.actor_id))
     return Disclosure(reason)
+
+
+def _case_people() -> Any:
+    """The console's read models caught up with the log (``case_people`` among them), as the API's."""
+    live = views()
+    live.fresh()
+    return live.runner.db
 
 
 def check_csrf(expected: str) -> None:

@@ -3,7 +3,8 @@ everything else to the API unchanged; a browser opening ``/`` is sent to the con
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from flask import Flask
 

@@ -113,7 +113,7 @@ def _load(kind: str, aggregate_id: str) -> Any:
 @guard.needs(guard.PER_RECORD)
 def case(kind: str, aggregate_id: str) -> Any:
     aggregate = _load(kind, aggregate_id)
-    contact = None
+    contact, withheld = None, False
     if kind == "customer":
         reason = request.form.get("reason") if request.method == "POST" else None
         disclosure = guard.disclosure_for(reason)
@@ -121,9 +121,11 @@ def case(kind: str, aggregate_id: str) -> Any:
         if disclosure.disclosed:  # recorded before anything is shown; if that fails, nothing is
             current_app.extensions["caseledger.access_log"].record(
                 context(disclosure.reason), disclosure.disclosed, resource=f"console {request.path}")
+        withheld = bool(disclosure.withheld)  # need-to-know said no: shown masked, and the page says why
     elif request.method == "POST":
         abort(405)
-    page: dict[str, Any] = {"kind": kind, "aggregate": aggregate, "contact": contact, "links": _links(aggregate)}
+    page: dict[str, Any] = {"kind": kind, "aggregate": aggregate, "contact": contact, "withheld": withheld,
+                            "links": _links(aggregate)}
     if guard.may("replay.read"):
         page.update(_replay(kind, aggregate))
     if kind == "customer" and guard.may("replay.read"):

@@ -1,13 +1,24 @@
-"""Work pages: KPI dashboard, SLA clocks, the findings queue, retention with holds and four-eyes
+"""Work pages: KPI dashboard, SLA clocks, retention with legal holds and four-eyes
 dispositions, checkpoints and verification status. Commands go through the same use cases as the
 API (``CaseLedger.act``, ``services.retention``); a broken rule is shown with its rule and clause."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, timedelta
-from typing import Any, Callable
+from typing import Any
+from uuid import UUID
 
-from flask import Flask, abort, current_app, g, redirect, render_template, request, url_for
+from flask import (
+    Flask,
+    abort,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from markupsafe import Markup
 
 from console import guard
@@ -15,7 +26,7 @@ from console.charts import bar_chart
 from console.views import business_now, context, ledger, views
 from domain.errors import DomainError
 from ledger.errors import NotFound
-from projections.compliance_queries import list_findings, list_job_runs, sla_summary
+from projections.compliance_queries import list_job_runs, sla_summary
 from projections.kpis import dashboard as kpi_dashboard
 from services.retention import Retention, build_retention
 
@@ -25,9 +36,9 @@ MAX_PERIOD_DAYS = 366  # as the API's dashboards: bounds one page's work
 
 def register(app: Flask) -> None:
     app.add_url_rule("/console/dashboard", "dashboard", dashboard)
-    app.add_url_rule("/console/findings", "findings", findings)
-    app.add_url_rule("/console/findings/<finding_id>/acknowledge", "acknowledge", acknowledge, methods=["POST"])
     app.add_url_rule("/console/retention", "retention", retention)
+    app.add_url_rule("/console/holds", "place_hold", place_hold, methods=["POST"])
+    app.add_url_rule("/console/holds/<hold_id>/release", "release_hold", release_hold, methods=["POST"])
     app.add_url_rule("/console/dispositions", "propose", propose, methods=["POST"])
     app.add_url_rule("/console/dispositions/<disposition_id>", "disposition", disposition)
     for step in ("approve", "reject", "execute"):
@@ -84,29 +95,6 @@ def _last_verification() -> dict[str, Any] | None:
     return runs[-1] if runs else None
 
 
-@guard.needs("compliance.read")
-def findings() -> Any:
-    views().fresh()
-    status = request.args.get("status", "open")
-    criteria = {"status": [status]} if status else {}
-    page = list_findings(views().runner.db, criteria, limit=200)
-    return render_template("findings.html", findings=page["items"], status=status)
-
-
-@guard.needs("findings.acknowledge")
-def acknowledge(finding_id: str) -> Any:
-    reason = request.form.get("reason", "").strip()
-    if not reason:
-        abort(400, "say why the finding is acknowledged")
-    try:
-        ledger().act("finding", finding_id, "acknowledge", context(reason), {}, None)
-    except NotFound:
-        abort(404)
-    except DomainError as e:
-        return _refused(e)
-    return redirect(url_for("findings", status=""))
-
-
 def _retention() -> Retention:
     service = current_app.extensions.get("console.retention")
     if service is None:
@@ -122,6 +110,43 @@ def retention() -> Any:
     return render_template("retention.html", report=service.report(now), holds=service.holds(fresh=False),
                            destroyed=service.destroyed(), records=service.records(due_before=now, limit=200,
                                                                                   fresh=False), now=now)
+
+
+def _hold_text(name: str, limit: int) -> str:
+    value = request.form.get(name, "").strip()
+    if len(value) > limit or not value.isprintable():
+        abort(400, f"{name} is at most {limit} printable characters")
+    return value  # an empty one is the domain's to refuse, with its rule
+
+
+@guard.needs("holds.place")
+def place_hold() -> Any:
+    """``Retention.place_hold``, as ``POST /holds``: the target, the authority that ordered it, a reason."""
+    target_id = _hold_text("target_id", 100)
+    try:
+        UUID(target_id)
+    except ValueError:
+        abort(400, "the target id is a record's id (a UUID)")
+    try:
+        _retention().place_hold(context(_hold_text("reason", 500) or None),
+                                target_kind=_hold_text("target_kind", 40), target_id=target_id,
+                                authority=_hold_text("authority", 200))
+    except (NotFound, ValueError):
+        abort(404, "no such record to hold: check the kind and id")
+    except DomainError as e:
+        return _refused(e)
+    return redirect(url_for("retention", _anchor="holds-h"))
+
+
+@guard.needs("holds.release")
+def release_hold(hold_id: str) -> Any:
+    try:
+        _retention().release_hold(context(_hold_text("reason", 500) or None), hold_id)
+    except (NotFound, ValueError):
+        abort(404, f"no legal hold {hold_id}")
+    except DomainError as e:
+        return _refused(e)
+    return redirect(url_for("retention", _anchor="holds-h"))
 
 
 @guard.needs("dispositions.propose")

@@ -31,7 +31,7 @@ class LiveViews:
         with self.lock:
             try:
                 self.runner.catch_up(strict=False)
-            except Exception as e:  # noqa: BLE001 - as api.read_models: serve what was committed
+            except Exception as e:
                 log.warning("console: catching up failed, serving the last committed state", exc_info=e)
                 self.runner.db.close()
             return list(self.runner.status())

@@ -164,6 +164,12 @@ class CaseAudit:
             return [self._suspect(case_id, "closed_without_acceptance", _at(e), f"v{e.originator_version}")]
         return []
 
+    def _Ticket_ClosedUnconfirmed(self, case_id: str, facts: dict, e: Any, related: Mapping[str, Any]) -> list:
+        """Closed by the stalled-cases job because the customer never confirmed (rules.customer_silence):
+        a closure the policy sanctions and the event names, not a closure without acceptance. Known here
+        on purpose, so that nobody "fixes" the rule by treating it as one."""
+        return []
+
     # -- complaints: evidence, remedy, notification and evaluation before archiving ----------------
     def _Complaint_Accepted(self, case_id: str, facts: dict, e: Any, related: Mapping[str, Any]) -> list:
         _start(facts, {"evidence": 0, "remedied": False, "notified": False, "evaluated": False})
@@ -185,9 +191,17 @@ class CaseAudit:
         facts["evaluated"] = True
         return []
 
+    def _Complaint_ClosedUnevaluated(self, case_id: str, facts: dict, e: Any, related: Mapping[str, Any]) -> list:
+        """Closed by the stalled-cases job because the customer, told the outcome, never evaluated it
+        (rules.customer_silence): the evaluation the customer withheld is not the handler's gap, so
+        archiving it later is no "archived without evaluation". Stored as its own fact, never as evaluated."""
+        facts["unevaluated_closure"] = True
+        return []
+
     def _Complaint_Archived(self, case_id: str, facts: dict, e: Any, related: Mapping[str, Any]) -> list:
         missing = {"evidence": not facts["evidence"], "remedy": not facts["remedied"],
-                   "notification": not facts["notified"], "evaluation": not facts["evaluated"]}
+                   "notification": not facts["notified"],
+                   "evaluation": not (facts["evaluated"] or facts.get("unevaluated_closure"))}
         return [self._suspect(case_id, f"complaint_archived_without_{what}", _at(e))
                 for what, gap in missing.items() if gap]
 

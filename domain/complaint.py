@@ -18,6 +18,7 @@ from eventsourcing.domain import event
 from domain.case import Case
 from domain.context import Context, personal
 from domain.errors import InvalidValue, require
+from domain.feedback import require_not_by_handler
 from domain.policy import Policy
 
 
@@ -202,6 +203,11 @@ class Complaint(Case):
                           comment: str | None = None) -> None:
         self._governed_by(policy)
         self._require_status({S.NOTIFIED}, "record the customer's evaluation of", rule="complaint.evaluation_requires_notice")
+        # The evaluation judges the handler's work: the handler may not key it in (as for surveys), from
+        # the policy version that states the rule on (sop-2025@2 and the policies extending it); a
+        # complaint pinned to an earlier version keeps the rules it was opened under.
+        if "survey_independence" in policy.rules:
+            require_not_by_handler(policy, ctx, frozenset({self.handler}))
         if score is not None:
             scales = policy.rule("survey_scales")
             if not scales["csat_min"] <= score <= scales["csat_max"]:

@@ -112,6 +112,13 @@ def check_answers(csat: int | None, nps: int | None, policy: Policy, ctx: Contex
             rule="survey.empty", clause=clause)
     _in_range(csat, scales["csat_min"], scales["csat_max"], "csat", clause)
     _in_range(nps, scales["nps_min"], scales["nps_max"], "nps", clause)
+    require_not_by_handler(policy, ctx, handled_by)
+
+
+def require_not_by_handler(policy: Policy, ctx: Context, handled_by: frozenset[str]) -> None:
+    """rules.survey_independence: the customer's answer — a survey, a complaint evaluation — is not
+    entered by someone who handled the case. Refused under every policy version; the clause is cited
+    where the policy states it."""
     if ctx.person in handled_by:
         raise TransitionForbidden(f"{ctx.person} handled this case and may not enter its survey",
                                   rule="survey.not_by_handler",

@@ -324,8 +324,11 @@ class SLABreach(Case):
     @event("SLABreached")
     def __init__(self, id: UUID, case_kind: str, case_id: str, clock_key: str, cycle: int, policy_ref: str,
                  clause: str, limit: float, unit: str, started_at: str, breached_at: str, stopped_at: str | None,
-                 rung: str, meta: dict[str, Any]):
+                 rung: str, meta: dict[str, Any], calendar_ref: str | None = None):
+        # calendar_ref (issue 20): the calendar data the limit's working days were counted with; last and
+        # optional, so breaches recorded before it existed replay unchanged (None: not known / not needed).
         self.case_kind, self.case_id, self.clock_key, self.cycle = case_kind, case_id, clock_key, cycle
+        self.calendar_ref = calendar_ref
         self.policy_ref = policy_ref
         self.clause = clause
         self.breached_at = breached_at
@@ -348,7 +351,7 @@ class SLABreach(Case):
                    clock_key=run.key, cycle=run.cycle, policy_ref=policy.ref, clause=reading.clause,
                    limit=reading.limit, unit=reading.unit, started_at=run.started_at.isoformat(),
                    breached_at=reading.crossed_at.isoformat(), stopped_at=_iso(run.stopped_at), rung=first_rung,
-                   meta=ctx.meta(policy.ref))
+                   meta=ctx.meta(policy.ref), calendar_ref=reading.calendar_ref)
 
     def escalate(self, *, step: int, due_at: datetime, policy: Policy, ctx: Context) -> None:
         """Escalation step ``step`` of ``rules.sla_escalation``: the next rung, in order, once."""

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, Mapping, NamedTuple, Protocol
 from zoneinfo import ZoneInfo
 
-from domain.calendar import BusinessCalendar, add_duration
+from domain.calendar import BusinessCalendar, deadline_with_ref
 from domain.errors import PolicyError
 from domain.policy import Clock, Policy
 
@@ -59,6 +59,9 @@ class Reading(NamedTuple):
     clause: str
     deadline: datetime | None
     crossed_at: datetime | None
+    #: The calendar data the limit's working days were counted with (``cn-2026@<hash>``, or the
+    #: ``holidays`` package for a year without a notice); None for limits in minutes or hours.
+    calendar_ref: str | None = None
 
     @property
     def state(self) -> str:
@@ -77,9 +80,9 @@ def read(run: ClockRun, clock: Clock, calendar: BusinessCalendar, tz: ZoneInfo, 
         limit = clock.limit_for(run.attrs)
     except PolicyError:
         return None
-    base = add_duration(run.started_at, limit * multiple, clock.unit, calendar, tz)
+    base, calendar_ref = deadline_with_ref(run.started_at, limit * multiple, clock.unit, calendar, tz)
     crossed, deadline = crossing(run, base, as_of)
-    return Reading(run, limit, clock.unit, clock.source, deadline, crossed)
+    return Reading(run, limit, clock.unit, clock.source, deadline, crossed, calendar_ref)
 
 
 def escalation_steps(policy: Policy) -> list[Mapping[str, Any]]:

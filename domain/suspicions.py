@@ -24,10 +24,13 @@ class Rule:
     key: str
     subject: str
     title: str
+    #: The policy entry holding the rule's clause; default ``audit.<key>``. A rule that applies another
+    #: entry's terms cites that entry instead.
+    entry: str = ""
 
     @property
     def policy_entry(self) -> str:
-        return f"audit.{self.key}"
+        return self.entry or f"audit.{self.key}"
 
 
 RULES: dict[str, Rule] = {r.key: r for r in (
@@ -49,6 +52,14 @@ RULES: dict[str, Rule] = {r.key: r for r in (
     # Issue 20: the supervision cycle (services/rectification.py).
     Rule("rectification_overdue", "finding", "a finding assigned for rectification was not rectified by its due date"),
     Rule("calendar_data_missing", "calendar", "a year begins soon without the State Council's holiday notice loaded"),
+    # Issue 19: incidents that miss their policy targets (004 §4.3; services/incidents.py decides at audit time).
+    Rule("incident_recovery_late", "incident", "a service fault was not recovered within the recovery target"),
+    Rule("security_incident_late", "incident", "a security incident or data leak was not handled within its target"),
+    # Issue 19: a case pinned to a policy version without rules.customer_silence / rules.archive_watch is
+    # never closed or archived by the stalled-cases job; once it has waited past the windows of the version
+    # in force, it is a finding (services/stalled.py). Cites the rule whose windows it applies.
+    Rule("stalled_under_superseded_policy", "case", "a case under a policy version without the stalled-case "
+         "rules waited past the windows of the version in force", entry="customer_silence"),
 )}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from projections.audits import AuditLists
 from projections.case_people import CasePeople
 from projections.cases import ComplaintList, TicketList
 from projections.incidents import IncidentList
@@ -24,6 +25,7 @@ PROJECTIONS: tuple[type[Projection], ...] = (TicketList, ComplaintList, KpiCount
 PROJECTIONS += (WebhookOutbox,)  # the webhook outbox (services/webhooks.py delivers it)
 PROJECTIONS += (FindingRectification,)  # rectification of findings (issue 20, services/rectification.py)
 PROJECTIONS += (CasePeople, WorkQueues, IncidentList)  # need-to-know, work queues, incidents (issue 19)
+PROJECTIONS += (AuditLists,)  # lists of inspection samples and audit engagements (issue 20, api/audits.py)
 NAMES = tuple(p.name for p in PROJECTIONS)
 
 

@@ -69,7 +69,7 @@ def roles_with_need() -> frozenset[str] | None:
 
 class ComplianceFindings(Projection):
     name = "compliance_findings"
-    version = 4  # 4: the rectification steps set the status; 3: business time ahead checked, dispositions followed
+    version = 5  # 5: closures by the stalled-cases job (not violations); 4: the rectification steps set the status; 3: business time ahead checked, dispositions followed
     rebuild_weight = 27
     tables = (AUDIT_CASE_TABLE, SUSPECT_TABLE, FINDING_TABLE)
 

@@ -1,8 +1,9 @@
 """Retention read model: every record with its class, trigger, due date; legal holds; destructions.
 
-One row per case (customer profile, interaction, ticket, complaint, feedback, survey answer) with
+One row per case (customer profile, interaction, ticket, complaint, feedback, survey answer, incident) with
 the record class its policy gives that kind, when its retention trigger happened and when it is
-due (``domain.retention.due_at``). Holds and destroyed subjects are tables of their own, joined
+due (``domain.retention.due_at``), with the calendar data that moved it to a working day
+(``calendar_ref``; NULL for a class that does not move its due date, or before its trigger). Holds and destroyed subjects are tables of their own, joined
 when queried (``services.retention``), so placing a hold never rewrites record rows.
 
 Like every read model it holds ids and facts only, never personal data.
@@ -11,8 +12,12 @@ Like every read model it holds ids and facts only, never personal data.
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
+from datetime import datetime
 from typing import Any, Callable
+from zoneinfo import ZoneInfo
 
+from domain.calendar import BusinessCalendar, calendar_ref
 from domain.policy import RecordClass
 from domain.retention import due_at, milestone, record_class_for
 from projections.rowcache import RowCache
@@ -24,7 +29,7 @@ RECORD_TABLE = Table(
     "rm_retention_records",
     columns=(("kind", "TEXT"), ("record_id", "TEXT"), ("subject", "TEXT"), ("record_class", "TEXT"),
              ("clause", "TEXT"), ("policy_ref", "TEXT"), ("created_at", "TEXT"), ("trigger_milestone", "TEXT"),
-             ("trigger_at", "TEXT"), ("due_at", "TEXT"), ("seq", "BIGINT")),
+             ("trigger_at", "TEXT"), ("due_at", "TEXT"), ("seq", "BIGINT"), ("calendar_ref", "TEXT")),
     key=("kind", "record_id"),
     indexes=(("subject",), ("due_at",)),
 )
@@ -55,10 +60,14 @@ DISPOSITION_TABLE = Table(
 #: Aggregate class name → the kind name used in policy milestones and the API.
 KIND_OF_CLASS = {"Customer": "customer", "Interaction": "interaction", "Ticket": "ticket", "Complaint": "complaint",
                  "Feedback": "feedback", "SurveyResponse": "survey"}
+# Issue 19: surveys of contacts and complaints, and incidents (record classes case_survey and
+# incident_record, sop-2025@2; an incident's personal part is its own subject, it has no customer).
+KIND_OF_CLASS.update({"CaseSurvey": "case_survey", "Incident": "incident"})
 
 
 class RetentionRecords(Projection):
     name = "retention"
+    version = 3  # 3: case surveys and incidents (issue 19); 2: calendar_ref of each due date (issue 20)
     rebuild_weight = 9
     tables = (RECORD_TABLE, HOLD_TABLE, DESTROYED_TABLE, DISPOSITION_TABLE)
 
@@ -113,7 +122,7 @@ class RetentionRecords(Projection):
                 "record_class": record_class.key if record_class else None,
                 "clause": record_class.source if record_class else None, "policy_ref": e.policy_ref,
                 "created_at": occurred_stamp(e), "trigger_milestone": None, "trigger_at": None, "due_at": None,
-                "seq": position}
+                "seq": position, "calendar_ref": None}
 
     def _trigger(self, row: dict[str, Any], reached: str, e: Any) -> bool:
         """Start the record's retention period if ``reached`` is its record class's trigger."""
@@ -122,9 +131,8 @@ class RetentionRecords(Projection):
         policy, record_class = self._record_class(row["policy_ref"], row["record_class"])
         if reached not in record_class.triggers:
             return False
-        at = occurred(e)
-        row.update(trigger_milestone=reached, trigger_at=occurred_stamp(e),
-                   due_at=stamp(due_at(record_class, at, self.calendar, policy.tz)))
+        due, ref = due_with_ref(record_class, occurred(e), self.calendar, policy.tz)
+        row.update(trigger_milestone=reached, trigger_at=occurred_stamp(e), due_at=stamp(due), calendar_ref=ref)
         return True
 
     def on_LegalHold_Placed(self, e: Any, position: int, rows: RowCache) -> None:
@@ -168,6 +176,18 @@ class RetentionRecords(Projection):
             "subject": c["subject"], "disposition_id": str(e.originator_id), "destroyed_at": stamp(parse(c["destroyed_at"])),
             "key_fingerprint": c["key_fingerprint"], "tree_size": c["tree_size"], "proposer": c["proposer"],
             "approver": c["approver"], "executor": c["executor"]})
+
+
+def due_with_ref(record_class: RecordClass, trigger_at: datetime, calendar: BusinessCalendar,
+                 tz: ZoneInfo) -> tuple[datetime, str | None]:
+    """``domain.retention.due_at``, and the calendar data that decided it (issue 20: every computed
+    deadline records it): the days from the day after the anniversary (the due date before any move)
+    to the due date were asked of the calendar. None when the class does not move to a working day."""
+    due = due_at(record_class, trigger_at, calendar, tz)
+    if record_class.due_on != "next_working_day":
+        return due, None
+    unmoved = due_at(replace(record_class, due_on="calendar_day"), trigger_at, calendar, tz)
+    return due, calendar_ref(calendar, unmoved.date(), due.date())
 
 
 def _subject(kind: str, e: Any) -> str:

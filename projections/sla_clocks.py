@@ -9,6 +9,9 @@ breached and how far it was escalated. The row id is the breach id the run would
 ``deadline`` is NULL while paused; "overdue at T" is ``status = 'running' AND deadline < T``.
 ``next_check`` is when the SLA job next has something to decide for the run (its breach, or its
 next escalation step), NULL when never; the job reads only rows with ``next_check <= as_of``.
+``calendar_ref`` names the calendar data a deadline in working days was counted with (the year's
+State Council notice, ``cn-2026@<hash>``, or the ``holidays`` package for a year without one);
+NULL for limits in minutes or hours, which need no calendar.
 ``seq`` orders rows for keyset pages: the log position of the event that started the run × 64 +
 the run's place among the runs that event started (unique, never reused).
 
@@ -72,7 +75,7 @@ SLA_CLOCK_TABLE = Table(
              ("status", "TEXT"), ("limit_value", "TEXT"), ("unit", "TEXT"), ("started_at", "TEXT"),
              ("stopped_at", "TEXT"), ("paused_seconds", "BIGINT"), ("deadline", "TEXT"), ("breached", "BIGINT"),
              ("breached_at", "TEXT"), ("rung", "TEXT"), ("escalations", "BIGINT"), ("next_check", "TEXT"),
-             ("updated_at", "TEXT")),
+             ("updated_at", "TEXT"), ("calendar_ref", "TEXT")),
     key=("clock_id",),
     indexes=(("seq",), ("next_check",), ("case_id",), ("status", "seq"), ("clock_key", "seq")),
 )
@@ -109,7 +112,9 @@ class _Terms(NamedTuple):
 
 class SlaClocks(Projection):
     name = "sla_clocks"
-    version = 2  # 2: limits selected by domain.policy.selection_attributes (service type); new milestones
+    # 3: calendar_ref, the calendar data a working-day deadline was counted with (issue 20);
+    # 2: limits selected by domain.policy.selection_attributes (service type); new milestones
+    version = 3
     rebuild_weight = 18
     tables = (SLA_CASE_TABLE, SLA_CLOCK_TABLE)
 
@@ -176,8 +181,9 @@ class SlaClocks(Projection):
         row["updated_at"] = updated_at
         if reading is None:
             row["status"] = "no_limit"
-            row["limit_value"] = row["deadline"] = row["next_check"] = None
+            row["limit_value"] = row["deadline"] = row["next_check"] = row["calendar_ref"] = None
             return
+        row["calendar_ref"] = reading.calendar_ref
         deadline = reading.deadline
         row["status"] = reading.state
         row["limit_value"] = _limit_text(reading.limit)

@@ -30,7 +30,12 @@ from projections.findings import FINDING_TABLE, SUSPECT_TABLE, ComplianceFinding
 from projections.runtime import ProjectionRunner
 from projections.store import ViewDatabase
 from projections.timeutil import parse, stamp
+from services.incidents import late_incidents
 
+#: Statuses that end a finding's work: closed after its rectification was verified (four eyes), or
+#: acknowledged as standing as it is (it can be neither assigned nor rectified then). Every other status —
+#: open, assigned, rectified (awaiting verification), reopened — is open work, and reported as such.
+SETTLED_STATUSES = ("closed", "acknowledged")
 REPORT_COLUMNS = ("finding_id", "rule", "clause", "subject_kind", "subject_id", "status", "due_at", "raised_at",
                   "new_in_run", "acknowledged_by", "acknowledged_role", "acknowledged_at", "ack_reason", "facts")
 
@@ -55,6 +60,7 @@ def retention_overdue(ledger: Any, as_of: datetime) -> list[Suspicion]:
 #: Rules decided at audit time from another subsystem rather than from events.
 EXTERNAL_RULES: dict[str, Callable[[Any, datetime], list[Suspicion]]] = {
     "retention_not_disposed": retention_overdue,
+    "incident_targets": late_incidents,  # incident_recovery_late, security_incident_late (issue 19)
 }
 
 
@@ -115,7 +121,7 @@ class ComplianceAudit:
         if reports_dir is not None:
             details.update(write_report(report, Path(reports_dir), as_of, run_id))
         counts = {"due": len(due), "raised": len(raised), "already_raised": already,
-                  "open": sum(1 for f in report["findings"] if f["status"] == "open")}
+                  "open": sum(1 for f in report["findings"] if f["status"] not in SETTLED_STATUSES)}
         return counts, details
 
     def _pending(self, as_of: datetime) -> list[Suspicion]:
@@ -134,22 +140,37 @@ class ComplianceAudit:
         return self.ledger.act("finding", finding_id, "acknowledge", ctx, {}, expected_version)
 
     def report(self, as_of: datetime, raised: list[str], run_id: str = "") -> dict[str, Any]:
-        """Findings open now, plus those this run raised (whatever their status), in log order."""
+        """Findings that are open work now (any status but :data:`SETTLED_STATUSES`: open, assigned,
+        rectified, reopened, each with its own status), plus those this run raised, in log order."""
         names = FINDING_TABLE.column_names
         marks = ", ".join("?" for _ in raised)
-        where = "status = 'open'" + (f" OR finding_id IN ({marks})" if raised else "")
+        settled = ", ".join("?" for _ in SETTLED_STATUSES)
+        where = f"status NOT IN ({settled})" + (f" OR finding_id IN ({marks})" if raised else "")
         with self.db.reading() as cur:
             rows = [dict(zip(names, r)) for r in cur.execute(
-                f"SELECT {', '.join(names)} FROM {FINDING_TABLE.name} WHERE {where} ORDER BY seq", raised).fetchall()]
+                f"SELECT {', '.join(names)} FROM {FINDING_TABLE.name} WHERE {where} ORDER BY seq",
+                (*SETTLED_STATUSES, *raised)).fetchall()]
         new = set(raised)
         findings = [{**{k: row[k] for k in REPORT_COLUMNS if k in row}, "facts": json.loads(row["facts"]),
                      "new_in_run": row["finding_id"] in new} for row in rows]
         policy = self.ledger.policies.in_force(as_of, self.ledger.policy_name)
         status = rule_status()
-        rules = [{"rule": r.key, "title": r.title, "clause": policy.clause(r.policy_entry), "status": status[r.key]}
+        rules = [{"rule": r.key, "title": r.title, "clause": self._clause(policy, r.policy_entry), "status": status[r.key]}
                  for r in RULES.values()]
         return {"as_of": as_of.isoformat(), "run_id": run_id, "policy": policy.ref, "rules": rules,
                 "findings": findings}
+
+
+    def _clause(self, policy: Any, entry: str) -> str:
+        """The clause of a rule's policy entry in the version in force; for a rule that applies an entry of
+        a later version (stalled_under_superseded_policy: rules.customer_silence), that version's."""
+        try:
+            return policy.clause(entry)
+        except PolicyError:
+            later = [p for p in self.ledger.policies.versions(policy.name) if entry in p.rules]
+            if not later:
+                raise
+            return later[-1].clause(entry)
 
 
 def write_report(report: dict[str, Any], reports_dir: Path, as_of: datetime, run_id: str) -> dict[str, Any]:

@@ -6,7 +6,9 @@ and a closed case nobody archived is archived (``rules.archive_watch``) — arch
 that starts the retention period (``ticket.archived``, ``complaint.archived``), so without this a
 silent customer's personal data could never be destroyed. The deadlines are the domain's
 (:mod:`domain.stalled`), under each case's own policy version; a version without the rules gives
-none, and its cases keep their terms.
+none, and its cases keep their terms — but once such a case has waited past the windows of the
+version in force, the job raises the finding ``stalled_under_superseded_policy`` (once per case and
+wait: its id is derived), so every stalled case ends in a terminal state or a finding.
 
 Where to look comes from the ticket and complaint lists (status only); what is due is decided on the
 aggregate itself, loaded from the event store. Idempotent: a case already closed or archived by an
@@ -20,12 +22,14 @@ from collections import Counter
 from typing import Any, Callable
 
 from domain.context import Context
-from domain.errors import DomainError
-from domain.stalled import archive_due, confirmation_due, evaluation_due
+from domain.errors import DomainError, PolicyError
+from domain.policy import Policy
+from domain.stalled import archive_due, confirmation_due, evaluation_due, overdue_under_successor
 from ledger.errors import ConcurrentUpdate
 from projections.cases import COMPLAINT_TABLE, TICKET_TABLE, ComplaintList, TicketList
 from projections.runtime import ProjectionRunner
 from projections.store import ViewDatabase
+from services.compliance import record_finding
 
 #: (kind, list table, id column, statuses worth a look)
 _WATCHED = (
@@ -47,7 +51,7 @@ class StalledCases:
         """Close and archive what is due at ``ctx.occurred_at``; returns counts for the job run."""
         self.runner.catch_up()
         counts: Counter[str] = Counter(cases_checked=0, closed_unconfirmed=0, closed_unevaluated=0, archived=0,
-                                       already_done=0)
+                                       already_done=0, stalled_findings=0, findings_already_raised=0)
         for kind, table, id_column, statuses in _WATCHED:
             marks = ", ".join("?" for _ in statuses)
             with self.runner.db.reading() as cur:
@@ -70,7 +74,10 @@ class StalledCases:
             step = ("closed_unevaluated", lambda: case.close_unevaluated(due_at=due, policy=policy, ctx=ctx))
         elif (due := archive_due(kind, case, policy, calendar)) is not None:
             step = ("archived", lambda: case.archive(policy=policy, ctx=ctx))
-        if step is None or due > ctx.occurred_at:
+        if step is None:
+            self._judge_by_successor(kind, case_id, case, policy, ctx, counts)
+            return
+        if due > ctx.occurred_at:
             return
         try:
             step[1]()
@@ -79,3 +86,19 @@ class StalledCases:
             counts["already_done"] += 1
             return
         counts[step[0]] += 1
+
+    def _judge_by_successor(self, kind: str, case_id: str, case: Any, policy: Policy, ctx: Context,
+                            counts: Counter[str]) -> None:
+        """A case its own version gives no deadline: a finding once it waited past the windows of the
+        version in force (:func:`domain.stalled.overdue_under_successor`); the case is not changed."""
+        try:
+            successor = self.ledger.policies.in_force(ctx.occurred_at, policy.name)
+        except PolicyError:  # no version of its policy in force at all: nothing to judge it by
+            return
+        suspicion = overdue_under_successor(kind, case_id, case, policy, successor, self.ledger.calendar)
+        if suspicion is None or suspicion.due_at > ctx.occurred_at:
+            return
+        if record_finding(self.ledger, suspicion, ctx):
+            counts["stalled_findings"] += 1
+        else:
+            counts["findings_already_raised"] += 1

@@ -163,6 +163,7 @@ def test_survey_twice_is_409(api, customer_id, ticket_id):
                                  ("assign", {"handler": "agent-li"}, "lead"), ("start-work", {}, "agent"),
                                  ("resolve", {}, "agent"), ("feed-back-result", {"channel": "sms"}, "agent")]:
         assert api.post(f"{path}/{action}", as_=caller, json=body).status_code == 200
-    assert api.post("/surveys", json={"ticket_id": ticket_id, "csat": 5}).status_code == 201
-    assert_problem(api.post("/surveys", json={"ticket_id": ticket_id, "csat": 1}), 409)
-    assert_problem(api.post("/surveys", json={"ticket_id": ticket_id, "csat": 9}), 422)
+    # Keyed in by an agent who did not handle the ticket (rules.survey_independence, issue 19).
+    assert api.post("/surveys", as_="agent2", json={"ticket_id": ticket_id, "csat": 5}).status_code == 201
+    assert_problem(api.post("/surveys", as_="agent2", json={"ticket_id": ticket_id, "csat": 1}), 409)
+    assert_problem(api.post("/surveys", as_="agent2", json={"ticket_id": ticket_id, "csat": 9}), 422)

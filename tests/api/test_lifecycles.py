@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from services.tokens import system_context
+
 
 def step(api, path: str, as_: str = "agent", expect: int = 200, **body):
     response = api.post(path, as_=as_, json=body)
@@ -9,7 +11,9 @@ def step(api, path: str, as_: str = "agent", expect: int = 200, **body):
     return response
 
 
-def test_ticket_from_interaction_to_archive_over_http(api, customer_id):
+def test_ticket_from_interaction_to_archive_over_http(api, customer_id, tokens):
+    # The survey is keyed in by an agent who neither took, owned nor handled the case (issue 19).
+    api.tokens["agent3"] = tokens[0].issue("agent-sun", "agent", "hotline", ctx=system_context("test-setup"))[0]
     interaction = step(api, "/interactions", expect=201, channel="phone", customer_id=customer_id,
                        content="宽带断了", agent_id="agent-li", queue="broadband").json
     assert interaction["status"] == "routed" and interaction["first_contact_agent"] == "agent-li"
@@ -25,7 +29,7 @@ def test_ticket_from_interaction_to_archive_over_http(api, customer_id):
     step(api, f"{t}/review", as_="lead", approved=True)
     step(api, f"{t}/feed-back-result", as_="agent2", channel="sms")
     step(api, f"{t}/record-acceptance", as_="agent2", accepted=True)
-    step(api, "/surveys", as_="agent2", expect=201, ticket_id=ticket.json["id"], csat=5, nps=9)
+    step(api, "/surveys", as_="agent3", expect=201, ticket_id=ticket.json["id"], csat=5, nps=9)
     step(api, f"{t}/close", as_="agent2")
     final = step(api, f"{t}/archive", as_="records")
     assert final.json["status"] == "archived" and final.json["first_contact_owner"] == "agent-li"

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -27,7 +28,8 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 ROLES = {"agent": ("agent-li", "agent"), "lead": ("lead-wang", "team_lead"), "auditor": ("auditor-he", "auditor"),
          "compliance": ("compliance-xu", "compliance_officer"), "records": ("records-chen", "records_manager"),
-         "admin": ("admin-ma", "administrator")}
+         "admin": ("admin-ma", "administrator"),
+         "compliance2": ("compliance-qian", "compliance_officer")}  # a second pair of eyes (four-eyes steps)
 
 
 @pytest.fixture(scope="module")
@@ -38,11 +40,30 @@ def browser() -> Iterator[Browser]:
         browser.close()
 
 
+class RoleTokens(Mapping[str, str]):
+    """``tokens["agent"]``: a token of that caller, issued on first use (each issue is a ledger write,
+    and a test signs in as two or three of the callers, not all of them)."""
+
+    def __init__(self, service: TokenService):
+        self.service, self.issued = service, {}
+
+    def __getitem__(self, name: str) -> str:
+        if name not in self.issued:
+            actor, role = ROLES[name]
+            self.issued[name] = self.service.issue(actor, role, "hotline", ctx=system_context("test-setup"))[0]
+        return self.issued[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(ROLES)
+
+    def __len__(self) -> int:
+        return len(ROLES)
+
+
 @pytest.fixture
-def tokens(ledger) -> tuple[TokenService, dict[str, str]]:
+def tokens(ledger) -> tuple[TokenService, RoleTokens]:
     service = TokenService(ledger)
-    return service, {name: service.issue(actor, role, "hotline", ctx=system_context("test-setup"))[0]
-                     for name, (actor, role) in ROLES.items()}
+    return service, RoleTokens(service)
 
 
 @pytest.fixture
