@@ -29,7 +29,8 @@ class OrjsonProvider(DefaultJSONProvider):
         try:
             return orjson.dumps(obj, default=self.default, option=_OPTIONS).decode("utf-8")
         except (TypeError, orjson.JSONEncodeError):
-            return super().dumps(obj)
+            # e.g. a lone surrogate in stored text: the library escapes it (\\ud800), compact as orjson is.
+            return super().dumps(obj, separators=(",", ":"))
 
     def response(self, *args: Any, **kwargs: Any) -> Any:
         if self.compact is False or (self.compact is None and self._app.debug):

@@ -20,6 +20,7 @@ key ``PUBLIC_LOG_RATE_LIMIT`` overrides it); callers with a valid token are not.
 from __future__ import annotations
 
 import time
+from functools import partial
 from datetime import datetime, timezone
 
 from flask import Flask, Response, current_app, request
@@ -261,14 +262,23 @@ def _set_up(state) -> None:  # noqa: ANN001 - flask's BlueprintSetupState
     # And only this blueprint's requests run the check at all: flask-limiter registers it app-wide
     # (the one way it offers application limits); it is moved to the blueprint's own before-request
     # functions, which Flask runs after the app's (authentication first, as ``_not_limited`` needs).
-    app_wide = app.before_request_funcs.get(None, [])
-    if limiter._check_request_limit in app_wide:  # noqa: SLF001 - the very function flask-limiter registered
-        app_wide.remove(limiter._check_request_limit)  # noqa: SLF001
-        app.before_request_funcs.setdefault(blp.name, []).append(limiter._check_request_limit)  # noqa: SLF001
+    # Its after- and teardown-request functions (rate-limit headers, its per-request state) likewise.
+    for hooks in (app.before_request_funcs, app.after_request_funcs, app.teardown_request_funcs):
+        for hook in [h for h in hooks.get(None, []) if _limiters(h) is limiter]:
+            hooks[None].remove(hook)
+            hooks.setdefault(blp.name, []).append(hook)
     app.extensions["caseledger.log_limiter"] = limiter
     app.register_error_handler(RateLimitExceeded, _too_many_requests)
     log = app.extensions["caseledger.log"]
     app.extensions["caseledger.logproofs"] = LogProofs(log, leaf_hash_indexed=ensure_leaf_hash_index(log))
+
+
+def _limiters(hook: object) -> object:
+    """The Limiter a request hook belongs to: a bound method's object, or a partial's first argument
+    (flask-limiter registers both kinds)."""
+    if isinstance(hook, partial):
+        return hook.args[0] if hook.args else None
+    return getattr(hook, "__self__", None)
 
 
 def register_log(api: Api) -> None:

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import fresh_database_url, machine, postgres_dsn, print_table
+from bench.cpu_split import CpuSample, per_request_ms
 from bench.raw_threads import raw_command_rate
 from cli.throwaway_pg import free_port
 from ledger.settings import Settings
@@ -88,8 +89,9 @@ def _client(port: int, token: str, phase: str, tickets: list[str], count: int, d
 
 
 def load_generator(pipe: Any, port: int, token: str, tickets: list[str], clients: int, requests: int,
-                   seconds: float) -> None:
-    """Every phase with ``clients`` threads; sends back {phase: (latencies, statuses, elapsed)}."""
+                   seconds: float, server_pid: int | None = None) -> None:
+    """Every phase with ``clients`` threads; sends back {phase: (latencies, statuses, elapsed, cpu)},
+    cpu: where the phase's CPU went (``bench.cpu_split``: server tree, this generator, the rest)."""
     results = {}
     for phase in ("warmup", "baseline", "read", "command"):
         # Each client its own tickets: concurrent commands on one ticket would be refused as
@@ -104,13 +106,15 @@ def load_generator(pipe: Any, port: int, token: str, tickets: list[str], clients
                    for i in range(clients)]
         for t in threads:
             t.start()
+        before = CpuSample.take(server_pid)
         start.wait()
         began = time.perf_counter()
         for t in threads:
             t.join()
         elapsed = time.perf_counter() - began
+        cpu = CpuSample.take(server_pid).since(before)
         samples = [s for out in outs for s in out]
-        results[phase] = ([s[0] for s in samples], [s[1] for s in samples], elapsed)
+        results[phase] = ([s[0] for s in samples], [s[1] for s in samples], elapsed, cpu)
     pipe.send(results)
     pipe.close()
 
@@ -183,7 +187,7 @@ def run(dsn: str, *, clients: int, workers: int, threads: int, requests: int, se
         tickets = _create_tickets(port, agent, lead, max(clients * 8, requests // 8))
         receiver, sender = multiprocessing.get_context("spawn").Pipe(duplex=False)
         generator = multiprocessing.get_context("spawn").Process(
-            target=load_generator, args=(sender, port, lead, tickets, clients, requests, seconds))
+            target=load_generator, args=(sender, port, lead, tickets, clients, requests, seconds, server.pid))
         generator.start()
         results = receiver.recv()
         generator.join()
@@ -199,7 +203,7 @@ def table_rows(results: dict[str, Any], clients: int, workers: int, threads: int
     base_p99 = _percentiles(results["baseline"][0])[2]
     for phase, label in (("baseline", "GET /healthz (baseline)"), ("read", "GET /tickets/{id}"),
                          ("command", "POST /tickets/{id}/classify")):
-        latencies, statuses, elapsed = results[phase]
+        latencies, statuses, elapsed = results[phase][:3]
         errors = sum(1 for s in statuses if not 200 <= s < 300)
         p50, p95, p99 = _percentiles(latencies)
         target = TARGETS_MS.get(phase)
@@ -226,7 +230,7 @@ def main() -> None:
     print_table(f"API latency, {args.clients} concurrent clients, gunicorn {args.workers} workers × {args.threads} "
                 "threads, PostgreSQL (ms)",
                 ["request", "requests", "errors", "req/s", "p50", "p95", "p99", "p99 vs baseline", "target"], rows)
-    latencies, statuses, elapsed = results["command"]
+    latencies, statuses, elapsed = results["command"][:3]
     errors = sum(1 for s in statuses if not 200 <= s < 300)
     api_rate = len(latencies) / elapsed
     ratio = api_rate / raw["rate"]
@@ -235,6 +239,14 @@ def main() -> None:
                 f"driven by {args.clients} threads (same PostgreSQL server, commands/s)",
                 ["API commands/s", "API errors", "raw commands/s", "raw errors", "API / raw", "target ≥ 0.5×, 0 errors"],
                 [[f"{api_rate:,.0f}", errors, f"{raw['rate']:,.0f}", raw["errors"], f"{ratio:.2f}×", verdict]])
+    rows = [[label, *per_request_ms(results[phase][3], len(results[phase][0]))]
+            for phase, label in (("baseline", "API: GET /healthz"), ("read", "API: GET /tickets/{id}"),
+                                 ("command", "API: POST /tickets/{id}/classify"))]
+    rows.append(["raw eventsourcing, 16 threads: one command", "-", *per_request_ms(raw["cpu"], raw["commands"])[1:]])
+    print_table("Where the CPU went, per request (ms of CPU time; bench.cpu_split): the server's processes "
+                "(gunicorn master + workers), the load generator (for the raw baseline: its own process, "
+                "threads and all), the rest of the machine (PostgreSQL, and any other work), the machine in all",
+                ["phase", "server", "load generator / raw process", "rest of the machine", "machine"], rows)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from typing import Any
 from eventsourcing.application import Application
 
 from bench.common import fresh_database_url
+from bench.cpu_split import CpuSample
 from domain.context import Context
 from domain.policy import PolicyBook
 from domain.ticket import Ticket
@@ -79,10 +80,12 @@ def raw_command_rate(dsn: str, *, clients: int, requests: int, seconds: float, t
     threads = [threading.Thread(target=work, args=(i,)) for i in range(clients)]
     for t in threads:
         t.start()
+    before = CpuSample.take(None)
     barrier.wait()
     began = time.perf_counter()
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - began
+    cpu = CpuSample.take(None).since(before)
     app.close()
-    return {"rate": sum(done) / elapsed, "commands": sum(done), "errors": sum(errors)}
+    return {"rate": sum(done) / elapsed, "commands": sum(done), "errors": sum(errors), "cpu": cpu}

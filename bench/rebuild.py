@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import sys
 import time
@@ -125,6 +126,10 @@ def forget_cached_answers() -> None:
     forget_recent_ids()
 
 
+def peak_rss_mib(who: int = resource.RUSAGE_SELF) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024  # kilobytes on Linux
+
+
 def seconds(fn) -> float:
     started = time.perf_counter()
     fn()
@@ -138,7 +143,8 @@ def measure(backend: str, dsn: str | None, events: int, rounds: int, workers: in
     started = time.perf_counter()
     generate(ledger, events)
     total = ledger.recorder.max_notification_id()
-    print(f"{backend}: generated {total:,} events in {time.perf_counter() - started:.0f} s", flush=True)
+    print(f"{backend}: generated {total:,} events in {time.perf_counter() - started:.0f} s; "
+          f"peak RSS so far {peak_rss_mib():,.0f} MiB", flush=True)
     variants = {"4 original read models": (ORIGINAL, 1), f"all {len(PROJECTIONS)} read models": (PROJECTIONS, 1)}
     if workers > 1:
         variants[f"all {len(PROJECTIONS)} read models, {workers} processes"] = (PROJECTIONS, workers)
@@ -159,6 +165,10 @@ def measure(backend: str, dsn: str | None, events: int, rounds: int, workers: in
             forget_cached_answers()
             times[name].append(seconds(lambda: runner.rebuild(workers=processes)))
             loads[name].append(os.getloadavg()[0])
+            # The process's peak so far (it only grows): a rise after a rebuild is that rebuild's peak.
+            # Worker processes of a parallel rebuild are children: their largest peak is shown too.
+            print(f"{backend}: rebuild {name}: peak RSS so far {peak_rss_mib():,.0f} MiB "
+                  f"(largest child {peak_rss_mib(resource.RUSAGE_CHILDREN):,.0f} MiB)", flush=True)
             if classes is PROJECTIONS and name not in digests:
                 digests[name] = runner.digests()
             runner.close()

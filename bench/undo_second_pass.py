@@ -5,8 +5,8 @@ column of bench/RESULTS.md, measurable in the same session as the "after" (same 
 
 Undone: the PostgreSQL checkout pings every connection again (``ledger.outage``); Flask's own JSON
 provider instead of orjson's (``api.json_provider``); flask-limiter checks every request app-wide
-with no request filter (``api.log``); the public-path test runs the URL map for every path
-(``api.auth.PublicPaths``).
+(and adds its headers, resets its state after each) with no request filter (``api.log``); the
+public-path test runs the URL map for every path (``api.auth.PublicPaths``).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import sys
 import api.app
 import api.auth
 import ledger.outage
+from api.log import _limiters
 from bench import history
 
 
@@ -25,11 +26,10 @@ def _as_before(app):  # noqa: ANN001, ANN202 - a Flask app
     app.json = DefaultJSONProvider(app)
     limiter = app.extensions["caseledger.log_limiter"]
     limiter._request_filters.clear()  # noqa: SLF001
-    check = limiter._check_request_limit  # noqa: SLF001
-    in_blueprint = app.before_request_funcs.get("log", [])
-    if check in in_blueprint:
-        in_blueprint.remove(check)
-        app.before_request_funcs[None].append(check)
+    for hooks in (app.before_request_funcs, app.after_request_funcs, app.teardown_request_funcs):
+        for hook in [h for h in hooks.get("log", []) if _limiters(h) is limiter]:
+            hooks["log"].remove(hook)
+            hooks.setdefault(None, []).append(hook)
     return app
 
 

@@ -8,6 +8,7 @@ allows only the console's own scripts, styles and images (no inline script), and
 
 from __future__ import annotations
 
+import logging
 import secrets
 import uuid
 from collections.abc import Callable
@@ -15,10 +16,14 @@ from datetime import datetime, timezone
 from typing import Any
 
 from flask import Flask, Response, g, redirect, render_template, request, url_for
-from werkzeug.exceptions import Forbidden, HTTPException
+from werkzeug.exceptions import Forbidden, HTTPException, InternalServerError, ServiceUnavailable
 
 from console import guard
 from console.sessions import SessionStore
+from ledger.unavailable import storage_unavailable
+from projections.stalls import ProjectionStalled
+
+log = logging.getLogger(__name__)
 
 COOKIE = "caseledger_console"
 #: Before sign-in there is no session: the sign-in form's CSRF token is a double-submit cookie.
@@ -71,6 +76,21 @@ def create_console(api_app: Flask, *, now: Callable[[], datetime] = wall_clock) 
     @app.errorhandler(HTTPException)
     def _error(error: HTTPException) -> Any:
         return render_template("error.html", error=error), error.code or 500
+
+    @app.errorhandler(ProjectionStalled)
+    def _stalled(error: ProjectionStalled) -> Any:
+        # As the API's 503: a page that must not act on a stopped read model says which and why.
+        return render_template("error.html", error=ServiceUnavailable(str(error))), 503
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception) -> Any:
+        unavailable = storage_unavailable(error)
+        if unavailable is not None:
+            page = render_template("error.html", error=ServiceUnavailable(unavailable.detail))
+            return page, 503, {"Retry-After": str(unavailable.retry_after)}
+        log.exception("console request %s failed", g.get("request_id", ""))
+        return render_template("error.html", error=InternalServerError("the page could not be made; the error "
+                                                                     "is logged with this request's id")), 500
 
     _sign_in_routes(app)
     from console import (  # the pages, on this app

@@ -34,6 +34,7 @@ from typing import Any, Iterable
 
 from eventsourcing.application import AggregateNotFoundError, Repository
 from eventsourcing.domain import Snapshot
+from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import TopicError, get_topic, resolve_topic
 
 log = logging.getLogger(__name__)
@@ -131,6 +132,16 @@ class Snapshotting:
     def enable_snapshots(self, classes: Iterable[type], every: int) -> None:
         # An instance attribute: eventsourcing reads ``self.snapshotting_intervals`` at each save.
         self.snapshotting_intervals = {cls: every for cls in classes} if every > 0 and self.snapshots else {}
+
+    def construct_snapshot_store(self) -> Any:
+        """eventsourcing's, created a second time when the first attempt lost a race: processes
+        starting at once on a new PostgreSQL database (gunicorn workers, the scheduler) each run
+        ``CREATE TABLE IF NOT EXISTS`` of the snapshots table, and all but one can fail on the
+        catalog's unique index of type names. The table exists by then; the second attempt finds it."""
+        try:
+            return super().construct_snapshot_store()
+        except IntegrityError:
+            return super().construct_snapshot_store()
 
     def construct_repository(self) -> Repository:
         base = super().construct_repository()  # eventsourcing's, with its cache settings

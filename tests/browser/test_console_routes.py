@@ -85,3 +85,19 @@ def test_bad_form_input_is_refused_with_a_reason_never_a_500(app, tokens, ledger
     assert lead.get("/console/work?queue=unregistered_contacts&cursor=garbage").status_code == 400
     assert lead.get("/console/incidents?status=lost").status_code == 400
     assert lead.get("/console/incidents?cursor=garbage&limit=x").status_code == 400
+
+
+def test_a_page_over_a_stalled_read_model_says_so_with_503_never_500(app, tokens, ledger):
+    """The retention page acts on the retention read model only when it is whole: a hostile event that
+    stops it (a hold whose subject no index entry can hold) turns the page into a 503 naming it."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "projections"))
+    from hostile import key_too_long  # noqa: PLC0415 - the same hostile event as the read-model tests
+
+    client = _signed_in(app, tokens[1]["compliance"])
+    assert client.get("/console/retention").status_code == 200
+    key_too_long(ledger, {})
+    page = client.get("/console/retention")
+    assert page.status_code == 503 and "retention" in page.get_data(as_text=True)
