@@ -83,6 +83,7 @@ def serve(host: str, port: int, demo: bool, prod: bool, workers: int | None, thr
     app = create_app(config, ledger)
     base = f"http://{host}:{port}"
     console.print(f"[bold green]caseledger[/] on [bold]{base}[/]  ({config.backend}: {redact(config.database_url)})")
+    console.print(f"  web console: {base}/console/ (sign in with a token above)   API docs: {base}/docs")
     console.print(f"  OpenAPI: {base}/openapi.json   latest events: curl -H 'Authorization: Bearer <auditor token>' "
                   f"'{base}/events?limit=5'")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the API logs one JSON line per request itself
