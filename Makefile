@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test demo clean prod bench bench-quick failover chaos chromium
+.PHONY: install run test demo clean prod bench bench-quick failover chaos chromium screenshots
 
 # setup.py builds the verifier's C inner loop (ledger/integrity/_scan.c): rebuilt when it changes.
 $(STAMP): pyproject.toml setup.py ledger/integrity/_scan.c
@@ -54,6 +54,10 @@ failover: $(STAMP)
 ## each, no acknowledged write lost, verify passes, read models equal a rebuild. Figures: bench/RESULTS.md.
 chaos: $(STAMP)
 	$(PY) -m pytest -s -q -p no:cacheprovider tests/chaos --chaos full
+
+## Retake the console screenshots the README shows (docs/screenshots/), with the browser tests.
+screenshots: $(STAMP) chromium
+	CASELEDGER_SCREENSHOT_DIR=docs/screenshots $(PY) -m pytest -q -p no:cacheprovider tests/browser
 
 clean:
 	rm -rf var .pytest_cache .hypothesis

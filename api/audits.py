@@ -19,6 +19,7 @@ from flask_smorest import Api, Blueprint
 from marshmallow import RAISE, Schema, fields, validate
 from werkzeug.exceptions import BadRequest
 
+from api.grants import policy_knows
 from api.idempotency import answers
 from api.openapi import IF_MATCH, IF_NONE_MATCH, reads_headers
 from api.read_model_schemas import Names, Opt
@@ -238,30 +239,25 @@ def _routes(blp: Blueprint) -> None:
     def audit(audit_id):  # noqa: ANN001, ANN202
         return _audit(_ledger().get("audit", audit_id))
 
-    @blp.route("/<uuid:audit_id>/observe", methods=["POST"], endpoint="observe")
-    @blp.arguments(ObserveBody)
-    @blp.response(200, AuditOut)
-    @blp.doc(summary="The auditor records an observation linked to cases, findings and samples")
-    @answers(lambda written, body, audit_id: _audit(_ledger().get("audit", audit_id)))
-    @reads_headers(IF_MATCH)
-    def observe(body, audit_id):  # noqa: ANN001, ANN202
-        return _audit(_act("audit", audit_id, "observe", body))
+    _audit_step(blp, "observe", ObserveBody, "The auditor records an observation linked to cases, findings and samples")
+    _audit_step(blp, "conclude", ConcludeBody,
+                "The auditor concludes the engagement (policy vocabulary audit_conclusion)")
 
-    @blp.route("/<uuid:audit_id>/conclude", methods=["POST"], endpoint="conclude")
-    @blp.arguments(ConcludeBody)
+
+def _audit_step(blp: Blueprint, action: str, schema: type, summary: str) -> None:
+    """``POST /audits/<id>/<action>``: one step of an audit engagement, answered with the audit."""
+    @blp.route(f"/<uuid:audit_id>/{action}", methods=["POST"], endpoint=action)
+    @blp.arguments(schema)
     @blp.response(200, AuditOut)
-    @blp.doc(summary="The auditor concludes the engagement (policy vocabulary audit_conclusion)")
+    @blp.doc(summary=summary)
     @answers(lambda written, body, audit_id: _audit(_ledger().get("audit", audit_id)))
     @reads_headers(IF_MATCH)
-    def conclude(body, audit_id):  # noqa: ANN001, ANN202
-        return _audit(_act("audit", audit_id, "conclude", body))
+    def step(body, audit_id):  # noqa: ANN001, ANN202
+        return _audit(_act("audit", audit_id, action, body))
 
 
 def known_to(access: Any) -> bool:
-    granted = access.actions()
-    graded = all(field in access.grades for names in DATA_GRADES.values() for field in names)
-    return graded and all(any(g == a or (g.endswith("*") and a.startswith(g[:-1])) for g in granted)
-                          for a in set(ACTIONS.values()))
+    return policy_knows(access, ACTIONS, DATA_GRADES)
 
 
 def register_audits(api: Api, access: Any) -> None:

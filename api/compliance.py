@@ -22,6 +22,7 @@ from marshmallow import RAISE, Schema, fields, validate
 from werkzeug.exceptions import BadRequest, NotFound
 
 from api.read_model_schemas import Count, Flag, Names, Opt
+from api.grants import policy_knows
 from api.idempotency import answers
 from api.openapi import IF_MATCH, IF_NONE_MATCH, reads_headers
 from api.read_models import conditional, read_models
@@ -218,11 +219,7 @@ def _routes(blp: Blueprint) -> None:
     @blp.doc(summary="Per clock: runs running, paused, met, missed, overdue at as_of, breached and escalated")
     @reads_headers(IF_NONE_MATCH)
     def summary(query):  # noqa: ANN001, ANN202
-        live = read_models()
-        position = live.fresh()
-        as_of = query["as_of"] or _now()
-        return conditional({"items": sla_summary(live.runner.db, as_of), "as_of": as_of.isoformat(),
-                            "position": position}, SlaSummary)
+        return _as_of_answer(query, SlaSummary, sla_summary)
 
     @blp.route("/findings", endpoint="findings")
     @blp.arguments(FindingQuery, location="query", unknown=RAISE)
@@ -292,11 +289,18 @@ def _rectification_routes(blp: Blueprint) -> None:
     def finding_kpis(query):  # noqa: ANN001, ANN202
         from projections.rectification import finding_kpis as kpis
 
-        live = read_models()
-        position = live.fresh()
-        as_of = query["as_of"] or _now()
-        items = kpis(live.runner.db, as_of, tuple(query["by"] or ("rule", "team")))
-        return conditional({"items": items, "as_of": as_of.isoformat(), "position": position}, FindingKpis)
+        by = tuple(query["by"] or ("rule", "team"))
+        return _as_of_answer(query, FindingKpis, lambda db, as_of: kpis(db, as_of, by))
+
+
+def _as_of_answer(query: dict[str, Any], schema: type, items_at: Any) -> Any:
+    """``items_at(db, as_of)`` from the fresh read models, at the query's ``as_of`` (default: now), with the
+    position read."""
+    live = read_models()
+    position = live.fresh()
+    as_of = query["as_of"] or _now()
+    return conditional({"items": items_at(live.runner.db, as_of), "as_of": as_of.isoformat(),
+                        "position": position}, schema)
 
 
 def _fresh_finding(finding_id: Any) -> Any:
@@ -313,10 +317,7 @@ def _finding(finding_id: Any) -> Any:
 
 def known_to(access: Any) -> bool:
     """Does the access policy grant these endpoints' actions to someone and grade their fields?"""
-    granted = access.actions()
-    graded = all(field in access.grades for names in DATA_GRADES.values() for field in names)
-    return graded and all(any(g == a or (g.endswith("*") and a.startswith(g[:-1])) for g in granted)
-                          for a in set(ACTIONS.values()))
+    return policy_knows(access, ACTIONS, DATA_GRADES)
 
 
 def register_compliance(api: Api, access: Any) -> None:

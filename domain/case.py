@@ -59,3 +59,14 @@ class Case(Aggregate):
             rule=rule,
             clause=clause,
         )
+
+    def _require_silence_due(self, policy: Policy, ctx: Context, due_at: datetime, waiting: set[str], action: str,
+                             awaited: str, *, rule: str, due_rule: str) -> None:
+        """rules.customer_silence: the case (governed by ``policy``) waits on the customer (its status is one
+        of ``waiting``, else ``rule``) and ``due_at`` has passed (else ``due_rule``); both cite the rule's clause.
+        Not an event: the command methods that close a case on the customer's silence check this first."""
+        self._governed_by(policy)
+        clause = policy.clause("customer_silence")
+        self._require_status(waiting, action, rule=rule, clause=clause)
+        require(ctx.occurred_at >= due_at, f"the customer has until {due_at.isoformat()} to {awaited}",
+                rule=due_rule, clause=clause)

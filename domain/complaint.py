@@ -224,12 +224,8 @@ class Complaint(Case):
     def close_unevaluated(self, *, due_at: datetime, policy: Policy, ctx: Context) -> None:
         """The customer, told the outcome, never evaluated it: close without an evaluation once
         ``due_at`` (:func:`domain.stalled.evaluation_due`) has passed (rules.customer_silence)."""
-        self._governed_by(policy)
-        clause = policy.clause("customer_silence")
-        self._require_status({S.NOTIFIED}, "close as unevaluated", rule="complaint.silence_requires_notice",
-                             clause=clause)
-        require(ctx.occurred_at >= due_at, f"the customer has until {due_at.isoformat()} to evaluate",
-                rule="complaint.silence_not_due", clause=clause)
+        self._require_silence_due(policy, ctx, due_at, {S.NOTIFIED}, "close as unevaluated", "evaluate",
+                                  rule="complaint.silence_requires_notice", due_rule="complaint.silence_not_due")
         self._closed_unevaluated(due_at.isoformat(), self._meta(ctx))
 
     @event("ClosedUnevaluated")

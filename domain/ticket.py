@@ -249,12 +249,8 @@ class Ticket(Case):
         """The customer never answered the result fed back: close without their confirmation once
         ``due_at`` (:func:`domain.stalled.confirmation_due`) has passed (rules.customer_silence).
         The ticket is never recorded as accepted; the closure says it was not confirmed."""
-        self._governed_by(policy)
-        clause = policy.clause("customer_silence")
-        self._require_status({S.FED_BACK}, "close as unconfirmed", rule="ticket.silence_requires_feedback",
-                             clause=clause)
-        require(ctx.occurred_at >= due_at, f"the customer has until {due_at.isoformat()} to confirm",
-                rule="ticket.silence_not_due", clause=clause)
+        self._require_silence_due(policy, ctx, due_at, {S.FED_BACK}, "close as unconfirmed", "confirm",
+                                  rule="ticket.silence_requires_feedback", due_rule="ticket.silence_not_due")
         self._closed_unconfirmed(due_at.isoformat(), self._meta(ctx))
 
     @event("ClosedUnconfirmed")

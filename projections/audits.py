@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from domain.context import person
-from projections.queries import decode_cursor, encode_cursor
+from projections.queries import keyset_page
 from projections.rowcache import RowCache
 from projections.runtime import Projection
 from projections.store import Table, ViewDatabase
@@ -80,22 +80,6 @@ class AuditLists(Projection):
         self._change(rows, AUDIT_TABLE, e, status="concluded", conclusion=e.conclusion, concluded_at=occurred_stamp(e))
 
 
-def _page(db: ViewDatabase, table: Table, kind: str, where: list[str], params: list[Any], cursor: str | None,
-          limit: int) -> dict[str, Any]:
-    if cursor:
-        where.append("seq > ?")
-        params.append(decode_cursor(kind, cursor))
-    sql = f"SELECT {', '.join(table.column_names)} FROM {table.name}"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    with db.reading() as cur:
-        rows = [dict(zip(table.column_names, r))
-                for r in cur.execute(sql + " ORDER BY seq LIMIT ?", [*params, limit + 1]).fetchall()]
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return {"items": rows, "next_cursor": encode_cursor(kind, rows[-1]["seq"]) if more else None}
-
-
 def _in(where: list[str], params: list[Any], column: str, values: list[str] | None) -> None:
     if values:
         where.append(f"{column} IN ({', '.join('?' for _ in values)})")
@@ -106,31 +90,27 @@ def list_samples(db: ViewDatabase, *, status: list[str] | None = None, auditor: 
                  from_: datetime | None = None, to: datetime | None = None, cursor: str | None = None,
                  limit: int = 50) -> dict[str, Any]:
     """Samples in the order they were drawn; ``from_``/``to``: drawn in [from, to)."""
-    where: list[str] = []
-    params: list[Any] = []
-    _in(where, params, "status", status)
-    _in(where, params, "auditor", auditor)
-    if from_ is not None:
-        where.append("drawn_at >= ?")
-        params.append(stamp(from_))
-    if to is not None:
-        where.append("drawn_at < ?")
-        params.append(stamp(to))
-    return _page(db, SAMPLE_TABLE, SAMPLES, where, params, cursor, limit)
+    return _list(db, SAMPLE_TABLE, SAMPLES, status, auditor, (("drawn_at >= ?", from_), ("drawn_at < ?", to)),
+                 cursor, limit)
 
 
 def list_audits(db: ViewDatabase, *, status: list[str] | None = None, auditor: list[str] | None = None,
                 from_: datetime | None = None, to: datetime | None = None, cursor: str | None = None,
                 limit: int = 50) -> dict[str, Any]:
     """Audits in the order they were opened; ``from_``/``to``: the audited period overlaps [from, to)."""
+    return _list(db, AUDIT_TABLE, AUDITS, status, auditor, (("period_to > ?", from_), ("period_from < ?", to)),
+                 cursor, limit)
+
+
+def _list(db: ViewDatabase, table: Table, kind: str, status: list[str] | None, auditor: list[str] | None,
+          bounds: tuple[tuple[str, datetime | None], ...], cursor: str | None, limit: int) -> dict[str, Any]:
+    """A page of ``table``: any of ``status``, any of ``auditor``, and each bound condition whose time is given."""
     where: list[str] = []
     params: list[Any] = []
     _in(where, params, "status", status)
     _in(where, params, "auditor", auditor)
-    if from_ is not None:
-        where.append("period_to > ?")
-        params.append(stamp(from_))
-    if to is not None:
-        where.append("period_from < ?")
-        params.append(stamp(to))
-    return _page(db, AUDIT_TABLE, AUDITS, where, params, cursor, limit)
+    for condition, when in bounds:
+        if when is not None:
+            where.append(condition)
+            params.append(stamp(when))
+    return keyset_page(db, table, kind, where, params, cursor, limit)

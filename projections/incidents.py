@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from projections.queries import decode_cursor, encode_cursor
+from projections.queries import keyset_page
 from projections.rowcache import RowCache
 from projections.runtime import Projection
 from projections.store import Table, ViewDatabase
@@ -75,15 +75,4 @@ def list_incidents(db: ViewDatabase, criteria: dict[str, list[str]], *, cursor: 
         if values:
             where.append(f"{name} IN ({', '.join('?' for _ in values)})")
             params.extend(values)
-    if cursor:
-        where.append("seq > ?")
-        params.append(decode_cursor("incidents", cursor))
-    sql = f"SELECT {', '.join(INCIDENT_TABLE.column_names)} FROM {_T}"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    with db.reading() as cur:
-        rows = [dict(zip(INCIDENT_TABLE.column_names, r))
-                for r in cur.execute(sql + " ORDER BY seq LIMIT ?", [*params, limit + 1]).fetchall()]
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return {"items": rows, "next_cursor": encode_cursor("incidents", rows[-1]["seq"]) if more else None}
+    return keyset_page(db, INCIDENT_TABLE, "incidents", where, params, cursor, limit)

@@ -62,21 +62,29 @@ def _page(db: ViewDatabase, kind: str, table: Table, filters: Mapping[str, str],
                 f"AND status IN ({', '.join('?' for _ in statuses)}))")
         where.append(late if wanted else f"NOT {late}")
         params.extend([stamp(as_of), *statuses])
+    page = keyset_page(db, table, kind, where, params, cursor, limit)
+    for row in page["items"]:
+        deadline = row.get(deadline_column)
+        row["overdue"] = bool(as_of and deadline and row["status"] in running and deadline < stamp(as_of))
+    return page
+
+
+def keyset_page(db: ViewDatabase, table: Table, kind: str, where: list[str], params: list[Any], cursor: str | None,
+                limit: int) -> dict[str, Any]:
+    """One page of ``table``'s rows matching every ``where`` condition (``?`` bound to ``params``), in
+    ``seq`` order after the ``kind`` list's ``cursor``; ``next_cursor`` is None on the last page."""
     if cursor:
         where.append("seq > ?")
         params.append(decode_cursor(kind, cursor))
     sql = f"SELECT {', '.join(table.column_names)} FROM {table.name}"
     if where:
         sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY seq LIMIT ?"
-    params.append(limit + 1)  # one more than asked tells whether there is a next page
     with db.reading() as cur:
-        rows = [dict(zip(table.column_names, r)) for r in cur.execute(sql, params).fetchall()]
+        # one more than asked tells whether there is a next page
+        rows = [dict(zip(table.column_names, r))
+                for r in cur.execute(sql + " ORDER BY seq LIMIT ?", [*params, limit + 1]).fetchall()]
     more = len(rows) > limit
     rows = rows[:limit]
-    for row in rows:
-        deadline = row.get(deadline_column)
-        row["overdue"] = bool(as_of and deadline and row["status"] in running and deadline < stamp(as_of))
     return {"items": rows, "next_cursor": encode_cursor(kind, rows[-1]["seq"]) if more else None}
 
 

@@ -4,12 +4,11 @@ folders are not packages), and a small set of records owned by known callers."""
 from __future__ import annotations
 
 import importlib.util
-import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-from werkzeug.serving import make_server
+from http_server import serving
 
 _spec = importlib.util.spec_from_file_location("api_test_fixtures_access",
                                                Path(__file__).parents[1] / "api" / "conftest.py")
@@ -66,9 +65,5 @@ def records(api, customer_id) -> dict[str, str]:
 @pytest.fixture
 def server(app) -> Iterator[str]:
     """The app served over HTTP on 127.0.0.1 (a port of its own), for tests that need real requests."""
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-    thread.join()
+    with serving(app) as url:
+        yield url

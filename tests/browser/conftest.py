@@ -3,21 +3,23 @@ Debian Chromium through Playwright (``executable_path``: no browser build is eve
 
 One browser per module; each test gets fresh contexts (so sessions, cookies and localStorage start
 empty), a request log that must only ever name 127.0.0.1, and a console-error log that must stay
-empty. Screenshots of the main pages go to docs/screenshots/ (the README shows two).
+empty. Screenshots of the main pages go to var/screenshots/, so a test run leaves the checkout
+clean; `make screenshots` writes them to docs/screenshots/ instead, the copies the README shows
+(``CASELEDGER_SCREENSHOT_DIR``).
 """
 
 from __future__ import annotations
 
+import os
 import re
-import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from http_server import serving
 from playwright.sync_api import Browser, Page, sync_playwright
-from werkzeug.serving import make_server
 
 from api import create_app
 from services.tokens import TokenService, system_context
@@ -25,7 +27,8 @@ from services.tokens import TokenService, system_context
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+_ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = _ROOT / os.environ.get("CASELEDGER_SCREENSHOT_DIR", "var/screenshots")
 ROLES = {"agent": ("agent-li", "agent"), "lead": ("lead-wang", "team_lead"), "auditor": ("auditor-he", "auditor"),
          "compliance": ("compliance-xu", "compliance_officer"), "records": ("records-chen", "records_manager"),
          "admin": ("admin-ma", "administrator"),
@@ -74,12 +77,8 @@ def app(ledger, tokens, clock, env):
 @pytest.fixture
 def server(app) -> Iterator[str]:
     """The app on a real server thread; its base URL."""
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-    thread.join(5)
+    with serving(app, join_timeout=5) as url:
+        yield url
 
 
 class Watched:
@@ -132,7 +131,7 @@ def sign_in(page: Page, token: str) -> None:
 
 @pytest.fixture
 def shoot():
-    """``shoot(page, "name")``: a full-page screenshot to docs/screenshots/name.png."""
+    """``shoot(page, "name")``: a full-page screenshot to ``SCREENSHOTS/name.png``."""
     def take(page: Page, name: str) -> None:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)

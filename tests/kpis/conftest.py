@@ -3,38 +3,16 @@ by hand from the times written here (minutes after T0 = Mon 2025-09-01 09:00 +08
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import pytest
+from read_model_fixtures import T0, act, at, runner_fixture  # noqa: F401 - ``at`` is a fixture, found by name
 
-from domain.context import Context
-from projections.catalog import runner_for
-from projections.runtime import ProjectionRunner
 from services.incidents import report_incident
 
-T0 = datetime(2025, 9, 1, 9, 0, tzinfo=timezone(timedelta(hours=8)))
 DAY = 24 * 60
 
-
-@pytest.fixture
-def runner(ledger) -> Iterator[ProjectionRunner]:
-    r = runner_for(ledger, batch_size=5)  # small batches: many transactions even on a small data set
-    yield r
-    r.close()
-
-
-@pytest.fixture
-def at():
-    def make(minutes: float, actor: str = "agent-li", role: str = "agent", reason: str | None = None) -> Context:
-        return Context(actor_id=actor, actor_role=role, occurred_at=T0 + timedelta(minutes=minutes),
-                       request_id=uuid.uuid4().hex, reason=reason)
-    return make
-
-
-def act(ledger, kind, case_id, action, ctx, **args):
-    return ledger.act(kind, case_id, action, ctx, args)
+runner = runner_fixture(batch_size=5)  # small batches: many transactions even on a small data set
 
 
 @pytest.fixture

@@ -4,46 +4,17 @@ and the API fixtures of tests/api (loaded by path: the test folders are not pack
 from __future__ import annotations
 
 import importlib.util
-import uuid
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-
-from domain.context import Context
-from projections.catalog import runner_for
-from projections.runtime import ProjectionRunner
-
-#: The same start of business time as tests/conftest.py's clock: 2025-09-01 09:00 +08:00, a Monday.
-T0 = datetime(2025, 9, 1, 9, 0, tzinfo=timezone(timedelta(hours=8)))
+from read_model_fixtures import T0, act, at, runner_fixture  # noqa: F401 - ``at`` is a fixture, found by name
 
 _spec = importlib.util.spec_from_file_location("api_test_fixtures", Path(__file__).parents[1] / "api" / "conftest.py")
 _api_fixtures = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_api_fixtures)
 tokens, app, api, Api = _api_fixtures.tokens, _api_fixtures.app, _api_fixtures.api, _api_fixtures.Api
 
-
-@pytest.fixture
-def runner(ledger) -> Iterator[ProjectionRunner]:
-    r = runner_for(ledger, batch_size=7)  # small batches: many transactions even on small data sets
-    yield r
-    r.close()
-
-
-@pytest.fixture
-def at():
-    """``at(minutes, actor, role, reason)``: a context ``minutes`` after T0, so times are hand-computable."""
-
-    def make(minutes: float, actor: str = "agent-li", role: str = "agent", reason: str | None = None) -> Context:
-        return Context(actor_id=actor, actor_role=role, occurred_at=T0 + timedelta(minutes=minutes),
-                       request_id=uuid.uuid4().hex, reason=reason)
-
-    return make
-
-
-def act(ledger, kind, case_id, action, ctx, **args):
-    return ledger.act(kind, case_id, action, ctx, args)
+runner = runner_fixture(batch_size=7)  # small batches: many transactions even on small data sets
 
 
 @pytest.fixture

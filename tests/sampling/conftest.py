@@ -1,15 +1,5 @@
-"""The fixtures of tests/scheduler (business time, jobs, a customer), loaded by path: test folders are
-not packages."""
+"""The fixtures of tests/scheduler (business time, jobs, a customer), shared through scheduler_fixtures.py."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
-_SCHEDULER_TESTS = Path(__file__).parents[1] / "scheduler"
-sys.path.insert(0, str(_SCHEDULER_TESTS))  # sched_support
-_spec = importlib.util.spec_from_file_location("scheduler_test_fixtures", _SCHEDULER_TESTS / "conftest.py")
-_fixtures = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_fixtures)
-at, jobs, customer = _fixtures.at, _fixtures.jobs, _fixtures.customer
+from scheduler_fixtures import at, customer, jobs  # noqa: F401 - fixtures, found by name
