@@ -59,6 +59,9 @@ EVERY_EVENT: frozenset[str] = frozenset(
 _ONE_EVENT_RULES = frozenset({"SLABreach.SLABreached", "JobRun.Finished", "DataAccess.PersonalDataDisclosed"})
 #: The events (class qualnames) :func:`standalone_suspicions` decides on; it finds nothing in any other.
 STANDALONE_EVENTS: frozenset[str] = _ONE_EVENT_RULES | EVERY_EVENT
+#: Of those, the ones a rule may find something in even when the event is not dated ahead of its
+#: recording (for the others, only the business-time rule can: a read model may skip the call).
+ONE_EVENT_RULES: frozenset[str] = _ONE_EVENT_RULES
 
 
 def _at(e: Any) -> datetime:

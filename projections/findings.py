@@ -23,12 +23,13 @@ import functools
 import json
 from typing import Any, Callable
 
+from domain.event_rules import ONE_EVENT_RULES
 from domain.findings import STANDALONE_EVENTS, CaseAudit, Clearance, Suspicion, standalone_suspicions
 from projections.jsontext import json_writer
 from projections.rowcache import RowCache
 from projections.runtime import Projection
 from projections.store import Codec, Table
-from projections.timeutil import occurred_stamp, stamp
+from projections.timeutil import occurred_stamp, parse, stamp
 
 _json = json_writer(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 #: The facts of cases and suspicions: dicts while projecting, written as JSON once per batch.
@@ -85,14 +86,17 @@ class ComplianceFindings(Projection):
         if name.startswith("Finding."):
             return functools.partial(self._finding_event, name)
         audited = CaseAudit.KINDS.get(name.split(".", 1)[0]) if CaseAudit.folds(name) else None
-        standalone = name in STANDALONE_EVENTS
+        # "every": a one-event rule reads each of these; "ahead": only the business-time rule reads it.
+        standalone = "every" if name in ONE_EVENT_RULES else "ahead" if name in STANDALONE_EVENTS else None
         if audited is None and not standalone:
             return None  # no rule looks at it
         return functools.partial(self._event, audited, standalone)
 
-    def _event(self, kind: str | None, standalone: bool, event: Any, position: int, rows: RowCache) -> None:
+    def _event(self, kind: str | None, standalone: str | None, event: Any, position: int, rows: RowCache) -> None:
         found = self._audit(kind, event, rows) if kind else []
-        if standalone:
+        # Nearly every event is dated at or before its recording: then, unless a one-event rule reads
+        # its class, standalone_suspicions finds nothing — told here by one cached parse of its time.
+        if standalone == "every" or (standalone and parse(event.meta["occurred_at"]) > event.timestamp):
             found[:0] = standalone_suspicions(event, self.roles_with_need)  # they take the first seq slots
         seq = position * _SEQ_SLOTS
         for item in found:

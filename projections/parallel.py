@@ -99,7 +99,8 @@ def _work(parent: Any, names: list[str], head: int, sender: Connection) -> None:
     try:
         # Not strict: a read model that stalls is recorded as stalled by the worker, and the parent's
         # rebuild reports it once every worker is done.
-        worker.catch_up(lambda count: sender.send(("progress", count)), head=head, strict=False)
+        with db.checkpoints_spaced():  # as in a rebuild in one process (ViewDatabase.checkpoints_spaced)
+            worker.catch_up(lambda count: sender.send(("progress", count)), head=head, strict=False)
     except ProjectionFailed as e:
         message = ("failed", e.projection, e.position, e.topic, f"{type(e.cause).__name__}: {e.cause}")
     except BaseException as e:  # noqa: BLE001 - reported to the parent, which raises it

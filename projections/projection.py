@@ -81,11 +81,12 @@ class Projection:
     def apply_batch(self, events: Sequence[tuple[int, str, Any]], rows: RowCache) -> None:
         """Apply (position, topic, event)s in log order; the first failure raises :class:`ProjectionFailed`."""
         handlers = self._handlers
-        for cls in {type(event) for _, _, event in events} - handlers.keys():
-            handlers[cls] = self._resolve(cls)  # once per class, before the loop: one lookup per event in it
+        handler_of = handlers.get  # a class not seen before: resolved once, in the loop (no pass over the batch first)
         try:
             for position, topic, event in events:
-                handle = handlers[type(event)]
+                handle = handler_of(type(event), _UNSEEN)
+                if handle is _UNSEEN:
+                    handle = handlers[type(event)] = self._resolve(type(event))
                 if handle is not None:
                     handle(event, position, rows)
         except Exception as e:  # noqa: BLE001 - any handler error stops the projection
@@ -110,6 +111,9 @@ class Projection:
                     line = json.dumps(list(row), ensure_ascii=False, separators=(",", ":"))
                     sha.update(f"{table.name}\t{line}\n".encode())
         return sha.hexdigest()
+
+
+_UNSEEN = object()  # a class this read model has not resolved a handler for yet
 
 
 def _order(value: Any) -> tuple[int, Any]:

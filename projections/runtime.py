@@ -330,7 +330,7 @@ class ProjectionRunner:
                 head = self.ledger.recorder.max_notification_id() or 0
                 processed = catch_up_in_processes(self, [p.name for p in chosen], head, workers, progress)
             else:
-                with collections_paused():
+                with collections_paused(), self.db.checkpoints_spaced():
                     processed = self.catch_up(progress, strict=False)
         finally:
             self.building = False

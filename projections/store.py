@@ -34,6 +34,9 @@ from projections.stalls import CREATE_STALL_TABLE
 TRACKING_TABLE = "projection_tracking"
 #: SQLite page cache of the read-model connection (the default is 2 MiB).
 SQLITE_CACHE_KIB = 64 * 1024
+#: WAL pages after which a commit of this connection checkpoints: SQLite's default, and while a
+#: rebuild runs (:meth:`ViewDatabase.checkpoints_spaced`) 16 times as many (a WAL of ≈ 64 MiB).
+SQLITE_AUTOCHECKPOINT_PAGES, SQLITE_REBUILD_CHECKPOINT_PAGES = 1000, 16 * 1000
 
 
 class Codec(NamedTuple):
@@ -247,6 +250,26 @@ class ViewDatabase:
                 yield Cursor(conn.cursor(), False)
             finally:
                 conn.execute("ROLLBACK")
+
+    @contextmanager
+    def checkpoints_spaced(self) -> Iterator[None]:
+        """SQLite: checkpoint the WAL 16 times less often meanwhile (a rebuild). Each batch's commit
+        rewrites pages all over the read models' B-trees (random keys), so with SQLite's default
+        nearly every commit checkpointed — copying those pages into the database file and syncing
+        it, ≈ a tenth of a 100k-event rebuild — and the next batch dirtied the same pages again.
+        Spaced out, a page rewritten by many batches is copied once per checkpoint; the WAL stays
+        bounded (≈ 64 MiB). Nothing about what is committed changes. PostgreSQL: nothing to do."""
+        if self.postgres:
+            yield
+            return
+        with self.lock:
+            self.connection.execute(f"PRAGMA wal_autocheckpoint={SQLITE_REBUILD_CHECKPOINT_PAGES}")
+        try:
+            yield
+        finally:
+            with self.lock:
+                if self._conn is not None:  # a new connection starts with the default anyway
+                    self._conn.execute(f"PRAGMA wal_autocheckpoint={SQLITE_AUTOCHECKPOINT_PAGES}")
 
     def close(self) -> None:
         with self.lock:
