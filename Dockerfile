@@ -8,7 +8,7 @@
 # -- build: wheels for the project and its dependencies, with the verifier's C extension ----------
 FROM python:3.11-slim-bookworm AS build
 RUN apt-get update \
- && apt-get install -y --no-install-recommends build-essential libssl-dev libsqlite3-dev \
+ && apt-get install -y --no-install-recommends build-essential libssl-dev libsqlite3-dev libpq-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY pyproject.toml setup.py README.md LICENSE ./
@@ -28,6 +28,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     CASELEDGER_HOME=/var/lib/caseledger \
     PORT=8000
+# libpq5: the verifier's C extension reads PostgreSQL pages with libpq (binary COPY).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libpq5 \
+ && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 caseledger \
  && useradd --system --uid 10001 --gid caseledger --home-dir /var/lib/caseledger --shell /usr/sbin/nologin caseledger \
  && mkdir -p /var/lib/caseledger \

@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 .PHONY: install run test demo clean prod bench bench-quick failover chaos chromium screenshots
 
 # setup.py builds the verifier's C inner loop (ledger/integrity/_scan.c): rebuilt when it changes.
-$(STAMP): pyproject.toml setup.py ledger/integrity/_scan.c
+$(STAMP): pyproject.toml setup.py ledger/integrity/_scan.c ledger/integrity/_scan_pg.c ledger/integrity/_scan.h
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'

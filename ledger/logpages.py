@@ -10,15 +10,16 @@ summary, or None when anything differs: the caller then replays the page with th
 verifier, which names the problem.
 
 The inner loop runs in C when the extension ``ledger.integrity._scan`` is built (SQLite is read
-through its C API on a read-only connection of ours; PostgreSQL packs each page into two bytea
-values), else in Python (``fastpath.row_hashes``) over the same rows. Both compute the same
-hashes; ``tests/integrity/test_scan_extension.py`` compares them.
+through its C API on a read-only connection of ours; PostgreSQL through libpq on a connection of
+ours, a page as two binary COPYs in one snapshot, read and hashed without the GIL), else in
+Python (``fastpath.row_hashes``) over the same rows. Both compute the same hashes;
+``tests/integrity/test_scan_extension.py`` compares them.
 """
 
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from ledger.integrity.fastpath import PageReplay, PageSummary, row_hashes, summarise_page
@@ -38,17 +39,16 @@ PAGE_EVENTS = "e.{nid} > COALESCE((SELECT notification_id FROM {leaves} WHERE le
 NO_EVENTS = 9223372036854775807
 EVENTS_SQL = "SELECT {originator}, e.originator_version, e.topic, e.state, e.{nid} FROM {events} e WHERE " \
              f"{PAGE_EVENTS} ORDER BY e.{{nid}}"
-# PostgreSQL packs a page into two bytea values in one statement (one snapshot), as
-# ``_scan.postgres_page`` reads them. A NULL anywhere drops that row from the packing, which the
-# pairing check then notices.
-PACKED_SQL = (
-    "SELECT (SELECT string_agg(int8send(leaf_index) || int8send(notification_id) || int4send(octet_length(leaf_hash)) "
-    "|| leaf_hash, ''::bytea) FROM (SELECT leaf_index, notification_id, leaf_hash FROM {leaves} WHERE leaf_index >= ? "
-    "ORDER BY leaf_index LIMIT ?) l), "
-    "(SELECT string_agg(uuid_send(originator_id) || int8send(originator_version) || int4send(octet_length(t)) || t || "
-    "int4send(octet_length(state)) || state || int8send(nid), ''::bytea) FROM (SELECT e.originator_id, "
-    f"e.originator_version, textsend(e.topic) AS t, e.state, e.{{nid}} AS nid FROM {{events}} e WHERE {PAGE_EVENTS} "
-    "ORDER BY e.{nid}) e)")
+# PostgreSQL in C: the same two queries as binary COPYs, in one read-only REPEATABLE READ
+# transaction (``_scan.postgres_copy_page``). COPY takes no parameters: the bounds are integers,
+# written into the statement by ``_with_integers``.
+LEAVES_COPY = "COPY (SELECT leaf_index::int8, notification_id::int8, leaf_hash FROM {leaves} WHERE leaf_index >= ? " \
+              "ORDER BY leaf_index LIMIT ?) TO STDOUT (FORMAT BINARY)"
+EVENTS_COPY = "COPY (SELECT e.originator_id, e.originator_version::int8, e.topic, e.state, e.{nid}::int8 FROM " \
+              f"{{events}} e WHERE {PAGE_EVENTS} ORDER BY e.{{nid}}) TO STDOUT (FORMAT BINARY)"
+# With them, every stored node the page completes — inside it and joining it to the pages before
+# (``PageReplay.stored_node_ranges`` of a full page) — so that the page needs no other query.
+NODES_COPY = "COPY (SELECT level::int8, idx::int8, hash FROM {nodes} WHERE {ranges}) TO STDOUT (FORMAT BINARY)"
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,8 @@ class PageRead:
     summary: PageSummary | None  # None: something in the page differs (or it is empty)
     upto: int | None  # log position of the page's last leaf if the page is full, else None (last page)
     empty: bool  # no leaves and no events: the log ends before this page
+    # the stored nodes the page completes, if read with it (PostgreSQL in C); not part of what it says
+    stored_nodes: dict[tuple[int, int], bytes] | None = field(default=None, compare=False, repr=False)
 
 
 class PageSource:
@@ -70,6 +72,7 @@ class PageSource:
         self.pg = spec["pg"]
         self.page = page
         self._conn: Any = None  # our own connection, if we opened one
+        self._native: Any = None  # PostgreSQL: the C scan's own libpq connection, opened on first use
         self._fetch_rows = fetch or self._connect()
 
     @classmethod
@@ -109,7 +112,13 @@ class PageSource:
         conn = self._conn = sqlite3.connect(f"file:{self.spec['path']}?mode=ro", uri=True, check_same_thread=False)
         return lambda sql, params: conn.execute(sql, params).fetchall()
 
+    def sibling(self) -> PageSource:
+        """A source for another thread: its own connections (the C scan's, and SQLite's), the
+        same pool for PostgreSQL's other queries."""
+        return PageSource(self.spec, self._fetch_rows if self.pg else None, self.page)
+
     def close(self) -> None:
+        self._native = None  # dropping the capsule closes the libpq connection
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -151,19 +160,32 @@ class PageSource:
     def summarise_next(self, first: int, checkpoint_sizes: Sequence[int]) -> PageRead:
         """Read and check the page of leaves from ``first`` (a multiple of the page size)."""
         if _scan is not None and self.shareable:
-            count, events, last, hashes = self._scan_in_c(first)
-            summary = None if hashes is None else self._summarise_hashes(first, hashes, checkpoint_sizes)
-            return PageRead(summary, last if count == self.page else None, not count and not events)
+            (count, events, last, hashes), nodes = self._scan_page_in_c(first)
+            summary = None if hashes is None else self._summarise_hashes(first, hashes, checkpoint_sizes, nodes)
+            return PageRead(summary, last if count == self.page else None, not count and not events, nodes)
         leaves, events = self.leaf_page(first), self.event_rows(first)
         summary = self.summarise(first, leaves, events, checkpoint_sizes) if leaves or events else None
         return PageRead(summary, leaves[-1][1] if len(leaves) == self.page else None, not leaves and not events)
 
     def _scan_in_c(self, first: int) -> tuple[int, int, int | None, list[bytes] | None]:
+        """(leaf rows, event rows, position of the last leaf, [leaf hashes] or None)."""
+        return self._scan_page_in_c(first)[0]
+
+    def _scan_page_in_c(self, first: int) -> tuple[tuple[int, int, int | None, list[bytes] | None],
+                                                   dict[tuple[int, int], bytes] | None]:
+        """What ``_scan_in_c`` says, and the stored nodes if they were read with the page."""
         if self.pg:
-            leaves, events = self.fetch(PACKED_SQL, (first, self.page, *self._event_bounds(first)))[0]
-            return _scan.postgres_page(first, leaves or b"", events or b"")
+            if self._native is None:
+                self._native = _scan.postgres_connect(_libpq_conninfo(self.spec["connect"]))
+            ranges = PageReplay.stored_node_ranges(first, self.page)
+            where = " OR ".join("(level = %s AND idx BETWEEN %s AND %s)" for _ in ranges) or "false"
+            nodes_sql = self._sql(NODES_COPY.replace("{ranges}", where))
+            return _scan.postgres_copy_page(self._native, first, self.page,
+                                            _with_integers(self._sql(LEAVES_COPY), (first, self.page)),
+                                            _with_integers(self._sql(EVENTS_COPY), self._event_bounds(first)),
+                                            _with_integers(nodes_sql, [v for r in ranges for v in r]))
         return _scan.sqlite_page(str(self.spec["path"]), first, self.page, self._sql(LEAVES_SQL),
-                                 self._sql(EVENTS_SQL.replace("{originator}", "e.originator_id")))
+                                 self._sql(EVENTS_SQL.replace("{originator}", "e.originator_id"))), None
 
     def summarise(self, first: int, leaves: list[tuple], events: list[tuple],
                   checkpoint_sizes: Sequence[int]) -> PageSummary | None:
@@ -181,9 +203,12 @@ class PageSource:
             return None
         return self._summarise_hashes(first, hashes, checkpoint_sizes)
 
-    def _summarise_hashes(self, first: int, hashes: list[bytes], checkpoint_sizes: Sequence[int]) -> PageSummary | None:
-        inside = [r for r in PageReplay.stored_node_ranges(first, len(hashes)) if r[0] <= self.page_level]
-        return summarise_page(first, hashes, self.stored_nodes(inside), checkpoint_sizes)
+    def _summarise_hashes(self, first: int, hashes: list[bytes], checkpoint_sizes: Sequence[int],
+                          nodes: dict[tuple[int, int], bytes] | None = None) -> PageSummary | None:
+        if nodes is None:
+            nodes = self.stored_nodes([r for r in PageReplay.stored_node_ranges(first, len(hashes))
+                                       if r[0] <= self.page_level])
+        return summarise_page(first, hashes, nodes, checkpoint_sizes)
 
     @property
     def page_level(self) -> int:
@@ -200,3 +225,21 @@ def _pooled_fetch(log: Any, sql: str, params: Sequence[Any]) -> list[tuple]:
     with log.cursor() as cur:
         cur.execute(sql, params)
         return [tuple(row) for row in cur.fetchall()]
+
+
+def _with_integers(sql: str, values: Sequence[int]) -> str:
+    """``sql`` with its ``%s`` placeholders replaced by integers (COPY takes no parameters)."""
+    if not all(type(v) is int for v in values):
+        raise TypeError("only integers are written into a COPY statement")
+    return sql % tuple(values)
+
+
+SCAN_APPLICATION_NAME = "caseledger-verify"  # how the scan's own sessions show in pg_stat_activity
+
+
+def _libpq_conninfo(connect: dict[str, Any]) -> str:
+    """The pool's connection arguments as a libpq connection string (psycopg-only arguments dropped)."""
+    from psycopg.conninfo import make_conninfo
+
+    libpq = {k: v for k, v in connect.items() if isinstance(v, (str, int)) and k != "autocommit"}
+    return make_conninfo("", **{**libpq, "application_name": SCAN_APPLICATION_NAME})

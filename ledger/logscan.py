@@ -106,7 +106,7 @@ class LogScan:
                 if read.empty:
                     break
                 summary = read.summary
-                if summary is None or not replay.add(summary, self._stored_above(summary)):
+                if summary is None or not replay.add(summary, self._stored_above(summary, read.stored_nodes)):
                     report = self._reference_page(replay, checked_before, first, self.source.position_before(first),
                                                   progress)
                     if report is not None:
@@ -119,10 +119,12 @@ class LogScan:
         problem = resumed.finish()
         return VerificationReport(problem is None, replay.size, problem, resumed.checked)
 
-    def _stored_above(self, page: PageSummary) -> dict[tuple[int, int], bytes]:
-        """The stored nodes that join a full page to the pages before it."""
+    def _stored_above(self, page: PageSummary, read_with_page: dict[tuple[int, int], bytes] | None) -> dict:
+        """The stored nodes that join a full page to the pages before it (read with the page, or now)."""
         if page.count != self.page:
             return {}
+        if read_with_page is not None:
+            return read_with_page
         return self.source.stored_nodes([r for r in PageReplay.stored_node_ranges(page.first, page.count)
                                          if r[0] > self.source.page_level])
 
@@ -151,8 +153,8 @@ class LogScan:
 
 class PageReader:
     """Pages of the log read ahead of their use by a few threads (pages are independent of each
-    other: ``PageSource.summarise_next``), each query on a connection of the ledger's pool
-    (PostgreSQL) or of the thread's own (SQLite)."""
+    other: ``PageSource.summarise_next``), each thread with a connection of its own for the page's
+    rows (other queries on PostgreSQL go through the ledger's pool)."""
 
     def __init__(self, source: PageSource, checkpoint_sizes: list[int], threads: int):
         self.source = source
@@ -185,11 +187,9 @@ class PageReader:
         return self.pending.pop(first).result()
 
     def _read(self, first: int) -> PageRead:
-        if self.source.pg:  # the ledger's pool hands each query a connection of its own
-            return self.source.summarise_next(first, self.sizes)
         source = getattr(self.local, "source", None)
-        if source is None:
-            source = self.local.source = PageSource(self.source.spec, page=self.source.page)
+        if source is None:  # each thread its own connection (PostgreSQL's other queries: the ledger's pool)
+            source = self.local.source = self.source.sibling()
             with self.lock:
                 self.opened.append(source)
         return source.summarise_next(first, self.sizes)

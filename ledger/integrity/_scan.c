@@ -12,8 +12,8 @@
  * SHA-256 is OpenSSL's; no hashing is done here by hand.
  *
  * Rows come either from SQLite (read here through SQLite's C API on a read-only connection of our
- * own) or from PostgreSQL packed by the query into two bytea values per page, so that no Python
- * object is made per row.
+ * own) or from PostgreSQL (binary COPY through libpq on a connection of our own: _scan_pg.c),
+ * so that no Python object is made per row.
  */
 #define PY_SSIZE_T_CLEAN
 /* OpenSSL 3 marks its SHA256_Init/Update/Final deprecated in favour of EVP. They are the same
@@ -26,7 +26,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#define HASH 32
+#include "_scan.h"
+
 static const char MAGIC[] = "caseledger-leaf-v1";  /* followed by 0x00: 19 bytes, see leaf.py */
 #define MAGIC_LEN 19
 #define HEADER_LEN (1 + MAGIC_LEN + 16 + 8 + 4)  /* 0x00 prefix, magic, id, version, topic length */
@@ -42,7 +43,7 @@ static void put_be(unsigned char *p, uint64_t v, int n) {
     for (int i = n - 1; i >= 0; i--, v >>= 8) p[i] = (unsigned char)(v & 0xff);
 }
 
-static uint64_t get_be(const unsigned char *p, int n) {
+uint64_t get_be(const unsigned char *p, int n) {
     uint64_t v = 0;
     for (int i = 0; i < n; i++) v = (v << 8) | p[i];
     return v;
@@ -117,18 +118,9 @@ static PyObject *leaf_hashes(PyObject *self, PyObject *arg) {
     return out;
 }
 
-/* One page being checked: the leaves read first, then each event compared with its leaf. */
-typedef struct {
-    int64_t first;        /* leaf index the page starts at */
-    Py_ssize_t leaves;    /* leaf rows read */
-    int64_t *positions;   /* notification id of each leaf */
-    unsigned char *stored; /* stored leaf hash of each leaf */
-    unsigned char *computed; /* leaf hash computed from each event */
-    Py_ssize_t events;    /* event rows seen */
-    int ok;               /* everything so far pairs up and matches */
-} Page;
+/* One page being checked: see Page in _scan.h. */
 
-static int page_alloc(Page *p, int64_t first, Py_ssize_t capacity) {
+int page_alloc(Page *p, int64_t first, Py_ssize_t capacity) {
     memset(p, 0, sizeof *p);
     p->first = first;
     p->ok = 1;
@@ -142,19 +134,19 @@ static int page_alloc(Page *p, int64_t first, Py_ssize_t capacity) {
     return 1;
 }
 
-static void page_free(Page *p) {
+void page_free(Page *p) {
     PyMem_Free(p->positions);
     PyMem_Free(p->stored);
     PyMem_Free(p->computed);
 }
 
-static void page_leaf(Page *p, int64_t index, int64_t position, const void *hash, Py_ssize_t hash_len) {
+void page_leaf(Page *p, int64_t index, int64_t position, const void *hash, Py_ssize_t hash_len) {
     if (index != p->first + p->leaves || hash_len != HASH) p->ok = 0;
     else memcpy(p->stored + HASH * p->leaves, hash, HASH);
     p->positions[p->leaves++] = position;
 }
 
-static void page_event(Page *p, const unsigned char id[16], int64_t version, const unsigned char *topic,
+void page_event(Page *p, const unsigned char id[16], int64_t version, const unsigned char *topic,
                        size_t topic_len, const unsigned char *state, size_t state_len, int64_t position) {
     Py_ssize_t i = p->events++;
     if (!p->ok) return;
@@ -165,7 +157,7 @@ static void page_event(Page *p, const unsigned char id[16], int64_t version, con
 }
 
 /* (leaf rows, event rows, notification id of the last leaf, [leaf hashes] or None) */
-static PyObject *page_result(Page *p) {
+PyObject *page_result(Page *p) {
     int ok = p->ok && p->events == p->leaves && p->leaves > 0;
     PyObject *hashes = Py_None;
     if (ok) {
@@ -287,56 +279,7 @@ static PyObject *sqlite_page(PyObject *self, PyObject *args) {
     return result;
 }
 
-/* ---- PostgreSQL, packed by the query ---------------------------------------------------------- */
-
-typedef struct {
-    const unsigned char *data;
-    Py_ssize_t len, pos;
-} Reader;
-
-static const unsigned char *take(Reader *r, Py_ssize_t n) {
-    if (n < 0 || r->len - r->pos < n) return NULL;
-    const unsigned char *p = r->data + r->pos;
-    r->pos += n;
-    return p;
-}
-
-/* The query packs each page into two bytea values (ledger/logpages.py, PACKED_SQL), all integers
- * big-endian: leaves as repeated (index u64, position u64, hash length u32, hash), events as
- * repeated (id 16 bytes, version u64, topic length u32, topic, state length u32, state,
- * position u64). PostgreSQL does the packing in C, so no Python object is made per row. */
-static PyObject *postgres_page(PyObject *self, PyObject *args) {
-    Py_buffer leaves_buf, events_buf;
-    long long first;
-    if (!PyArg_ParseTuple(args, "Ly*y*", &first, &leaves_buf, &events_buf)) return NULL;
-    Reader leaves = {leaves_buf.buf, leaves_buf.len, 0}, events = {events_buf.buf, events_buf.len, 0};
-    Py_ssize_t capacity = leaves_buf.len / 20 + 1;  /* each leaf takes at least 8 + 8 + 4 bytes */
-    Page p;
-    PyObject *result = NULL;
-    if (!page_alloc(&p, first, capacity)) goto done;
-    Py_BEGIN_ALLOW_THREADS
-    while (leaves.pos < leaves.len) {
-        const unsigned char *head = take(&leaves, 20), *hash;
-        if (!head || !(hash = take(&leaves, (Py_ssize_t)get_be(head + 16, 4)))) { p.ok = 0; break; }
-        page_leaf(&p, (int64_t)get_be(head, 8), (int64_t)get_be(head + 8, 8), hash, (Py_ssize_t)get_be(head + 16, 4));
-    }
-    while (p.ok && events.pos < events.len) {
-        const unsigned char *head = take(&events, 28), *topic = NULL, *state_len = NULL, *state = NULL, *tail = NULL;
-        size_t topic_len = head ? (size_t)get_be(head + 24, 4) : 0, length = 0;
-        if (head && (topic = take(&events, (Py_ssize_t)topic_len)) && (state_len = take(&events, 4)) &&
-            (state = take(&events, (Py_ssize_t)(length = (size_t)get_be(state_len, 4)))) && (tail = take(&events, 8)))
-            page_event(&p, head, (int64_t)get_be(head + 16, 8), topic, topic_len, state, length,
-                       (int64_t)get_be(tail, 8));
-        else { p.events++; p.ok = 0; }
-    }
-    Py_END_ALLOW_THREADS
-    result = page_result(&p);
-done:
-    page_free(&p);
-    PyBuffer_Release(&leaves_buf);
-    PyBuffer_Release(&events_buf);
-    return result;
-}
+/* ---- PostgreSQL: see _scan_pg.c ------------------------------------------------------------ */
 
 /* ---- the tree over a page ---------------------------------------------------------------- */
 
@@ -396,8 +339,11 @@ static PyMethodDef methods[] = {
     {"sqlite_page", sqlite_page, METH_VARARGS,
      "sqlite_page(path, first, page_size, leaf_sql, event_sql) -> "
      "(leaves, events, last position, [leaf hashes] or None)"},
-    {"postgres_page", postgres_page, METH_VARARGS,
-     "postgres_page(first, packed_leaves, packed_events) -> (leaves, events, last position, [leaf hashes] or None)"},
+    {"postgres_connect", postgres_connect, METH_O,
+     "postgres_connect(conninfo) -> a libpq connection of the scan's own (closed when dropped)"},
+    {"postgres_copy_page", postgres_copy_page, METH_VARARGS,
+     "postgres_copy_page(connection, first, page_size, leaves_copy_sql, events_copy_sql, nodes_copy_sql) -> "
+     "((leaves, events, last position, [leaf hashes] or None), {(level, idx): stored node hash})"},
     {"tree_levels", tree_levels, METH_O, "tree_levels(hashes) -> [[level 0], [level 1], ...]"},
     {"leaf_hashes", leaf_hashes, METH_O, "leaf_hashes([(id, version, topic, state), ...]) -> [leaf hash, ...]"},
     {NULL, NULL, 0, NULL},
