@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from projections.queries import decode_cursor, encode_cursor
+from projections.queries import keyset_page
 from projections.rowcache import RowCache
 from projections.runtime import Projection
 from projections.store import Table, ViewDatabase
@@ -93,13 +93,4 @@ def list_work(db: ViewDatabase, queue: str, *, owner: str | None = None, cursor:
     if owner:
         where.append("owner = ?")
         params.append(owner)
-    if cursor:
-        where.append("seq > ?")
-        params.append(decode_cursor(f"work:{queue}", cursor))
-    sql = (f"SELECT {', '.join(WORK_TABLE.column_names)} FROM {_T} WHERE {' AND '.join(where)} "
-           "ORDER BY seq LIMIT ?")
-    with db.reading() as cur:
-        rows = [dict(zip(WORK_TABLE.column_names, r)) for r in cur.execute(sql, [*params, limit + 1]).fetchall()]
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return {"items": rows, "next_cursor": encode_cursor(f"work:{queue}", rows[-1]["seq"]) if more else None}
+    return keyset_page(db, WORK_TABLE, f"work:{queue}", where, params, cursor, limit)

@@ -169,10 +169,10 @@ class Retention:
         """Records whose class says ``action = "review"`` (archives, 003 §2.4.1) are appraised before
         destruction: approving their disposition is that appraisal, so it needs the approver's written
         reason (recorded with the approval), naming the classes appraised."""
-        needing = sorted({(r["record_class"], self.ledger.policies.get(r["policy_ref"]).record_class(r["record_class"]).source)
-                          for r in self.records(subject=subject, limit=100_000)
-                          if r["record_class"] and r["policy_ref"]
-                          and self.ledger.policies.get(r["policy_ref"]).record_class(r["record_class"]).action == "review"})
+        classes = {(r["policy_ref"], r["record_class"]) for r in self.records(subject=subject, limit=100_000)
+                   if r["record_class"] and r["policy_ref"]}  # each class looked up once, not once per record
+        appraised = [(name, self.ledger.policies.get(ref).record_class(name)) for ref, name in classes]
+        needing = sorted({(name, cls.source) for name, cls in appraised if cls.action == "review"})
         if needing and not (ctx.reason and ctx.reason.strip()):
             raise TransitionForbidden("records of class " + ", ".join(k for k, _ in needing) + " are appraised before "
                               "destruction: approve with the appraisal as the reason",
