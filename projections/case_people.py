@@ -12,6 +12,7 @@ see a subject's personal data unmasked. Ids only, no personal data.
 from __future__ import annotations
 
 import json
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from domain.context import person
@@ -23,7 +24,20 @@ from projections.store import Codec, Table
 PERSON_TABLE = Table("rm_case_person", columns=(("subject", "TEXT"), ("person", "TEXT"), ("case_id", "TEXT"),
                                                 ("relation", "TEXT")),
                      key=("subject", "person", "case_id", "relation"), indexes=(("person", "subject"),))
-_JSON = Codec(encode=json_writer(sort_keys=True), decode=json.loads)
+_json_text = json_writer(sort_keys=True)
+
+
+def _people_text(people: Any) -> str:
+    """``json.dumps(people, sort_keys=True)``: for the usual list of [person, relation] text pairs
+    written here directly (with json's own string escaping), anything else by json itself."""
+    if type(people) is list and all(type(pair) is list and len(pair) == 2 and type(pair[0]) is str
+                                    and type(pair[1]) is str for pair in people):
+        return "[" + ", ".join(f"[{encode_basestring_ascii(someone)}, {encode_basestring_ascii(relation)}]"
+                               for someone, relation in people) + "]"
+    return _json_text(people)
+
+
+_JSON = Codec(encode=_people_text, decode=json.loads)
 #: Per case: its subject and its current (person, relation) pairs, to replace or end them.
 CASE_TABLE = Table("rm_case_people", columns=(("case_id", "TEXT"), ("subject", "TEXT"), ("people", "TEXT")),
                    key=("case_id",), codecs=(("people", _JSON),))
@@ -45,18 +59,24 @@ class CasePeople(Projection):
             raise LookupError(f"rm_case_people has no row for {e.originator_id}; its creation event was not seen")
         return case
 
+    # The case's row is changed in place and put again (a row got from the cache is the handler's to change).
     def _add(self, rows: RowCache, case: dict[str, Any], person: str | None, relation: str) -> None:
-        if not person or [person, relation] in case["people"]:
+        pair = [person, relation]
+        people = case["people"]
+        if not person or pair in people:
             return
-        case = {**case, "people": sorted([*case["people"], [person, relation]])}
+        people.append(pair)
+        people.sort()
         rows.put(CASE_TABLE.name, case)
         rows.put(PERSON_TABLE.name, {"subject": case["subject"], "person": person, "case_id": case["case_id"],
                                      "relation": relation})
 
     def _remove(self, rows: RowCache, case: dict[str, Any], person: str | None, relation: str) -> dict[str, Any]:
-        if not person or [person, relation] not in case["people"]:
+        pair = [person, relation]
+        people = case["people"]
+        if not person or pair not in people:
             return case
-        case = {**case, "people": [p for p in case["people"] if p != [person, relation]]}
+        people[:] = [p for p in people if p != pair]
         rows.put(CASE_TABLE.name, case)
         rows.delete(PERSON_TABLE.name, case["subject"], person, case["case_id"], relation)
         return case

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
+from itertools import chain
 from typing import Any, Callable, Sequence
 
 from projections.decode import Undecodable
@@ -92,6 +94,21 @@ class Projection:
         except Exception as e:  # noqa: BLE001 - any handler error stops the projection
             raise ProjectionFailed(self.name, position, topic, e) from e
 
+    def relevant(self, events: list[tuple[int, str, Any]],
+                 by_class: dict[type, list[tuple[int, str, Any]]]) -> list[tuple[int, str, Any]]:
+        """The events of a batch (``by_class``: the same, grouped by :func:`events_by_class`) that
+        :meth:`apply_batch` needs, in log order: all of them for a read model that folds batches its
+        own way; for the others only those of classes with a handler — :meth:`apply_batch` would
+        skip the rest anyway, one lookup each, and most read models handle a few classes of many."""
+        if type(self).apply_batch is not Projection.apply_batch:
+            return events
+        wanted = [group for cls, group in by_class.items() if self.handles(cls)]
+        if len(wanted) == len(by_class):
+            return events
+        if len(wanted) <= 1:
+            return wanted[0] if wanted else []
+        return sorted(chain.from_iterable(wanted), key=_POSITION)  # runs of log order: merged, not sorted afresh
+
     # -- digest ----------------------------------------------------------------------------------
     def digest(self, db: ViewDatabase) -> str:
         """SHA-256 over every row of every table, in a canonical order (see projections/README.md).
@@ -113,7 +130,21 @@ class Projection:
         return sha.hexdigest()
 
 
-_UNSEEN = object()  # a class this read model has not resolved a handler for yet
+_UNSEEN = object()
+_POSITION = operator.itemgetter(0)
+
+
+def events_by_class(events: Sequence[tuple[int, str, Any]]) -> dict[type, list[tuple[int, str, Any]]]:
+    """A batch's (position, topic, event)s grouped by event class, each group in log order: made
+    once per batch, so each read model only looks at the classes it handles."""
+    groups: dict[type, list[tuple[int, str, Any]]] = {}
+    for item in events:
+        group = groups.get(type(item[2]))
+        if group is None:
+            groups[type(item[2])] = [item]
+        else:
+            group.append(item)
+    return groups  # a class this read model has not resolved a handler for yet
 
 
 def _order(value: Any) -> tuple[int, Any]:

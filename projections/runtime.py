@@ -40,19 +40,17 @@ poll interval); on SQLite we poll.
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
-import time
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from projections import stalls
 from projections.decode import EventDecoder
 from projections.failures import ProjectionFailed
+from projections.following import Waiter, close_quietly, collections_paused
 from projections.parallel import catch_up_in_processes
-from projections.projection import Projection
+from projections.projection import Projection, events_by_class
 from projections.rowcache import RowCache
 from projections.stalls import ProjectionStalled, Stall
 from projections.store import TRACKING_TABLE, Cursor, ViewDatabase
@@ -148,11 +146,13 @@ class ProjectionRunner:
         if not rows:
             return 0
         decoded = self.decoder.events(rows)
+        by_class = events_by_class(decoded)
         last = rows[-1][0]
         for projection in active:
             if positions[projection.name] < last:
                 try:
-                    self._apply(projection, decoded, start, positions[projection.name], last)
+                    self._apply(projection, projection.relevant(decoded, by_class), start,
+                                positions[projection.name], last)
                 except Exception as error:  # noqa: BLE001 - sorted out below: a retry later, or a stall now
                     if stalls.is_transient(error):
                         raise
@@ -221,7 +221,7 @@ class ProjectionRunner:
             with self.db.reading() as cur:
                 cache.cur = cur
                 # Skip what is already applied (by us earlier, or by another runner).
-                projection.apply_batch(decoded if decoded[0][0] > position else
+                projection.apply_batch(decoded if not decoded or decoded[0][0] > position else
                                        [item for item in decoded if item[0] > position], cache)
             changed = cache.changes()
             with self.db.transaction() as cur:
@@ -280,12 +280,12 @@ class ProjectionRunner:
                on_batch: Callable[[int], None] | None = None) -> None:
         """Keep up with the log until ``stop`` is set. A database that goes away (a restart, a
         failover) is waited for with growing pauses and reconnected to: the process is not restarted."""
-        waiter: _Waiter | None = None
+        waiter: Waiter | None = None
         pause = RECONNECT_FIRST
         try:
             while not stop.is_set():
                 try:
-                    waiter = waiter or _Waiter(self.ledger, poll_seconds)
+                    waiter = waiter or Waiter(self.ledger, poll_seconds)
                     count = self.run_batch()
                     if count:
                         if on_batch:
@@ -300,11 +300,11 @@ class ProjectionRunner:
                         raise
                     LOG.warning("database unavailable (%s: %s); retrying in %.1f s",
                                 type(error).__name__, " ".join(str(error).split()), pause)
-                    waiter = _close_quietly(waiter, self.db)  # fresh connections after the pause
+                    waiter = close_quietly(waiter, self.db)  # fresh connections after the pause
                     stop.wait(pause)
                     pause = min(pause * 2, RECONNECT_MAX)
         finally:
-            _close_quietly(waiter)
+            close_quietly(waiter)
 
     def rebuild(self, names: Iterable[str] | None = None, progress: Callable[[int], None] | None = None, *,
                 workers: int = 1) -> int:
@@ -345,56 +345,3 @@ class ProjectionRunner:
 
     def close(self) -> None:
         self.db.close()
-
-
-def _close_quietly(*things: Any) -> None:
-    for thing in things:
-        try:
-            if thing is not None:
-                thing.close()
-        except Exception:  # noqa: BLE001 - closing a connection to a database that is gone may fail too
-            pass
-
-
-@contextmanager
-def collections_paused() -> Iterator[None]:
-    """No cyclic garbage collection meanwhile (restored after). A rebuild allocates millions of
-    short-lived objects next to a growing cache of rows, and the collector walks that cache again
-    and again — a sixth of a 100k-event rebuild — to find nothing: handlers make no reference
-    cycles (the memory used is the same without it), and reference counting frees the rest."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-class _Waiter:
-    """Blocks until the log may have grown: LISTEN/NOTIFY on PostgreSQL, a sleep on SQLite."""
-
-    def __init__(self, ledger: Any, poll_seconds: float):
-        self.poll_seconds = poll_seconds
-        self.conn: Any = None
-        channel = getattr(ledger.recorder, "channel_name", None)
-        if channel:
-            db = ViewDatabase.for_ledger(ledger)
-            self.conn = db.connection
-            from psycopg.sql import SQL, Identifier
-
-            self.conn.execute(SQL("LISTEN {0}").format(Identifier(channel)))
-
-    def wait(self, stop: threading.Event) -> None:
-        if self.conn is None:
-            stop.wait(self.poll_seconds)
-            return
-        deadline = time.monotonic() + self.poll_seconds
-        while not stop.is_set() and time.monotonic() < deadline:
-            # Short slices so that a stop request is noticed quickly.
-            for _ in self.conn.notifies(timeout=0.2, stop_after=1):
-                return
-
-    def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()

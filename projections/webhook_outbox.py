@@ -27,7 +27,7 @@ An event that cannot be decoded is not queued (no record id to give); ``event_co
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID, uuid5
 
@@ -83,6 +83,14 @@ class WebhookOutbox(Projection):
 
     def _resolve(self, cls: type) -> Callable[..., None] | None:
         return (lambda *_: None) if cls is Undecodable else self.resolve(cls)  # see the module docstring
+
+    def apply_batch(self, events: Sequence[tuple[int, str, Any]], rows: RowCache) -> None:
+        """As any read model's, except that a batch that neither finds a subscription nor makes one
+        changes nothing (every event would be queued for no one): it is not looked at event by event."""
+        if not self._rules(rows) and not any(cls.__qualname__.startswith(_OWN_EVENTS)
+                                             for cls in {type(item[2]) for item in events}):
+            return
+        super().apply_batch(events, rows)
 
     # -- subscriptions ---------------------------------------------------------------------------
     def on_WebhookSubscription_Created(self, e: Any, position: int, rows: RowCache) -> None:
