@@ -22,55 +22,49 @@ assigned: ``-``).
 Cost: a rebuild runs a handler per event, most of them for interactions (three events each,
 all counted in the cohort bucket their case row already holds). So what depends only on the
 policy version — its time zone, the clocks that stop at a milestone and their counter names —
-is looked up once per version (:class:`_Terms`), business days are cached by the event's own
-time text, and a case row changed by several events of a batch is put once, at its end.
+is looked up once per version (:class:`_Terms`); stamps and business days are worked out once per
+minute of event time (:mod:`projections.kpi_time`); customers' tiers and activity rows are looked
+up once per batch; a case row changed by several events of a batch is put once, at its end; and
+its JSON columns are written by encoders that know their shapes (:mod:`projections.kpi_encoding`).
 """
 
 from __future__ import annotations
 
-import functools
-import json
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, NamedTuple
-from zoneinfo import ZoneInfo
 
 from domain.policy import selection_attributes
-from projections.jsontext import json_writer
+from projections.kpi_encoding import ATTRS_CODEC, COHORT_CODEC, MILESTONES_CODEC
 from projections.kpi_operations import (
     ACTIVITY_TABLE,
     CUSTOMER_TABLE,
     NONE,
     OperationsCounters,
 )
+from projections.kpi_time import BusinessDays, EventTimes
 from projections.rowcache import RowCache
 from projections.runtime import Projection
-from projections.store import Codec, Table
-from projections.timeutil import local_day, occurred, occurred_stamp, parse
+from projections.store import Table
+from projections.timeutil import occurred, parse
 
 #: The dimensions a counter is bucketed by besides its day (see the module docstring).
 DIMENSIONS = ("channel", "team", "agent", "service_type", "tier", "priority")
 COUNTER_TABLE = Table("rm_kpi_counter", columns=(("day", "TEXT"), *((d, "TEXT") for d in DIMENSIONS),
                                                  ("measure", "TEXT"), ("value", "BIGINT")),
                       key=("day", *DIMENSIONS, "measure"), indexes=(("measure", "day"),))
-#: attrs and milestones are dicts while projecting, written as sorted JSON once per batch.
-_JSON = Codec(encode=json_writer(sort_keys=True), decode=json.loads)
+#: attrs and milestones are dicts while projecting, cohort a tuple (a list once read back); each is
+#: written as sorted JSON once per batch.
 CASE_TABLE = Table("rm_kpi_case", columns=(("case_id", "TEXT"), ("kind", "TEXT"), ("channel", "TEXT"),
                                            ("team", "TEXT"), ("agent", "TEXT"), ("service_type", "TEXT"),
                                            ("priority", "TEXT"), ("customer_id", "TEXT"), ("cohort", "TEXT"),
                                            ("policy_ref", "TEXT"), ("cohort_day", "TEXT"),
                                            ("attrs", "TEXT"), ("milestones", "TEXT"), ("paused_since", "TEXT"),
                                            ("paused_seconds", "BIGINT")),
-                   key=("case_id",), codecs=(("attrs", _JSON), ("milestones", _JSON), ("cohort", _JSON)))
+                   key=("case_id",), codecs=(("attrs", ATTRS_CODEC), ("milestones", MILESTONES_CODEC),
+                                                      ("cohort", COHORT_CODEC)))
 _CASES = CASE_TABLE.name
-
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def _business_day(occurred_at: str, tz: ZoneInfo) -> str:
-    # Keyed by the event's time text (events of one command share it): no datetime to hash.
-    return local_day(parse(occurred_at), tz)
 
 
 class _Stop(NamedTuple):
@@ -84,9 +78,10 @@ class _Stop(NamedTuple):
 class _Terms:
     """What the handlers need of one policy version, looked up once per version."""
 
-    def __init__(self, policy: Any):
+    def __init__(self, policy: Any, times: EventTimes):
         self.policy = policy
         self.tz = policy.tz
+        self.days: BusinessDays = times.days(policy.tz)
         #: milestone -> the clocks (of any kind of case) that stop there, in key order
         self.stops: dict[str, list[_Stop]] = {}
         for key in sorted(policy.clocks):
@@ -95,7 +90,7 @@ class _Terms:
 
     def day(self, e: Any) -> str:
         """The business day, in this policy's time zone, on which event ``e`` happened."""
-        return _business_day(e.meta["occurred_at"], self.tz)
+        return self.days.of(e.meta["occurred_at"])
 
 
 class KpiCounters(OperationsCounters, Projection):
@@ -107,6 +102,7 @@ class KpiCounters(OperationsCounters, Projection):
     def __init__(self, ledger: Any):
         super().__init__(ledger)
         self._terms_of: dict[str, _Terms] = {}  # per policy ref
+        self._times = EventTimes()
         #: Milestones at which some clock of some policy version stops: reaching any other one
         #: scores nothing, whatever the case's policy.
         self._stop_names = {clock.stop for policy in ledger.policies.policies.values()
@@ -114,6 +110,10 @@ class KpiCounters(OperationsCounters, Projection):
         self._added: defaultdict[tuple[str, ...], int] = defaultdict(int)  # this batch's, per counter
         self._changed: dict[str, dict[str, Any]] = {}  # case rows this batch changed (put at its end), by id
         self._rows: RowCache | None = None
+        #: This batch's answers of its row cache (which only this read model's handlers change):
+        #: customers' tiers, and the activity rows known to exist.
+        self._tiers: dict[str, str] = {}
+        self._activity: set[tuple[str, str]] = set()
 
     def apply(self, event: Any, position: int, rows: RowCache) -> None:
         self.apply_batch([(position, "", event)], rows)
@@ -124,19 +124,22 @@ class KpiCounters(OperationsCounters, Projection):
         self._added = defaultdict(int)  # a counter added 0 still gets its row
         self._changed = {}
         self._rows = rows  # for the customer's tier, read when a counter is bucketed
+        self._tiers, self._activity = {}, set()  # a new batch may have a new cache (another runner went ahead)
         super().apply_batch(events, rows)
+        put = rows.put
         for case in self._changed.values():
-            rows.put(_CASES, case)
+            put(_CASES, case)
+        counters, key_columns = COUNTER_TABLE.name, COUNTER_TABLE.key
         for key, by in self._added.items():
-            row = rows.get(COUNTER_TABLE.name, *key) or dict(zip(COUNTER_TABLE.key, key), value=0)
+            row = rows.get(counters, *key) or dict(zip(key_columns, key), value=0)
             row["value"] += by
-            rows.put(COUNTER_TABLE.name, row)
+            put(counters, row)
 
     # -- helpers -----------------------------------------------------------------------------------
     def _terms(self, policy_ref: str) -> _Terms:
         terms = self._terms_of.get(policy_ref)
         if terms is None:
-            terms = self._terms_of[policy_ref] = _Terms(self.ledger.policies.get(policy_ref))
+            terms = self._terms_of[policy_ref] = _Terms(self.ledger.policies.get(policy_ref), self._times)
         return terms
 
     def _open(self, e: Any, kind: str, milestone: str, attrs: dict[str, Any] | None = None, *,
@@ -145,15 +148,18 @@ class KpiCounters(OperationsCounters, Projection):
         bucket (creation day, channel, agent and customer tier then) is kept with it, so every
         cohort counter of the case lands in the same bucket whatever happens later."""
         customer_id = getattr(e, "customer_id", None)
-        case = {"case_id": str(e.originator_id), "kind": kind, "channel": getattr(e, "channel", None) or NONE,
-                "team": NONE, "agent": agent or NONE, "service_type": NONE, "priority": NONE,
-                "customer_id": str(customer_id) if customer_id else None, "cohort": None,
-                "policy_ref": e.policy_ref, "cohort_day": self._terms(e.policy_ref).day(e), "attrs": attrs or {},
-                "milestones": {}, "paused_since": None, "paused_seconds": 0}
-        case["cohort"] = [case["cohort_day"], case["channel"], NONE, case["agent"], NONE,
-                          self._tier(rows, case["customer_id"]), NONE]
-        if rows is not None and case["customer_id"]:
-            self._active(rows, case["customer_id"], case["cohort_day"])
+        customer_id = str(customer_id) if customer_id else None
+        policy_ref = e.policy_ref
+        terms = self._terms_of.get(policy_ref) or self._terms(policy_ref)
+        day = terms.days.of(e.meta["occurred_at"])
+        channel, agent = getattr(e, "channel", None) or NONE, agent or NONE
+        case = {"case_id": str(e.originator_id), "kind": kind, "channel": channel, "team": NONE, "agent": agent,
+                "service_type": NONE, "priority": NONE, "customer_id": customer_id,
+                "cohort": (day, channel, NONE, agent, NONE, self._tier(rows, customer_id), NONE),
+                "policy_ref": policy_ref, "cohort_day": day, "attrs": attrs or {}, "milestones": {},
+                "paused_since": None, "paused_seconds": 0}
+        if rows is not None and customer_id:
+            self._active(rows, customer_id, day)
         self._milestone(case, milestone, e)
         return case
 
@@ -190,8 +196,8 @@ class KpiCounters(OperationsCounters, Projection):
         milestones = case["milestones"]
         if name in milestones:
             return False
-        milestones[name] = occurred_stamp(e)
-        self._changed_case(case)
+        milestones[name] = self._times.stamp(e.meta["occurred_at"])
+        self._changed[case["case_id"]] = case
         if name not in self._stop_names:
             return True
         terms = self._terms(case["policy_ref"])
@@ -216,19 +222,21 @@ class KpiCounters(OperationsCounters, Projection):
     def on_Interaction_Received(self, e: Any, position: int, rows: RowCache) -> None:
         self._count_cohort(self._open(e, "interaction", "received", rows=rows), "intake.received")
 
+    # Registered and routed follow every received contact: written out (no helper calls), their
+    # counters in the cohort bucket the case row holds.
     def on_Interaction_Registered(self, e: Any, position: int, rows: RowCache) -> None:
         case = self._case(rows, e.originator_id)
         case["agent"] = e.agent_id or NONE
-        self._changed_case(case)
-        if self._milestone(case, "registered", e):
-            self._count_cohort(case, "intake.registered")
+        self._changed[case["case_id"]] = case
+        if "registered" not in case["milestones"] and self._milestone(case, "registered", e):
+            self._added[(*case["cohort"], "intake.registered")] += 1
 
     def on_Interaction_Routed(self, e: Any, position: int, rows: RowCache) -> None:
         case = self._case(rows, e.originator_id)
         case["team"] = e.queue or NONE
-        self._changed_case(case)
-        if self._milestone(case, "routed", e):
-            self._count_cohort(case, "intake.routed")
+        self._changed[case["case_id"]] = case
+        if "routed" not in case["milestones"] and self._milestone(case, "routed", e):
+            self._added[(*case["cohort"], "intake.routed")] += 1
 
     def on_Interaction_Closed(self, e: Any, position: int, rows: RowCache) -> None:
         case = self._reach(rows, e, "closed")
@@ -264,7 +272,7 @@ class KpiCounters(OperationsCounters, Projection):
 
     def on_Ticket_ClockPaused(self, e: Any, position: int, rows: RowCache) -> None:
         case = self._case(rows, e.originator_id)
-        case["paused_since"] = occurred_stamp(e)
+        case["paused_since"] = self._times.stamp(e.meta["occurred_at"])
         self._changed_case(case)
 
     def on_Ticket_ClockResumed(self, e: Any, position: int, rows: RowCache) -> None:

@@ -3,7 +3,8 @@ security handling, data leaks), the complaint response, archiving and surveys of
 
 A mixin of :class:`projections.kpi_counters.KpiCounters` (kept apart only for the module length
 limit): it uses that class's ``_open``, ``_case``, ``_count``, ``_count_cohort``, ``_milestone``,
-``_terms`` and ``_added``. Incidents have no channel, team, agent or customer: their counters are
+``_terms``, ``_added`` and the batch's answers ``_tiers`` and ``_activity``. Incidents have no
+channel, team, agent or customer: their counters are
 in the ``-`` bucket of those dimensions, on the business day (policy time zone) of the event;
 downtime is split over the business days it spans, so availability per day is right.
 """
@@ -31,21 +32,30 @@ class OperationsCounters:
     def _tier(self, rows: RowCache | None, customer_id: str | None) -> str:
         if not customer_id or rows is None:
             return NONE
-        row = rows.peek(CUSTOMER_TABLE.name, customer_id)
-        return row["tier"] if row else NONE
+        tier = self._tiers.get(customer_id)
+        if tier is None:  # once per customer and batch (a tier put in the batch forgets it)
+            row = rows.peek(CUSTOMER_TABLE.name, customer_id)
+            tier = self._tiers[customer_id] = row["tier"] if row else NONE
+        return tier
 
     def _active(self, rows: RowCache, customer_id: str, day: str) -> None:
+        if (day, customer_id) in self._activity:
+            return
+        self._activity.add((day, customer_id))
         if rows.peek(ACTIVITY_TABLE.name, day, customer_id) is None:
             rows.put(ACTIVITY_TABLE.name, {"day": day, "customer_id": customer_id})
 
     def on_Customer_Registered(self, e: Any, position: int, rows: RowCache) -> None:
         customer_id, day = str(e.originator_id), self._terms(e.policy_ref).day(e)
         rows.put(CUSTOMER_TABLE.name, {"customer_id": customer_id, "tier": e.tier})
+        self._tiers.pop(customer_id, None)
         self._active(rows, customer_id, day)
         self._added[(day, NONE, NONE, NONE, NONE, e.tier, NONE, "customers.registered")] += 1
 
     def on_Customer_TierChanged(self, e: Any, position: int, rows: RowCache) -> None:
-        rows.put(CUSTOMER_TABLE.name, {"customer_id": str(e.originator_id), "tier": e.to_tier})
+        customer_id = str(e.originator_id)
+        rows.put(CUSTOMER_TABLE.name, {"customer_id": customer_id, "tier": e.to_tier})
+        self._tiers.pop(customer_id, None)
 
     def _elapsed(self, case: dict[str, Any], since: str, e: Any) -> int:
         """Whole seconds from milestone ``since`` of the case to event ``e``."""
