@@ -43,12 +43,6 @@ static void put_be(unsigned char *p, uint64_t v, int n) {
     for (int i = n - 1; i >= 0; i--, v >>= 8) p[i] = (unsigned char)(v & 0xff);
 }
 
-uint64_t get_be(const unsigned char *p, int n) {
-    uint64_t v = 0;
-    for (int i = 0; i < n; i++) v = (v << 8) | p[i];
-    return v;
-}
-
 /* RFC 9162 leaf hash of one event: SHA-256(0x00 || encode_leaf(id, version, topic, state)), the
  * topic already UTF-8. */
 static int utf8_leaf_hash(const unsigned char id[16], uint64_t version, const unsigned char *topic, size_t topic_len,
@@ -283,56 +277,132 @@ static PyObject *sqlite_page(PyObject *self, PyObject *args) {
 
 /* ---- the tree over a page ---------------------------------------------------------------- */
 
-/* Every perfect subtree of an aligned run of leaf hashes, a level at a time, as
- * fastpath.tree_levels: levels[L][j] is the root of leaves [j * 2**L, (j + 1) * 2**L). */
-static PyObject *tree_levels(PyObject *self, PyObject *arg) {
-    PyObject *seq = PySequence_Fast(arg, "tree_levels takes a sequence of 32-byte hashes");
-    if (!seq) return NULL;
+/* The hashes of an aligned run of n leaf hashes and of every perfect subtree over it, a level at
+ * a time: level 0 is the leaves, level L + 1 pairs up level L (an odd last one has no partner), so
+ * level L holds n >> L hashes from hash offset ``starts[L]``. Returns the number of levels (at most
+ * 64), or -1 with a Python error set. The hashing runs without the GIL. */
+static int build_tree(PyObject *seq, unsigned char **tree, Py_ssize_t starts[64]) {
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-    unsigned char *level = PyMem_Malloc(HASH * (n ? n : 1));
-    PyObject *levels = PyList_New(0), *row = PyList_New(n);
-    if (!level || !levels || !row) { PyErr_NoMemory(); goto fail; }
+    *tree = PyMem_Malloc(HASH * 2 * (n ? n : 1));
+    if (!*tree) { PyErr_NoMemory(); return -1; }
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
         if (!PyBytes_Check(item) || PyBytes_GET_SIZE(item) != HASH) {
-            PyErr_SetString(PyExc_ValueError, "tree_levels takes 32-byte hashes");
-            goto fail;
+            PyErr_SetString(PyExc_ValueError, "a tree is built over 32-byte hashes");
+            return -1;
         }
-        memcpy(level + HASH * i, PyBytes_AS_STRING(item), HASH);
-        PyList_SET_ITEM(row, i, Py_NewRef(item));
+        memcpy(*tree + HASH * i, PyBytes_AS_STRING(item), HASH);
     }
-    if (PyList_Append(levels, row) < 0) goto fail;
-    Py_CLEAR(row);
+    int levels = 1, ok = 1;
+    starts[0] = 0;
     static const unsigned char node_prefix = 0x01;
-    while (n > 1) {
-        Py_ssize_t half = n / 2;
-        int ok = 1;
-        Py_BEGIN_ALLOW_THREADS
-        for (Py_ssize_t j = 0; j < half && ok; j++)  /* in place: node j overwrites hash j after reading 2j, 2j+1 */
-            ok = sha256_parts(&node_prefix, 1, level + HASH * 2 * j, HASH, level + HASH * (2 * j + 1), HASH,
-                              level + HASH * j);
-        Py_END_ALLOW_THREADS
-        if (!ok) { PyErr_SetString(PyExc_RuntimeError, "OpenSSL SHA-256 failed"); goto fail; }
-        row = PyList_New(half);
-        if (!row) goto fail;
-        for (Py_ssize_t j = 0; j < half; j++) {
-            PyObject *node = PyBytes_FromStringAndSize((const char *)level + HASH * j, HASH);
-            if (!node) goto fail;
+    unsigned char *t = *tree;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t size = n; size > 1 && ok; size /= 2, levels++) {
+        const unsigned char *below = t + HASH * starts[levels - 1];
+        unsigned char *row = t + HASH * (starts[levels] = starts[levels - 1] + size);
+        for (Py_ssize_t j = 0; j < size / 2 && ok; j++)
+            ok = sha256_parts(&node_prefix, 1, below + HASH * 2 * j, HASH, below + HASH * (2 * j + 1), HASH,
+                              row + HASH * j);
+    }
+    Py_END_ALLOW_THREADS
+    if (!ok) { PyErr_SetString(PyExc_RuntimeError, "OpenSSL SHA-256 failed"); return -1; }
+    return levels;
+}
+
+/* fastpath.tree_levels: every level of build_tree as lists of hashes. */
+static PyObject *tree_levels(PyObject *self, PyObject *arg) {
+    PyObject *seq = PySequence_Fast(arg, "tree_levels takes a sequence of 32-byte hashes");
+    if (!seq) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq), starts[64];
+    unsigned char *tree = NULL;
+    int count = build_tree(seq, &tree, starts);
+    PyObject *levels = count < 0 ? NULL : PyList_New(count);
+    for (int level = 0; levels && level < count; level++) {
+        PyObject *row = PyList_New(n >> level);
+        if (!row) { Py_CLEAR(levels); break; }
+        PyList_SET_ITEM(levels, level, row);
+        for (Py_ssize_t j = 0; j < n >> level; j++) {
+            PyObject *node = PyBytes_FromStringAndSize((const char *)tree + HASH * (starts[level] + j), HASH);
+            if (!node) { Py_CLEAR(levels); break; }
             PyList_SET_ITEM(row, j, node);
         }
-        if (PyList_Append(levels, row) < 0) goto fail;
-        Py_CLEAR(row);
-        n = half;
     }
-    PyMem_Free(level);
+    PyMem_Free(tree);
     Py_DECREF(seq);
     return levels;
-fail:
-    PyMem_Free(level);
-    Py_XDECREF(row);
-    Py_XDECREF(levels);
+}
+
+/* Is node (level, index) stored with exactly this hash? ``stored.get((level, index)) == hash``, as
+ * fastpath.page_edges_python compares; -1 on a Python error. */
+static int stored_equal(PyObject *stored, int level, Py_ssize_t index, const unsigned char *hash) {
+    PyObject *key = Py_BuildValue("(in)", level, index), *value = NULL;
+    if (!key) return -1;
+    if (PyDict_CheckExact(stored)) value = Py_XNewRef(PyDict_GetItemWithError(stored, key));
+    else value = PyObject_CallMethod(stored, "get", "O", key);
+    Py_DECREF(key);
+    if (!value) return PyErr_Occurred() ? -1 : 0;
+    int equal;
+    if (PyBytes_CheckExact(value))
+        equal = PyBytes_GET_SIZE(value) == HASH && memcmp(PyBytes_AS_STRING(value), hash, HASH) == 0;
+    else {
+        PyObject *mine = PyBytes_FromStringAndSize((const char *)hash, HASH);
+        equal = mine ? PyObject_RichCompareBool(value, mine, Py_EQ) : -1;
+        Py_XDECREF(mine);
+    }
+    Py_DECREF(value);
+    return equal;
+}
+
+/* fastpath.page_edges: builds the tree over a page's leaf hashes without making a Python object per
+ * node, checks it against the stored nodes, and answers only the subtrees the summary keeps. */
+static PyObject *page_edges(PyObject *self, PyObject *args) {
+    long long first;
+    PyObject *hashes, *stored, *counts, *seq, *wanted = NULL, *edges = NULL;
+    int min_level;
+    if (!PyArg_ParseTuple(args, "LOOOi", &first, &hashes, &stored, &counts, &min_level)) return NULL;
+    if (first < 0 || min_level < 0) {
+        PyErr_SetString(PyExc_ValueError, "first and min_level are not negative");
+        return NULL;
+    }
+    if (!(seq = PySequence_Fast(hashes, "page_edges takes a sequence of 32-byte hashes"))) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq), starts[64];
+    unsigned char *tree = NULL;
+    int levels = build_tree(seq, &tree, starts);
+    if (levels < 0 || !(wanted = PySequence_Fast(counts, "page_edges takes a sequence of leaf counts"))) goto done;
+    for (int level = min_level; level < levels; level++)
+        for (Py_ssize_t j = 0; j < n >> level; j++) {
+            int equal = stored_equal(stored, level, (Py_ssize_t)(first >> level) + j,
+                                     tree + HASH * (starts[level] + j));
+            if (equal <= 0) {
+                if (equal == 0) edges = Py_NewRef(Py_None);
+                goto done;
+            }
+        }
+    if (!(edges = PyList_New(PySequence_Fast_GET_SIZE(wanted)))) goto done;
+    for (Py_ssize_t k = 0; k < PySequence_Fast_GET_SIZE(wanted); k++) {
+        Py_ssize_t count = PyLong_AsSsize_t(PySequence_Fast_GET_ITEM(wanted, k)), offset = 0;
+        PyObject *edge = count == -1 && PyErr_Occurred() ? NULL : PyList_New(0);
+        if (edge && (count < 0 || count > n)) {
+            PyErr_SetString(PyExc_ValueError, "a count of leaves beyond the page");
+            Py_CLEAR(edge);
+        }
+        for (int level = 63; edge && level >= 0; level--) {  /* as fastpath._edge */
+            if (!(count >> level & 1)) continue;
+            PyObject *node = PyBytes_FromStringAndSize((const char *)tree + HASH * (starts[level] + (offset >> level)),
+                                                       HASH);
+            if (!node || PyList_Append(edge, node) < 0) Py_CLEAR(edge);
+            Py_XDECREF(node);
+            offset += (Py_ssize_t)1 << level;
+        }
+        if (!edge) { Py_CLEAR(edges); goto done; }
+        PyList_SET_ITEM(edges, k, edge);
+    }
+done:
+    PyMem_Free(tree);
+    Py_XDECREF(wanted);
     Py_DECREF(seq);
-    return NULL;
+    return edges;
 }
 
 static PyMethodDef methods[] = {
@@ -345,6 +415,8 @@ static PyMethodDef methods[] = {
      "postgres_copy_page(connection, first, page_size, leaves_copy_sql, events_copy_sql, nodes_copy_sql) -> "
      "((leaves, events, last position, [leaf hashes] or None), {(level, idx): stored node hash})"},
     {"tree_levels", tree_levels, METH_O, "tree_levels(hashes) -> [[level 0], [level 1], ...]"},
+    {"page_edges", page_edges, METH_VARARGS,
+     "page_edges(first, hashes, stored_nodes, counts, min_level) -> [subtrees making up each count] or None"},
     {"leaf_hashes", leaf_hashes, METH_O, "leaf_hashes([(id, version, topic, state), ...]) -> [leaf hash, ...]"},
     {NULL, NULL, 0, NULL},
 };

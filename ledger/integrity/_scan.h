@@ -18,7 +18,13 @@ typedef struct {
     int ok;               /* everything so far pairs up and matches */
 } Page;
 
-uint64_t get_be(const unsigned char *p, int n);
+/* big-endian integer of n bytes (inline: the COPY parser calls it for every field) */
+static inline uint64_t get_be(const unsigned char *p, int n) {
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++) v = (v << 8) | p[i];
+    return v;
+}
+
 int page_alloc(Page *p, int64_t first, Py_ssize_t capacity);
 void page_free(Page *p);
 /* Both may run without the GIL. page_leaf needs room for one more leaf (capacity). */

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from ledger.integrity.checkpoint import Checkpoint
 from ledger.integrity.leaf import MAGIC
@@ -75,10 +76,23 @@ def tree_levels_python(hashes: Sequence[bytes]) -> list[list[bytes]]:
     return levels
 
 
+def page_edges_python(first: int, hashes: Sequence[bytes], stored_nodes: Mapping[tuple[int, int], bytes],
+                      counts: Sequence[int], min_level: int = STORED_LEVEL) -> list[list[bytes]] | None:
+    """For each of ``counts``, the perfect subtrees (largest first) making up the first ``count``
+    leaves of a page of leaf hashes starting at leaf ``first``; None if a node of the page at
+    ``min_level`` or above is not in ``stored_nodes`` with exactly the rebuilt hash."""
+    levels = tree_levels_python(hashes)
+    for level in range(min_level, len(levels)):
+        base = first >> level
+        if [stored_nodes.get((level, base + j)) for j in range(len(levels[level]))] != levels[level]:
+            return None
+    return [_edge(levels, count) for count in counts]
+
+
 try:  # the same in C (ledger/integrity/_scan.c, OpenSSL's SHA-256), when the extension is built
-    from ledger.integrity._scan import leaf_hashes, tree_levels
+    from ledger.integrity._scan import leaf_hashes, page_edges, tree_levels
 except ImportError:
-    leaf_hashes, tree_levels = leaf_hashes_python, tree_levels_python
+    leaf_hashes, page_edges, tree_levels = leaf_hashes_python, page_edges_python, tree_levels_python
 
 
 def extend(size: int, frontier: list[bytes], hashes: Sequence[bytes],
@@ -134,15 +148,12 @@ def summarise_page(first: int, hashes: Sequence[bytes], stored_nodes: Mapping[tu
     """Check the stored nodes that lie wholly inside a page of (already checked) leaf hashes,
     starting at leaf ``first`` (a multiple of the page size); None if one differs or is missing.
     Needs nothing from the rest of the log, so pages can be summarised in parallel."""
-    levels = tree_levels(hashes)
-    for level in range(STORED_LEVEL, len(levels)):
-        base = first >> level
-        row = levels[level]
-        if [stored_nodes.get((level, base + j)) for j in range(len(row))] != row:
-            return None
     count = len(hashes)
-    edges = {size: _edge(levels, size - first) for size in checkpoint_sizes if first < size <= first + count}
-    return PageSummary(first, count, _edge(levels, count), edges)
+    sizes = [size for size in checkpoint_sizes if first < size <= first + count]
+    edges = page_edges(first, hashes, stored_nodes, [count, *(size - first for size in sizes)], STORED_LEVEL)
+    if edges is None:
+        return None
+    return PageSummary(first, count, edges[0], dict(zip(sizes, edges[1:])))
 
 
 class PageReplay:

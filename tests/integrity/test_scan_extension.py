@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from eventsourcing.persistence import StoredEvent
@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from ledger import logpages
 from ledger.bootstrap import transparency_log
-from ledger.integrity.fastpath import tree_levels_python
+from ledger.integrity.fastpath import page_edges_python, tree_levels_python
 from ledger.integrity.leaf import encode_leaf
 from ledger.integrity.merkle import leaf_hash
 from ledger.keys import LogKeys
@@ -32,6 +32,31 @@ def test_the_extension_is_built():
 @given(st.lists(st.binary(min_size=32, max_size=32), max_size=70))
 def test_tree_levels_in_c_are_the_python_ones(hashes):
     assert _scan.tree_levels(hashes) == tree_levels_python(hashes)
+
+
+@given(st.integers(0, 5), st.lists(st.binary(min_size=32, max_size=32), max_size=40), st.data())
+def test_page_edges_in_c_are_the_python_ones(page, hashes, data):
+    """The same subtrees for any counts, and None as soon as a node of the page at min_level or
+    above is missing or differs (or is stored as a hash of another length or type)."""
+    first = page * 64
+    levels = tree_levels_python(hashes)
+    stored = {(level, (first >> level) + j): digest for level in range(2, len(levels))
+              for j, digest in enumerate(levels[level])}
+    stored[(9, 9)] = b"not part of this page"
+    counts = data.draw(st.lists(st.integers(0, len(hashes)), max_size=4))
+    assert _scan.page_edges(first, hashes, stored, counts, 2) == page_edges_python(first, hashes, stored, counts, 2)
+    if stored and data.draw(st.booleans()):
+        node = data.draw(st.sampled_from(sorted(stored)))
+        stored[node] = data.draw(st.sampled_from([None, b"", bytearray(stored[node]), bytes(32), stored[node][:31]]))
+        assert _scan.page_edges(first, hashes, stored, counts, 2) == page_edges_python(first, hashes, stored, counts, 2)
+    if data.draw(st.booleans()):
+        stored.pop(data.draw(st.sampled_from(sorted(stored))))
+        assert _scan.page_edges(first, hashes, stored, counts, 2) == page_edges_python(first, hashes, stored, counts, 2)
+
+
+def test_page_edges_refuse_counts_beyond_the_page():
+    with pytest.raises(ValueError):
+        _scan.page_edges(0, [bytes(32)] * 4, {}, [5], 4)
 
 
 def test_tree_levels_refuse_what_is_not_a_hash():
@@ -79,10 +104,10 @@ def test_a_page_the_c_loop_cannot_vouch_for_is_left_to_the_reference(ledger, env
     LogKeys.from_settings(Settings.from_environ(env)).init()
     ledger.recorder.insert_events(stored(3) + [StoredEvent(uuid.uuid4(), 1, "domain.ticket:Ticket.Géré", b"{}")])
     log = transparency_log(ledger, env)
-    log.publish_checkpoint(datetime(2025, 10, 1, tzinfo=timezone.utc))
+    log.publish_checkpoint(datetime(2025, 10, 1, tzinfo=UTC))
     source = PageSource.for_log(log, page=16)
     try:
-        count, events, last, hashes = source._scan_in_c(0)
+        count, events, _last, hashes = source._scan_in_c(0)
         assert (count, events, hashes) == (4, 4, None)
     finally:
         source.close()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
@@ -38,7 +38,7 @@ def pg_log(pg_url, tmp_path):
     for size in (7, 33, 1, 29):  # 70 events: pages of 16 leaves, four full and one of 6
         ledger.recorder.insert_events(stored(size))
     log = transparency_log(ledger, env)
-    log.publish_checkpoint(datetime(2025, 10, 1, tzinfo=timezone.utc))
+    log.publish_checkpoint(datetime(2025, 10, 1, tzinfo=UTC))
     yield log, pg_url
     ledger.close()
 
@@ -95,3 +95,28 @@ def settled(count, seconds: float = 5.0) -> int:
     while (value := count()) and time.monotonic() < deadline:
         time.sleep(0.05)
     return value
+
+
+def test_a_page_whose_query_fails_leaves_the_scan_connection_usable(pg_log):
+    """A page's statements reach the server as one query (BEGIN, the three COPYs, COMMIT): an error
+    in one skips the rest and leaves the transaction aborted, so the scan rolls it back and the next
+    page is read on the same connection. Data that is not binary COPY is refused the same way."""
+    log, _ = pg_log
+    source = PageSource.for_log(log, page=16)
+    copy = "COPY (SELECT {}) TO STDOUT (FORMAT BINARY)".format
+    try:
+        good = source._scan_page_in_c(16)
+        native = source._native
+        with pytest.raises(RuntimeError, match="PostgreSQL: .*division by zero"):
+            logpages._scan.postgres_copy_page(native, 16, 16, copy("1::int8, 1::int8, ''::bytea"),
+                                              copy("1 / (SELECT count(*) - count(*) FROM pg_class)"), copy("1"))
+        assert source._scan_page_in_c(16) == good
+        for leaves, page_size in (("COPY (SELECT 1) TO STDOUT", 16), (copy("1::int8, 1::int8, ''::bytea"), 0)):
+            with pytest.raises((RuntimeError, ValueError)):
+                logpages._scan.postgres_copy_page(native, 16, page_size, leaves, copy("1"), copy("1"))
+        with pytest.raises(RuntimeError, match="not COPY's binary format"):  # more leaf rows than the page holds
+            logpages._scan.postgres_copy_page(native, 16, 1, copy("1::int8, 1::int8, ''::bytea FROM generate_series(1, 2)"),
+                                              copy("1"), copy("1"))
+        assert source._scan_page_in_c(16) == good
+    finally:
+        source.close()
