@@ -15,6 +15,7 @@ model's cost. Their shapes are known, so:
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
@@ -39,19 +40,17 @@ def write_milestones(value: Any) -> str:
     return _write(value)
 
 
-class _CohortWriter:
+def _cohort_writer() -> Callable[[Any], str]:
     """``json.dumps(cohort, sort_keys=True)``, remembered by the cohort's values when they are all
     strings or None (values of other types may be equal and written differently: ``1``, ``true``)."""
+    texts: dict[tuple[Any, ...], str] = {}
 
-    def __init__(self) -> None:
-        self._texts: dict[tuple[Any, ...], str] = {}
-
-    def __call__(self, value: Any) -> str:
+    def write_cohort(value: Any) -> str:
         # Looked up first: a remembered cohort holds only strings and None, and nothing else equals
         # one of those, so whatever it is found by is written the same.
         if type(value) is tuple:
             try:
-                text = self._texts.get(value)
+                text = texts.get(value)
             except TypeError:  # an unhashable part (a list from an event): written below
                 text = None
             if text is not None:
@@ -59,15 +58,21 @@ class _CohortWriter:
         if type(value) not in _SEQUENCES or not _STRINGS_OR_NONE.issuperset(map(type, value)):
             return _write(value)
         key = tuple(value)
-        text = self._texts.get(key)
+        text = texts.get(key)
         if text is None:
             text = _write(value)
-            if len(self._texts) >= _MAX_COHORTS:
-                self._texts.clear()
-            self._texts[key] = text
+            if len(texts) >= _MAX_COHORTS:
+                texts.clear()
+            texts[key] = text
         return text
 
+    # Like a functools cache, so that benchmarks starting cold (bench.rebuild) empty it too.
+    write_cohort.cache_clear = texts.clear  # type: ignore[attr-defined]
+    write_cohort.cache_info = texts.__len__  # type: ignore[attr-defined]
+    return write_cohort
 
+
+write_cohort = _cohort_writer()
 ATTRS_CODEC = Codec(encode=_write, decode=json.loads)
 MILESTONES_CODEC = Codec(encode=write_milestones, decode=json.loads)
-COHORT_CODEC = Codec(encode=_CohortWriter(), decode=json.loads)
+COHORT_CODEC = Codec(encode=write_cohort, decode=json.loads)
