@@ -16,6 +16,7 @@ typedef struct {
     unsigned char *computed; /* leaf hash computed from each event */
     Py_ssize_t events;    /* event rows seen */
     int ok;               /* everything so far pairs up and matches */
+    int read_only;        /* rows read but nothing hashed or compared (to time the reading alone) */
 } Page;
 
 /* big-endian integer of n bytes (inline: the COPY parser calls it for every field) */

@@ -6,8 +6,9 @@
  * into one bytea in the query instead costs the server ~4 us per leaf (string_agg of
  * concatenations). Here a page is three `COPY (SELECT …) TO STDOUT (FORMAT BINARY)` — its
  * leaves, its events, the stored nodes it completes — in one read-only REPEATABLE READ
- * transaction (one snapshot, as the packed query had), read and hashed without the GIL: the server
- * only runs its send functions, and threads overlap fully.
+ * transaction (one snapshot, as the packed query had), sent with its BEGIN and COMMIT as one query
+ * (one round trip; the server goes from one COPY to the next without waiting for us), and read
+ * without the GIL, each event hashed as its row arrives while the server produces the next ones.
  *
  * As in _scan.c, nothing here decides what is valid: a row of an unexpected shape (a NULL, a
  * length that is not the type's) makes the page answer None and the reference verifier replays it.
@@ -27,11 +28,13 @@ static void close_connection(PyObject *capsule) {
 PyObject *postgres_connect(PyObject *self, PyObject *arg) {
     const char *conninfo = PyUnicode_AsUTF8(arg);
     if (!conninfo) return NULL;
+    /* the client encoding asked for in the startup packet, not set by a statement afterwards */
+    const char *keywords[] = {"dbname", "client_encoding", NULL}, *values[] = {conninfo, "UTF8", NULL};
     PGconn *conn;
     Py_BEGIN_ALLOW_THREADS
-    conn = PQconnectdb(conninfo);
+    conn = PQconnectdbParams(keywords, values, 1);
     Py_END_ALLOW_THREADS
-    if (!conn || PQstatus(conn) != CONNECTION_OK || PQsetClientEncoding(conn, "UTF8") != 0) {
+    if (!conn || PQstatus(conn) != CONNECTION_OK || PQclientEncoding(conn) != pg_char_to_encoding("UTF8")) {
         PyErr_Format(PyExc_RuntimeError, "PostgreSQL: %s", conn ? PQerrorMessage(conn) : "out of memory");
         PQfinish(conn);
         return NULL;
@@ -234,7 +237,9 @@ PyObject *postgres_copy_page(PyObject *self, PyObject *args) {
     long long first;
     Py_ssize_t page_size;
     const char *leaves_sql, *events_sql, *nodes_sql;
-    if (!PyArg_ParseTuple(args, "OLnsss", &capsule, &first, &page_size, &leaves_sql, &events_sql, &nodes_sql))
+    int hash = 1;
+    if (!PyArg_ParseTuple(args, "OLnsss|p", &capsule, &first, &page_size, &leaves_sql, &events_sql, &nodes_sql,
+                          &hash))
         return NULL;
     PGconn *conn = PyCapsule_GetPointer(capsule, CAPSULE);
     if (!conn) return NULL;
@@ -250,6 +255,7 @@ PyObject *postgres_copy_page(PyObject *self, PyObject *args) {
     /* one read-only REPEATABLE READ transaction: the three COPYs see one snapshot */
     static const char BEGIN[] = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;\n", COMMIT[] = ";\nCOMMIT";
     if (!page_alloc(&p, first, page_size)) goto done;
+    p.read_only = !hash;
     if (!buffer_append(&sql, BEGIN, strlen(BEGIN)) || !buffer_append(&sql, leaves_sql, strlen(leaves_sql)) ||
         !buffer_append(&sql, ";\n", 2) || !buffer_append(&sql, events_sql, strlen(events_sql)) ||
         !buffer_append(&sql, ";\n", 2) || !buffer_append(&sql, nodes_sql, strlen(nodes_sql)) ||

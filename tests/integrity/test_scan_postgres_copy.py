@@ -120,3 +120,26 @@ def test_a_page_whose_query_fails_leaves_the_scan_connection_usable(pg_log):
         assert source._scan_page_in_c(16) == good
     finally:
         source.close()
+
+
+def test_reading_without_hashing_vouches_for_nothing(pg_log, monkeypatch):
+    """``hash=False`` (the benchmark's floor "reading the rows only") reads every row of the page
+    and answers no leaf hashes, so such a page could only ever be replayed by the reference."""
+    log, _ = pg_log
+    source = PageSource.for_log(log, page=16)
+    scan = logpages._scan
+
+    class ReadOnly:
+        postgres_connect = staticmethod(scan.postgres_connect)
+
+        @staticmethod
+        def postgres_copy_page(*args):
+            return scan.postgres_copy_page(*args, False)
+
+    try:
+        (count, events, last, hashes), nodes = source._scan_page_in_c(16)
+        assert hashes is not None and count == events == 16
+        monkeypatch.setattr(logpages, "_scan", ReadOnly)
+        assert source._scan_page_in_c(16) == ((count, events, last, None), nodes)
+    finally:
+        source.close()
