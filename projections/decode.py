@@ -83,7 +83,7 @@ class EventDecoder:
                 recorded = values.get("timestamp") if type(values) is dict else None
                 if type(recorded) is dict and len(recorded) == 2 and recorded.get("_type_") == "datetime_iso" \
                         and "class_version" not in values and type(recorded.get("_data_")) is str:
-                    if needs_cleaning(state):
+                    if b"\\u" in state and needs_cleaning(state):  # the first test inline: most states have no escape
                         values = storable_value(values)
                         recorded = values["timestamp"]
                     try:
@@ -135,6 +135,10 @@ class LogId(UUID):
 #: Ids of the aggregates seen lately: a case's events (read one after another) share one object.
 _RECENT_IDS: dict[str, UUID] = {}
 _RECENT_IDS_MAX = 1 << 16
+
+
+#: The id object of a text :func:`log_id` made lately, else None (its fast path, for callers in a loop).
+recent_id = _RECENT_IDS.get
 
 
 def log_id(text: str) -> UUID:

@@ -35,7 +35,7 @@ from domain.sla_reading import next_due, read
 from projections.rowcache import RowCache
 from projections.runtime import Projection
 from projections.store import Codec, Table
-from projections.timeutil import occurred_stamp, stamp
+from projections.timeutil import occurred_stamp, stamp, stamp_once
 
 _compact_json = json.JSONEncoder(separators=(",", ":")).encode  # = json.dumps(…, separators=(",", ":"))
 _SCALARS = frozenset({str, int, bool, type(None)})
@@ -79,6 +79,7 @@ SLA_CLOCK_TABLE = Table(
     key=("clock_id",),
     indexes=(("seq",), ("next_check",), ("case_id",), ("status", "seq"), ("clock_key", "seq")),
 )
+_CASES, _CLOCKS = SLA_CASE_TABLE.name, SLA_CLOCK_TABLE.name
 #: Runs one event can start (the seq multiplier); no policy has nearly as many clocks per subject.
 _SEQ_SLOTS = 64
 
@@ -94,17 +95,13 @@ def _limit_text(limit: float) -> str:
     return f"{limit:g}"  # a policy has a handful of limits
 
 
-def _stamp_of(value: datetime, moment: datetime | None, moment_stamp: str) -> str:
-    # The times an event gives a run are its own (the very object), already stamped.
-    return moment_stamp if value is moment else stamp(value)
-
-
 class _Terms(NamedTuple):
     """A policy version as every row under it asks for it: looked up once per policy."""
 
     policy: Policy
     tz: ZoneInfo
     clocks: Mapping[str, Clock]
+    calendar: Any  # the ledger's business calendar (the same for every policy; here to save a lookup per run)
 
     def clock(self, key: str) -> Clock:
         return self.clocks.get(key) or self.policy.clock(key)  # the latter raises for an unknown key
@@ -132,7 +129,7 @@ class SlaClocks(Projection):
         terms = self._terms.get(policy_ref)
         if terms is None:
             policy = self.ledger.policies.get(policy_ref)
-            terms = self._terms[policy_ref] = _Terms(policy, policy.tz, policy.clocks)
+            terms = self._terms[policy_ref] = _Terms(policy, policy.tz, policy.clocks, self.calendar)
         return terms
 
     def _marked_event(self, event: Any, position: int, rows: RowCache) -> None:
@@ -144,40 +141,42 @@ class SlaClocks(Projection):
         if subject is not None:
             case = {"case_id": case_id, "kind": subject, "policy_ref": event.policy_ref, "state": CaseClocks(subject)}
         else:
-            case = rows.get(SLA_CASE_TABLE.name, case_id)
+            case = rows.get(_CASES, case_id)
             if case is None:
                 raise LookupError(f"rm_sla_case has no row for {case_id}; its creation event was not seen")
-        clocks: CaseClocks = case["state"]
-        terms = self._terms_of(case["policy_ref"])
-        touched = clocks.apply(mark, terms.policy)
-        rows.put(SLA_CASE_TABLE.name, case)
+        policy_ref = case["policy_ref"]
+        terms = self._terms.get(policy_ref) or self._terms_of(policy_ref)
+        touched = case["state"].apply(mark, terms.policy)
+        rows.put(_CASES, case)
         if not touched:
             return
         now = occurred_stamp(event)  # the stamp of mark.at: the times of the runs this event started or stopped
+        at = mark.at
         started = 0
         for run in touched:
             clock_id = _clock_id(case_id, run.key, run.cycle)
-            row = rows.get(SLA_CLOCK_TABLE.name, clock_id)
+            row = rows.get(_CLOCKS, clock_id)
             if row is None:
                 row = {"clock_id": clock_id, "seq": position * _SEQ_SLOTS + started, "case_kind": case["kind"],
-                       "case_id": case_id, "clock_key": run.key, "cycle": run.cycle, "policy_ref": case["policy_ref"],
-                       "started_at": _stamp_of(run.started_at, mark.at, now), "stopped_at": None,
+                       "case_id": case_id, "clock_key": run.key, "cycle": run.cycle, "policy_ref": policy_ref,
+                       "started_at": now if run.started_at is at else stamp(run.started_at), "stopped_at": None,
                        "breached": 0, "breached_at": None, "rung": None, "escalations": 0}
                 started += 1
-            self._refresh(row, run, terms, now, mark.at)
-            rows.put(SLA_CLOCK_TABLE.name, row)
+            self._refresh(row, run, terms, now, at)
+            rows.put(_CLOCKS, row)
 
     def _refresh(self, row: dict[str, Any], run: ClockRun, terms: _Terms, updated_at: str,
                  moment: datetime | None = None) -> None:
         """The row's reading of the run, at an event of time ``moment`` (stamped ``updated_at``).
         A run's start and stop times never change once set: they are stamped once."""
-        if row["stopped_at"] is None and run.stopped_at is not None:
-            row["stopped_at"] = _stamp_of(run.stopped_at, moment, updated_at)
-        clock = terms.clock(run.key)
-        reading = read(run, clock, self.calendar, terms.tz)
+        stopped_at = run.stopped_at
+        if row["stopped_at"] is None and stopped_at is not None:
+            row["stopped_at"] = updated_at if stopped_at is moment else stamp(stopped_at)
+        clock = terms.clocks.get(run.key) or terms.clock(run.key)
+        reading = read(run, clock, terms.calendar, terms.tz)
         row["clause"] = clock.source
         row["unit"] = clock.unit
-        row["paused_seconds"] = run.paused_seconds()
+        row["paused_seconds"] = run.paused_seconds() if run.pauses else 0
         row["updated_at"] = updated_at
         if reading is None:
             row["status"] = "no_limit"
@@ -187,23 +186,24 @@ class SlaClocks(Projection):
         deadline = reading.deadline
         row["status"] = reading.state
         row["limit_value"] = _limit_text(reading.limit)
-        row["deadline"] = deadline_text = None if deadline is None else stamp(deadline)
+        # A run's deadline moves with its attributes and pauses: seldom stamped twice, so no cache to fill.
+        row["deadline"] = deadline_text = None if deadline is None else stamp_once(deadline)
         done = (1 + row["escalations"]) if row["breached"] else 0
         if done == 0:  # the breach is next: this very reading says when
-            due = reading.crossed_at or (deadline if run.stopped_at is None else None)
+            due = reading.crossed_at or (deadline if stopped_at is None else None)
         else:
-            due = next_due(run, clock, terms.policy, self.calendar, done)
+            due = next_due(run, clock, terms.policy, terms.calendar, done)
         row["next_check"] = None if due is None else deadline_text if due is deadline else stamp(due)
 
     def _breach_event(self, event: Any, position: int, rows: RowCache) -> None:
-        row = rows.get(SLA_CLOCK_TABLE.name, str(event.originator_id))
+        row = rows.get(_CLOCKS, str(event.originator_id))
         if row is None:
             raise LookupError(f"rm_sla_clock has no run for breach {event.originator_id}")
         if type(event).__qualname__ == "SLABreach.SLABreached":
             row.update(breached=1, breached_at=stamp(event.breached_at), rung=event.rung)
         elif type(event).__qualname__ == "SLABreach.Escalated":
             row.update(rung=event.to_rung, escalations=row["escalations"] + 1)
-        case = rows.peek(SLA_CASE_TABLE.name, row["case_id"])  # read only: the run is not changed
+        case = rows.peek(_CASES, row["case_id"])  # read only: the run is not changed
         run = case["state"].run(row["clock_key"], row["cycle"])
         self._refresh(row, run, self._terms_of(row["policy_ref"]), occurred_stamp(event))
-        rows.put(SLA_CLOCK_TABLE.name, row)
+        rows.put(_CLOCKS, row)

@@ -28,7 +28,7 @@ from uuid import UUID
 
 from ledger.pgurl import LIBPQ_OPTIONS, connect_kwargs, is_postgres
 from ledger.sqlaccess import SCHEMA_LOCK
-from projections.decode import log_id
+from projections.decode import log_id, recent_id
 from projections.stalls import CREATE_STALL_TABLE
 
 TRACKING_TABLE = "projection_tracking"
@@ -292,7 +292,9 @@ class ViewDatabase:
             else:
                 rows = conn.execute(f"SELECT rowid, originator_id, originator_version, topic, state FROM {events_table} "
                                     "WHERE rowid > ? ORDER BY rowid LIMIT ?", (after, limit)).fetchall()
-            return [(position, log_id(oid), version, topic, state) for position, oid, version, topic, state in rows]
+            # A case's events share one id object: most are found by recent_id, without a call of log_id.
+            return [(position, recent_id(oid) or log_id(oid), version, topic, state)
+                    for position, oid, version, topic, state in rows]
 
     # -- schema ----------------------------------------------------------------------------------
     def create_tables(self, tables: Sequence[Table], *, indexes: bool = True) -> None:

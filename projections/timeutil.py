@@ -33,7 +33,20 @@ def stamp(value: str | datetime) -> str:
 
 @functools.lru_cache(maxsize=1 << 16)
 def _stamp_text(value: str) -> str:
-    return _utc_text(parse(value))  # not through _stamp's cache: a new text is nearly always a new moment
+    # Not through _stamp's cache: a new text is nearly always a new moment. Through _parse_text's:
+    # other read models parse the same event's time.
+    moment = _parse_text(value)
+    if moment.tzinfo is None:
+        raise ValueError(f"time {value!r} must carry a time zone")
+    return _utc_text(moment)
+
+
+def stamp_once(moment: datetime) -> str:
+    """``stamp(moment)`` without its cache: for moments seldom stamped twice (a clock's deadline
+    moves with each change of the run), where filling the cache costs more than it saves."""
+    if moment.tzinfo is None:
+        raise ValueError(f"time {moment!r} must carry a time zone")
+    return _utc_text(moment)
 
 
 @functools.lru_cache(maxsize=1 << 16)
