@@ -65,6 +65,8 @@ CASE_TABLE = Table("rm_kpi_case", columns=(("case_id", "TEXT"), ("kind", "TEXT")
                    key=("case_id",), codecs=(("attrs", ATTRS_CODEC), ("milestones", MILESTONES_CODEC),
                                                       ("cohort", COHORT_CODEC)))
 _CASES = CASE_TABLE.name
+#: The selection attributes of a ticket not classified yet (all None): the same for every ticket.
+_UNCLASSIFIED_TICKET = selection_attributes("ticket", {})
 
 
 class _Stop(NamedTuple):
@@ -179,7 +181,9 @@ class KpiCounters(OperationsCounters, Projection):
     def _bucket(self, case: dict[str, Any], e: Any, rows: RowCache | None = None) -> tuple[str, ...]:
         """The bucket of event ``e``: its day, the case's channel, team, agent, service type and
         priority now, and its customer's tier now."""
-        return (self._terms(case["policy_ref"]).day(e), case["channel"], case["team"], case["agent"],
+        policy_ref = case["policy_ref"]
+        terms = self._terms_of.get(policy_ref) or self._terms(policy_ref)
+        return (terms.days.of(e.meta["occurred_at"]), case["channel"], case["team"], case["agent"],
                 case["service_type"], self._tier(rows, case["customer_id"]), case["priority"])
 
     def _count(self, case: dict[str, Any], e: Any, measure: str, by: int = 1, rows: RowCache | None = None) -> None:
@@ -201,7 +205,7 @@ class KpiCounters(OperationsCounters, Projection):
         if name not in self._stop_names:
             return True
         terms = self._terms(case["policy_ref"])
-        at = occurred(e)
+        at, bucket = occurred(e), None
         for stop in terms.stops.get(name, ()):
             clock = stop.clock
             if clock.subject != case["kind"] or clock.start not in milestones:
@@ -209,8 +213,9 @@ class KpiCounters(OperationsCounters, Projection):
             deadline = clock.deadline(parse(milestones[clock.start]), case["attrs"], self.calendar, terms.tz)
             if clock.pausable and case["paused_seconds"]:
                 deadline += timedelta(seconds=case["paused_seconds"])
-            self._count(case, e, stop.stopped)
-            self._count(case, e, stop.met, 1 if at <= deadline else 0)
+            bucket = bucket or self._bucket(case, e, self._rows)  # the same for every clock stopped here
+            self._added[(*bucket, stop.stopped)] += 1
+            self._added[(*bucket, stop.met)] += 1 if at <= deadline else 0
         return True
 
     def _reach(self, rows: RowCache, e: Any, name: str) -> dict[str, Any]:
@@ -245,8 +250,7 @@ class KpiCounters(OperationsCounters, Projection):
 
     # -- tickets -------------------------------------------------------------------------------
     def on_Ticket_Received(self, e: Any, position: int, rows: RowCache) -> None:
-        case = self._open(e, "ticket", "received", selection_attributes("ticket", {}),
-                          agent=e.first_contact_owner, rows=rows)
+        case = self._open(e, "ticket", "received", dict(_UNCLASSIFIED_TICKET), agent=e.first_contact_owner, rows=rows)
         self._count(case, e, "tickets.received")
 
     def on_Ticket_Classified(self, e: Any, position: int, rows: RowCache) -> None:
