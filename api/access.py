@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from flask import current_app
-from flask_smorest import Api, Blueprint
+from flask_smorest import Api
 from marshmallow import RAISE, Schema, fields, validate
 
 from api import pagination
+from api.arguments import Blueprint
 from api.schemas import BIGINT, Cursor, Name, NextAfter, NextCursor, Strict
 
 blp = Blueprint("access", __name__, url_prefix="/access-events", description="Security audit log (access events)")

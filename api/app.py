@@ -14,7 +14,7 @@ import http
 import logging
 import uuid
 from datetime import datetime
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 from flask import Flask, current_app, g, json, request
 from flask_smorest import Api
@@ -104,11 +104,32 @@ class ProblemApi(Api):
         return finish_document(self.spec.to_dict())
 
 
+class LedgerFlask(Flask):
+    """Flask, asking once per function whether it is a coroutine function: Flask asks on every call
+    of every view and before-, after- and teardown-request function (≈ 20 ``inspect`` calls a request)."""
+
+    #: Functions memoised at most: those registered at start-up are far fewer; any made per request
+    #: (``after_this_request``) beyond this are asked about each time, as Flask does.
+    SYNC_MEMO_SIZE = 4096
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._sync: dict[Callable[..., Any], Callable[..., Any]] = {}
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        sync = self._sync.get(func)
+        if sync is None:
+            sync = super().ensure_sync(func)
+            if len(self._sync) < self.SYNC_MEMO_SIZE:
+                self._sync[func] = sync
+        return sync
+
+
 def create_app(settings: Settings | Mapping[str, str], ledger: CaseLedger | None = None, *,
                tokens: TokenService | None = None, clock: Clock | None = None) -> Flask:
     """Build the Flask app for the ledger ``settings`` name (or the one given, already built)."""
     settings = as_settings(settings)
-    app = Flask("caseledger", static_folder=None)  # an API: no static files, no unauthenticated route
+    app = LedgerFlask("caseledger", static_folder=None)  # an API: no static files, no unauthenticated route
     app.json = OrjsonProvider(app)  # the same JSON, encoded in C (api/json_provider.py, issue 22)
     app.config.update(
         API_TITLE="caseledger",

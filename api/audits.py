@@ -15,10 +15,11 @@ import logging
 from typing import Any
 
 from flask import current_app
-from flask_smorest import Api, Blueprint
+from flask_smorest import Api
 from marshmallow import RAISE, Schema, fields, validate
 from werkzeug.exceptions import BadRequest
 
+from api.arguments import Blueprint
 from api.grants import policy_knows
 from api.idempotency import answers
 from api.openapi import IF_MATCH, IF_NONE_MATCH, reads_headers

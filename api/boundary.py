@@ -22,10 +22,11 @@ import json
 from typing import Any, Callable
 from urllib.parse import unquote_to_bytes
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, current_app, g, request
 from flask_smorest import Api
 from flask_smorest.spec.plugins import FlaskPlugin
 
+from api.arguments import PARSED_BODY
 from api.problems import invalid, malformed, problem
 from domain import text
 
@@ -142,11 +143,12 @@ def _check_body() -> Response | None:
         return problem(415, "Unsupported Media Type", f"send the body as application/json ({sent})",
                        type_="unsupported-media-type")
     try:
-        text.loads(body)
+        parsed = text.loads(body)
     except text.MalformedInput as e:
         return malformed("body", f"not valid JSON: {e}")
     except text.RefusedValues as e:
         return invalid(e.messages())
+    setattr(g, PARSED_BODY, (parsed,))  # the view's arguments are loaded from it (api.arguments)
     return None
 
 

@@ -17,10 +17,11 @@ import logging
 from typing import Any
 
 from flask import current_app
-from flask_smorest import Api, Blueprint
+from flask_smorest import Api
 from marshmallow import RAISE, Schema, fields, validate
 from werkzeug.exceptions import BadRequest, NotFound
 
+from api.arguments import Blueprint
 from api.read_model_schemas import Count, Flag, Names, Opt
 from api.grants import policy_knows
 from api.idempotency import answers

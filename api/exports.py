@@ -18,10 +18,11 @@ import logging
 from typing import Any
 
 from flask import current_app, send_file, url_for
-from flask_smorest import Api, Blueprint
+from flask_smorest import Api
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from werkzeug.exceptions import Conflict, NotFound
 
+from api.arguments import Blueprint
 from api.idempotency import answers
 from api.resources import context, written_new
 from api.schemas import Strict

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_smorest import Api, Blueprint
+from flask_smorest import Api
 from marshmallow import RAISE, Schema, fields, validate
 from werkzeug.exceptions import BadRequest
 
+from api.arguments import Blueprint
 from api.idempotency import answers
 from api.openapi import IF_MATCH, IF_NONE_MATCH, reads_headers
 from api.read_models import conditional, read_models

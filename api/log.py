@@ -26,10 +26,11 @@ from datetime import datetime, timezone
 from flask import Flask, Response, current_app, request
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
-from flask_smorest import Api, Blueprint
+from flask_smorest import Api
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 from werkzeug.exceptions import Forbidden, NotFound, ServiceUnavailable, UnprocessableEntity
 
+from api.arguments import Blueprint
 from api.auth import current_caller, identified_caller, public_log_request, require_caller
 from api.permissions import access_policy, action_for
 from api.problems import problem

@@ -36,11 +36,12 @@ from datetime import date
 from typing import Any
 
 from flask import Response, current_app, g, request
-from flask_smorest import Api, Blueprint
+from flask_smorest import Api
 from marshmallow import RAISE
 from werkzeug.exceptions import BadRequest, ServiceUnavailable, UnprocessableEntity
 
 from api import read_model_schemas as rs
+from api.arguments import Blueprint
 from api.openapi import IF_NONE_MATCH, reads_headers
 from api.problems import problem
 from ledger.errors import InvalidRequest

@@ -7,10 +7,11 @@ import re
 from typing import Any, Callable, Iterable
 
 from flask import current_app, g, request
-from flask_smorest import Api, Blueprint, abort
+from flask_smorest import Api, abort
 from marshmallow import RAISE, ValidationError
 from werkzeug.exceptions import BadRequest
 
+from api.arguments import Blueprint
 from api import pagination, schemas as s
 from api.idempotency import answers
 from api.auth import current_caller, preloaded

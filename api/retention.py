@@ -6,9 +6,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 from flask import current_app
-from flask_smorest import Api, Blueprint
+from flask_smorest import Api
 from marshmallow import RAISE, Schema, fields, validate
 
+from api.arguments import Blueprint
 from api.idempotency import answers
 from api.resources import context, written_new, written_state
 from api import pagination

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_smorest import Api, Blueprint
+from flask_smorest import Api
 from marshmallow import fields, validate
 
+from api.arguments import Blueprint
 from api.idempotency import answers
 from api.resources import context, ledger, written_new
 from api.schemas import StateSchema, Strict, Text

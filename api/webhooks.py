@@ -16,10 +16,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import current_app, request
-from flask_smorest import Api, Blueprint
+from flask_smorest import Api
 from marshmallow import RAISE, Schema, fields, validate
 from werkzeug.exceptions import BadRequest, NotFound
 
+from api.arguments import Blueprint
 from api.idempotency import answers
 from api.openapi import IF_MATCH, reads_headers
 from api.pagination import after as page_after

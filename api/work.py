@@ -9,10 +9,11 @@ unregistered contacts, which has no owner and which any agent may take from.
 
 from __future__ import annotations
 
-from flask_smorest import Api, Blueprint
+from flask_smorest import Api
 from marshmallow import RAISE, Schema, fields, validate
 from werkzeug.exceptions import BadRequest
 
+from api.arguments import Blueprint
 from api.openapi import IF_NONE_MATCH, reads_headers
 from api.read_models import conditional, read_models
 from api.schemas import Cursor, Name, NextCursor, Strict
