@@ -21,10 +21,18 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import Any, Callable
+from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any
 
+from domain.case_audit import CaseClearance, CaseSuspicion, Fold
 from domain.event_rules import ONE_EVENT_RULES
-from domain.findings import STANDALONE_EVENTS, CaseAudit, Clearance, Suspicion, standalone_suspicions
+from domain.findings import (
+    STANDALONE_EVENTS,
+    CaseAudit,
+    finding_key,
+    standalone_suspicions,
+)
 from projections.jsontext import json_writer
 from projections.rowcache import RowCache
 from projections.runtime import Projection
@@ -55,6 +63,7 @@ _SEQ_SLOTS = 16
 _RECTIFICATION_STATUS = {"Finding.Assigned": "assigned", "Finding.Rectified": "rectified", "Finding.Closed": "closed",
                          "Finding.Reopened": "reopened"}
 _NOTHING = object()  # never equal to a due time
+_NO_FACTS: Mapping[str, Any] = MappingProxyType({})  # no related case
 
 
 def roles_with_need() -> frozenset[str] | None:
@@ -68,7 +77,35 @@ def roles_with_need() -> frozenset[str] | None:
     return frozenset(role for role in policy.roles if policy.scope(role, UNMASK) is not None)
 
 
+class _Batch:
+    """What the handlers share while one batch is folded (:meth:`ComplianceFindings.apply_batch`)."""
+
+    __slots__ = ("cases", "fresh", "pending")
+
+    def __init__(self) -> None:
+        #: Case id → its facts (its row, already put: folded in place) and the audit of its kind and policy.
+        self.cases: dict[str, tuple[dict[str, Any], CaseAudit]] = {}
+        #: Cases that had no row before this batch: nothing is suspected of them but what ``pending`` holds.
+        self.fresh: set[str] = set()
+        #: (case id, rule, discriminator) → (seq, suspicion, audit): suspicions of fresh cases, not yet rows.
+        self.pending: dict[tuple[str, str, str], tuple[int, CaseSuspicion, CaseAudit]] = {}
+
+
 class ComplianceFindings(Projection):
+    """Folds each batch (:meth:`apply_batch`): a case's row is looked up and put once per batch, and the
+    suspicions of a case new in the batch are kept as the rules report them until the batch ends.
+
+    Nearly every contact raises two suspicions that its next events, usually in the same batch,
+    clear. Made into rows at once, each would cost a finding id (a SHA-1), a row and its deletion;
+    kept in ``pending`` instead, a clearance just drops it, and only those still pending at the end
+    become rows. That is exact because nothing can be suspected of a case before its first event:
+    every case rule's suspicion is about the case folded, whose row is put first and never deleted,
+    and the one-event rules use other rules' names. So the table holds no suspicion of a case that had no
+    row before the batch, and ``pending`` alone says what exists: a suspicion already pending is
+    kept as it is, a clearance deletes. A ``Finding.Raised`` event marks a suspicion's row raised,
+    so the pending ones become rows first.
+    """
+
     name = "compliance_findings"
     version = 5  # 5: closures by the stalled-cases job (not violations); 4: the rectification steps set the status; 3: business time ahead checked, dispositions followed
     rebuild_weight = 27
@@ -80,63 +117,111 @@ class ComplianceFindings(Projection):
         self._audits: dict[tuple[str, str], CaseAudit] = {}  # (kind, policy_ref): policies never change
         # The last due time stamped, and its stamp: a contact's two suspicions are usually due at once.
         self._last_due: tuple[Any, str] = (_NOTHING, "")
+        self._batch = _Batch()
 
     def resolve(self, cls: type) -> Callable[..., None] | None:
         name = cls.__qualname__
         if name.startswith("Finding."):
             return functools.partial(self._finding_event, name)
-        audited = CaseAudit.KINDS.get(name.split(".", 1)[0]) if CaseAudit.folds(name) else None
+        fold = CaseAudit.fold_of(name)
         # "every": a one-event rule reads each of these; "ahead": only the business-time rule reads it.
         standalone = "every" if name in ONE_EVENT_RULES else "ahead" if name in STANDALONE_EVENTS else None
-        if audited is None and not standalone:
-            return None  # no rule looks at it
-        return functools.partial(self._event, audited, standalone)
+        if fold is None:
+            return functools.partial(self._standalone_event, standalone) if standalone else None  # None: no rule looks at it
+        return functools.partial(self._case_event, CaseAudit.KINDS[name.split(".", 1)[0]], fold, standalone)
 
-    def _event(self, kind: str | None, standalone: str | None, event: Any, position: int, rows: RowCache) -> None:
-        found = self._audit(kind, event, rows) if kind else []
+    def apply(self, event: Any, position: int, rows: RowCache) -> None:
+        self.apply_batch([(position, "", event)], rows)
+
+    def apply_batch(self, events: Sequence[tuple[int, str, Any]], rows: RowCache) -> None:
+        self._batch = _Batch()  # a failed batch's is dropped with the runner's cache
+        super().apply_batch(events, rows)
+        self._settle(rows)
+
+    def _settle(self, rows: RowCache) -> None:
+        """The suspicions still pending become rows; their cases are fresh no more."""
+        batch = self._batch
+        for (case_id, rule, discriminator), (seq, found, audit) in batch.pending.items():
+            self._suspect(finding_key(rule, audit.kind, case_id, discriminator), seq, rule, audit.kind, case_id,
+                          audit.policy_ref, found.due_at, discriminator, found.facts, rows)
+        batch.pending.clear()
+        batch.fresh.clear()
+
+    def _standalone_event(self, standalone: str, event: Any, position: int, rows: RowCache) -> None:
         # Nearly every event is dated at or before its recording: then, unless a one-event rule reads
         # its class, standalone_suspicions finds nothing — told here by one cached parse of its time.
-        if standalone == "every" or (standalone and parse(event.meta["occurred_at"]) > event.timestamp):
-            found[:0] = standalone_suspicions(event, self.roles_with_need)  # they take the first seq slots
+        if standalone == "every" or parse(event.meta["occurred_at"]) > event.timestamp:
+            self._standalone(event, position * _SEQ_SLOTS, rows)
+
+    def _standalone(self, event: Any, seq: int, rows: RowCache) -> int:
+        """The one-event rules' suspicions, from slot ``seq`` on; the next free slot."""
+        for item in standalone_suspicions(event, self.roles_with_need):
+            self._suspect(item.finding_key, seq, item.rule, item.subject_kind, item.subject_id, item.policy_ref,
+                          item.due_at, item.discriminator, item.facts, rows)
+            seq += 1
+        return seq
+
+    def _case_event(self, kind: str, fold: Fold, standalone: str | None, event: Any, position: int,
+                    rows: RowCache) -> None:
+        batch = self._batch
+        case_id = str(event.originator_id)
+        facts, audit = batch.cases.get(case_id) or self._open_case(kind, case_id, event, rows)
+        if kind == "ticket" and getattr(event, "interaction_id", None) and event.originator_version == 1:
+            contact = rows.peek(AUDIT_CASE_TABLE.name, str(event.interaction_id))
+            found = fold(audit, facts, event, contact["facts"] if contact else _NO_FACTS)
+        else:
+            found = fold(audit, facts, event, _NO_FACTS)
         seq = position * _SEQ_SLOTS
+        if standalone == "every" or (standalone and parse(event.meta["occurred_at"]) > event.timestamp):
+            seq = self._standalone(event, seq, rows)  # they take the first seq slots
+        if not found:
+            return
+        if case_id in batch.fresh:
+            pending = batch.pending
+            for item in found:
+                slot = (case_id, item.rule, item.discriminator)
+                if type(item) is CaseClearance:
+                    pending.pop(slot, None)
+                elif slot not in pending:
+                    pending[slot] = (seq, item, audit)
+                seq += 1
+            return
         for item in found:
-            if type(item) is Clearance:
-                self._clear(item.finding_key, rows)
+            key = finding_key(item.rule, kind, case_id, item.discriminator)
+            if type(item) is CaseClearance:
+                self._clear(key, rows)
             else:
-                self._suspect(item, seq, rows)
+                self._suspect(key, seq, item.rule, kind, case_id, audit.policy_ref, item.due_at, item.discriminator,
+                              item.facts, rows)
             seq += 1
 
-    def _audit(self, kind: str, event: Any, rows: RowCache) -> list[Suspicion | Clearance]:
-        case_id = str(event.originator_id)
-        # The facts are folded in place and the row put back: if the fold fails, the runner throws the
-        # batch's cache away, so a half-folded row is never kept.
+    def _open_case(self, kind: str, case_id: str, event: Any, rows: RowCache) -> tuple[dict[str, Any], CaseAudit]:
+        """A case's first event in the batch: its row (put now, its facts folded in place afterwards: if
+        the fold fails, the runner throws the batch's cache away, so a half-folded row is never kept)."""
         row = rows.peek(AUDIT_CASE_TABLE.name, case_id)
         if row is None:
             row = {"case_id": case_id, "kind": kind, "policy_ref": getattr(event, "policy_ref", None) or event.meta["policy"],
                    "facts": {}}
-        audit = self._audits.get((kind, row["policy_ref"])) or self._new_audit(kind, row["policy_ref"])
-        if kind == "ticket" and getattr(event, "interaction_id", None) and event.originator_version == 1:
-            contact = rows.peek(AUDIT_CASE_TABLE.name, str(event.interaction_id))
-            found = audit.apply(case_id, row["facts"], event, contact["facts"] if contact else {})
-        else:
-            found = audit.apply(case_id, row["facts"], event)
+            self._batch.fresh.add(case_id)
         rows.put(AUDIT_CASE_TABLE.name, row)
-        return found
+        audit = self._audits.get((kind, row["policy_ref"])) or self._new_audit(kind, row["policy_ref"])
+        case = self._batch.cases[case_id] = (row["facts"], audit)
+        return case
 
     def _new_audit(self, kind: str, policy_ref: str) -> CaseAudit:
         audit = self._audits[kind, policy_ref] = CaseAudit(kind, policy_ref, self.ledger.policies.get(policy_ref))
         return audit
 
-    def _suspect(self, item: Suspicion, seq: int, rows: RowCache) -> None:
-        key = item.finding_key
+    def _suspect(self, key: str, seq: int, rule: str, subject_kind: str, subject_id: str, policy_ref: str,
+                 due_at: Any, discriminator: str, facts: Mapping[str, Any], rows: RowCache) -> None:
         if rows.peek(SUSPECT_TABLE.name, key) is not None:
             return
-        if item.due_at != self._last_due[0]:
-            self._last_due = (item.due_at, stamp(item.due_at))
+        if due_at != self._last_due[0]:
+            self._last_due = (due_at, stamp(due_at))
         rows.put(SUSPECT_TABLE.name, {
-            "finding_id": key, "seq": seq, "rule": item.rule, "subject_kind": item.subject_kind,
-            "subject_id": item.subject_id, "policy_ref": item.policy_ref, "due_at": self._last_due[1],
-            "status": "pending", "discriminator": item.discriminator, "facts": dict(item.facts)})
+            "finding_id": key, "seq": seq, "rule": rule, "subject_kind": subject_kind, "subject_id": subject_id,
+            "policy_ref": policy_ref, "due_at": self._last_due[1], "status": "pending", "discriminator": discriminator,
+            "facts": dict(facts)})
 
     def _clear(self, key: str, rows: RowCache) -> None:
         row = rows.peek(SUSPECT_TABLE.name, key)
@@ -146,6 +231,8 @@ class ComplianceFindings(Projection):
     def _finding_event(self, name: str, e: Any, position: int, rows: RowCache) -> None:
         key = str(e.originator_id)
         if name == "Finding.Raised":
+            if self._batch.pending:
+                self._settle(rows)  # it may be about one of them
             rows.put(FINDING_TABLE.name, {
                 "finding_id": key, "seq": position * _SEQ_SLOTS, "rule": e.rule, "clause": e.clause,
                 "subject_kind": e.subject_kind, "subject_id": e.subject_id, "policy_ref": e.policy_ref,
