@@ -50,10 +50,10 @@ class Interaction(Case):
                 external_ref: str | None = None) -> Interaction:
         policy.check("channel", channel)
         policy.check("direction", direction)
-        subject = str(customer_id) if customer_id else str(id)
-        return cls(id=id, channel=channel, direction=direction, customer_id=str(customer_id) if customer_id else None,
-                   external_ref=external_ref, policy_ref=policy.ref, personal=personal(subject, content=content),
-                   meta=ctx.meta(policy.ref))
+        customer = str(customer_id) if customer_id else None
+        ref = policy.ref  # computed on each use: once here (this runs for every line of an import)
+        return cls(id=id, channel=channel, direction=direction, customer_id=customer, external_ref=external_ref,
+                   policy_ref=ref, personal=personal(customer or str(id), content=content), meta=ctx.meta(ref))
 
     def register(self, *, agent_id: str, policy: Policy, ctx: Context) -> None:
         self._governed_by(policy)

@@ -35,6 +35,8 @@ from ledger.errors import (AlreadyExists, BusinessTimeAhead, ConcurrentUpdate, H
 _CUSTOMER_TOPIC_PREFIX = f"{Customer.__module__}:{Customer.__qualname__}."
 #: How far business time may run ahead of the wall clock by default (``CASELEDGER_CLOCK_SKEW_SECONDS``).
 DEFAULT_CLOCK_SKEW = timedelta(seconds=120)
+#: Days (per time zone set) whose policy in force is remembered; past this the memo starts again.
+POLICY_DAYS_REMEMBERED = 4096
 
 
 def wall_clock() -> datetime:
@@ -66,6 +68,8 @@ class CaseLedger(Snapshotting, Application):
             self.subject_keys = SubjectKeys(self.recorder, kek, cache_seconds=key_cache_seconds)
             self.mapper.keys = self.subject_keys
         self.policies = policies
+        self._policy_zones: dict[str, tuple[Any, ...]] = {}
+        self._policies_by_day: dict[tuple[Any, ...], Policy] = {}
         self.calendar = calendar
         self.policy_name = policy_name or policies.default_name
         if not policies.versions(self.policy_name):
@@ -124,7 +128,22 @@ class CaseLedger(Snapshotting, Application):
         return self.policies.get(aggregate.policy_ref)
 
     def policy_for_new_case(self, ctx: Context) -> Policy:
-        return self.policies.in_force(ctx.occurred_at, self.policy_name)
+        """The policy version in force at ``ctx.occurred_at`` (``PolicyBook.in_force``), remembered by the
+        local dates it depends on: which version is in force depends only on the date in each
+        version's time zone, and looking it up costs ~10 µs, paid by every new case and import line."""
+        name = self.policy_name
+        zones = self._policy_zones.get(name)
+        if zones is None:
+            zones = self._policy_zones[name] = tuple({p.timezone: p.tz for p in self.policies.versions(name)}.values())
+        at = ctx.occurred_at
+        key = (name, *(at.astimezone(zone).date() for zone in zones))
+        policy = self._policies_by_day.get(key)
+        if policy is None:
+            policy = self.policies.in_force(at, name)  # raises if none is in force: never remembered
+            if len(self._policies_by_day) >= POLICY_DAYS_REMEMBERED:
+                self._policies_by_day.clear()
+            self._policies_by_day[key] = policy
+        return policy
 
     def history(self, kind: str, aggregate_id: UUID | str, *, after: int = 0, limit: int = 50) -> list[Any]:
         """An aggregate's events with version > ``after``, oldest first, at most ``limit``."""

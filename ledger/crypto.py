@@ -29,8 +29,10 @@ import os
 import secrets
 import tempfile
 import time
+from binascii import b2a_base64
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -40,6 +42,8 @@ from eventsourcing.utils import get_topic
 from ledger.sqlaccess import SqlAccess
 
 NONCE_BYTES = 12
+#: The sealed plaintext's JSON: compact, sorted, UTF-8 (an encoder made once, not per event).
+_PLAINTEXT = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 KEY_TABLES = {"keys": "subject_keys", "tombstones": "subject_tombstones"}
 
 
@@ -120,7 +124,8 @@ class SubjectKeys:
         self.kek = kek
         self.sql = SqlAccess(recorder, KEY_TABLES)
         self.cache_seconds = cache_seconds
-        self._cache: dict[str, tuple[bytes | None, float]] = {}
+        # subject -> (data key or None once destroyed, cached until (monotonic), its cipher object)
+        self._cache: dict[str, tuple[bytes | None, float, AESGCM | None]] = {}
         blob = "BYTEA" if self.sql.pg else "BLOB"
         with self.sql.schema_transaction() as c:
             c.execute(f"CREATE TABLE IF NOT EXISTS {{keys}} (subject TEXT PRIMARY KEY, kek_id TEXT NOT NULL, "
@@ -131,9 +136,16 @@ class SubjectKeys:
     # -- reading ---------------------------------------------------------------------------
     def key_for_reading(self, subject: str) -> bytes | None:
         """The subject's data key, or None once it has been destroyed."""
+        return self._for_reading(subject)[0]
+
+    def cipher_for_reading(self, subject: str) -> AESGCM | None:
+        """The subject's data key as a cipher object (made once per cached key), or None once destroyed."""
+        return self._for_reading(subject)[2]
+
+    def _for_reading(self, subject: str) -> tuple[bytes | None, float, AESGCM | None]:
         cached = self._cache.get(subject)
         if cached is not None and (cached[0] is None or cached[1] > time.monotonic()):
-            return cached[0]
+            return cached
         rows = self.sql.rows("SELECT kek_id, wrapped FROM {keys} WHERE subject = ?", (subject,))
         if rows:
             key = self._unwrap(subject, rows[0][0], bytes(rows[0][1]))
@@ -141,8 +153,14 @@ class SubjectKeys:
             key = None  # destruction is final, so this may be cached for good
         else:
             raise KeyUnavailable(f"no data key for subject {subject} and no record of its destruction")
-        self._cache[subject] = (key, time.monotonic() + self.cache_seconds)
-        return key
+        return self._remember(subject, key)
+
+    def _remember(self, subject: str, key: bytes | None) -> tuple[bytes | None, float, AESGCM | None]:
+        # The cipher object lives and dies with the cached key: building one costs about as much as
+        # sealing a small event, and a destroyed key's object must not outlive the key's cache entry.
+        entry = (key, time.monotonic() + self.cache_seconds, None if key is None else AESGCM(key))
+        self._cache[subject] = entry
+        return entry
 
     def is_destroyed(self, subject: str) -> bool:
         return bool(self.sql.rows("SELECT 1 FROM {tombstones} WHERE subject = ?", (subject,)))
@@ -158,9 +176,16 @@ class SubjectKeys:
     # -- writing ---------------------------------------------------------------------------
     def key_for_writing(self, subject: str) -> bytes:
         """The subject's data key, made and stored on first use; refused once destroyed."""
+        return self._for_writing(subject)[0]
+
+    def cipher_for_writing(self, subject: str) -> AESGCM:
+        """The subject's data key as a cipher object (made once per cached key); refused once destroyed."""
+        return self._for_writing(subject)[2]
+
+    def _for_writing(self, subject: str) -> tuple[bytes, float, AESGCM]:
         cached = self._cache.get(subject)
         if cached is not None and cached[0] is not None and cached[1] > time.monotonic():
-            return cached[0]
+            return cached
         select = "SELECT kek_id, wrapped FROM {keys} WHERE subject = ?"
         with self.sql.transaction() as c:  # one round of statements, whether the key exists or not
             rows = c.rows(select, (subject,))
@@ -172,9 +197,7 @@ class SubjectKeys:
                           "ON CONFLICT (subject) DO NOTHING",
                           (subject, self.kek.key_id, self.kek.wrap(subject, fresh), _utc_now()))
                 rows = c.rows(select, (subject,))  # whoever inserted first, everyone uses that key
-        key = self._unwrap(subject, rows[0][0], bytes(rows[0][1]))
-        self._cache[subject] = (key, time.monotonic() + self.cache_seconds)
-        return key
+        return self._remember(subject, self._unwrap(subject, rows[0][0], bytes(rows[0][1])))
 
     def destroy(self, subject: str, *, disposition_id: str, destroyed_at: str) -> str:
         """Destroy the subject's data key; returns its fingerprint. Idempotent once destroyed."""
@@ -189,7 +212,7 @@ class SubjectKeys:
             c.execute("DELETE FROM {keys} WHERE subject = ?", (subject,))
             c.execute("INSERT INTO {tombstones} (subject, destroyed_at, disposition_id, key_fingerprint) "
                       "VALUES (?, ?, ?, ?)", (subject, destroyed_at, disposition_id, fingerprint))
-        self._cache[subject] = (None, 0.0)
+        self._cache[subject] = (None, 0.0, None)
         self.compact()
         return fingerprint
 
@@ -278,21 +301,21 @@ class SealingMapper(Mapper):
             raise KeyUnavailable("no data keys configured: personal data cannot be stored")
         subject = str(personal["subject"])
         fields = dict(personal["fields"])
-        nonce = secrets.token_bytes(NONCE_BYTES)
-        plaintext = json.dumps(fields, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
-        ciphertext = AESGCM(self.keys.key_for_writing(subject)).encrypt(
+        nonce = os.urandom(NONCE_BYTES)
+        plaintext = _PLAINTEXT.encode(fields).encode()
+        ciphertext = self.keys.cipher_for_writing(subject).encrypt(
             nonce, plaintext, _personal_aad(subject, originator_id, version))
-        return {"subject": subject, "names": sorted(fields), "sealed": base64.b64encode(nonce + ciphertext).decode()}
+        return {"subject": subject, "names": sorted(fields), "sealed": b2a_base64(nonce + ciphertext, newline=False).decode()}
 
     def unseal_personal(self, sealed: Mapping[str, Any], originator_id: Any, version: int) -> dict[str, Any]:
         subject = str(sealed["subject"])
-        key = self.keys.key_for_reading(subject) if self.keys is not None else None
-        if key is None:
+        cipher = self.keys.cipher_for_reading(subject) if self.keys is not None else None
+        if cipher is None:
             return {"subject": subject, "fields": {name: None for name in sealed["names"]}, "destroyed": True}
         blob = base64.b64decode(sealed["sealed"])
         try:
-            plaintext = AESGCM(key).decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:],
-                                            _personal_aad(subject, originator_id, version))
+            plaintext = cipher.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:],
+                                       _personal_aad(subject, originator_id, version))
         except InvalidTag:
             raise KeyUnavailable(f"the personal data of event {originator_id} v{version} does not decrypt "
                                  "(altered ciphertext or moved between events)") from None
