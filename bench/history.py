@@ -22,8 +22,12 @@ as in a new worker or after eviction: every load reads the store) and warm (the 
 fast-forwarded from the store, deep-copied); and cold without snapshots, for comparison.
 Ratio = cost at 500 / cost at 10; target ≤ 1.2×.
 
-Each figure is the best of 3 rounds of the mean time per operation; rounds take turns between the
-compared targets, so the machine's other load hits them alike.
+In-process cost: each figure is the best of 3 rounds of the mean time per operation; rounds take
+turns between the compared targets, so the machine's other load hits them alike. History length:
+the compared cases take turns an operation at a time (:func:`interleaved`), each time shown is the
+median round's mean, and each ratio the median of the rounds' own ratios (at least
+``HISTORY_ROUNDS`` rounds; n operations in a row of one case, a few ms with ``--quick``, could
+catch a burst of other load alone).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import io
 import itertools
 import json
 import logging
+import statistics
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -118,6 +123,8 @@ def per_op(fn: Callable[[], Any], n: int) -> float:
 
 #: Rounds per figure (``--rounds``): each figure is the best round's mean.
 ROUNDS = 3
+#: At least this many rounds for the history-length table (a median of paired ratios needs a few).
+HISTORY_ROUNDS = 5
 
 
 def best_of(targets: dict[str, Callable[[], Any]], n: int, rounds: int | None = None) -> dict[str, float]:
@@ -129,6 +136,36 @@ def best_of(targets: dict[str, Callable[[], Any]], n: int, rounds: int | None = 
         for name, fn in targets.items():
             best[name] = min(best[name], per_op(fn, n))
     return best
+
+
+def interleaved(targets: dict[Any, Callable[[], Any]], n: int, rounds: int | None = None) -> list[dict[Any, float]]:
+    """Mean time per operation of each target in each of ``rounds`` rounds, the targets taking turns
+    an operation at a time (in an order that rotates): a burst of other load on the shared machine
+    then falls on all of them alike, where ``n`` operations of one target in a row (a few ms) could
+    catch it alone. Ratios are then taken within a round (:func:`paired_ratio`)."""
+    rounds = rounds or max(ROUNDS, HISTORY_ROUNDS)
+    for fn in targets.values():
+        per_op(fn, max(n // 10, 3))  # warm up: connections, statements, caches
+    names = list(targets)
+    result = []
+    for _ in range(rounds):
+        spent = dict.fromkeys(names, 0.0)
+        for i in range(n):
+            for name in names[i % len(names):] + names[:i % len(names)]:
+                started = CLOCK()
+                targets[name]()
+                spent[name] += CLOCK() - started
+        result.append({name: total / n for name, total in spent.items()})
+    return result
+
+
+def paired_ratio(rounds: list[dict[Any, float]], top: Any, bottom: Any) -> float:
+    """The median over rounds of ``top``'s time / ``bottom``'s time in the same round."""
+    return statistics.median(r[top] / r[bottom] for r in rounds)
+
+
+def median_times(rounds: list[dict[Any, float]]) -> dict[Any, float]:
+    return {name: statistics.median(r[name] for r in rounds) for name in rounds[0]}
 
 
 class HttpClient:
@@ -273,12 +310,13 @@ def bench_history(backend: str, dsn: str | None, n: int, long: int) -> list[list
                 state["paused"] = not state["paused"]
             return run
 
-        reads = best_of({size: read(size) for size in tickets}, n)
+        reads = interleaved({size: read(size) for size in tickets}, n)
         # commands in pairs keep the long ticket at a multiple of the interval every other command
-        commands = best_of({size: command(size) for size in tickets}, n)
+        commands = interleaved({size: command(size) for size in tickets}, n)
         ledger.close()
-        for what, times in (("read", reads), ("command", commands)):
-            ratio, worst_ratio = times[long] / times[10], times[worst] / times[early]
+        for what, per_round in (("read", reads), ("command", commands)):
+            times = median_times(per_round)
+            ratio, worst_ratio = paired_ratio(per_round, long, 10), paired_ratio(per_round, worst, early)
             target = ("met" if max(ratio, worst_ratio) <= 1.2 else "missed") if label.startswith("snapshots") \
                 else "(comparison)"
             rows.append([backend, label, what, f"{times[10] * 1e6:,.0f}", f"{times[long] * 1e6:,.0f}",
@@ -301,7 +339,8 @@ def main() -> None:
     ROUNDS = args.rounds
     CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     n, long = (60, 500) if args.quick else (300, 500)
-    print(f"Machine: {machine()}\nClock: {args.clock}, best of {ROUNDS} rounds\n")
+    print(f"Machine: {machine()}\nClock: {args.clock}; in-process: best of {ROUNDS} rounds; history length: "
+          f"medians of {max(ROUNDS, HISTORY_ROUNDS)} interleaved rounds\n")
     with postgres_dsn() as dsn:
         backends = args.backends.split(",")
         if args.part != "history":
