@@ -62,6 +62,7 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 
+_SECURITY_HEADERS = tuple((name, name.lower(), value) for name, value in SECURITY_HEADERS.items())
 
 #: The document's ``info.description``: what holds for every operation.
 API_DESCRIPTION = (
@@ -176,9 +177,18 @@ def create_app(settings: Settings | Mapping[str, str], ledger: CaseLedger | None
 
     @app.after_request
     def _headers(response):  # noqa: ANN001, ANN202
-        response.headers["X-Request-Id"] = getattr(g, "request_id", "")
-        response.headers.update(SECURITY_HEADERS)
-        response.headers.setdefault("Cache-Control", "no-store")
+        headers = response.headers
+        headers["X-Request-Id"] = getattr(g, "request_id", "")
+        # As headers.update(SECURITY_HEADERS) and setdefault("Cache-Control", …), with one look at the
+        # headers already there instead of a scan of them all per header set (issue 22).
+        present = {name.lower() for name, _ in headers}
+        for name, lower, value in _SECURITY_HEADERS:
+            if lower in present:
+                headers[name] = value
+            else:
+                headers.add(name, value)
+        if "cache-control" not in present:
+            headers.add("Cache-Control", "no-store")
         return response
 
     app.after_request(record_disclosures)
