@@ -162,8 +162,9 @@ def create_app(settings: Settings | Mapping[str, str], ledger: CaseLedger | None
     @app.before_request
     def _request_id() -> None:
         # Ours, always: a client could otherwise give its events the request id of someone else's.
-        g.request_id = str(uuid.uuid4())
-        g.client_request_id = client_request_id(request.headers.get("X-Request-Id"))
+        state = g._get_current_object()
+        state.request_id = str(uuid.uuid4())
+        state.client_request_id = client_request_id(request.headers.get("X-Request-Id"))
 
     app.before_request(authenticate)
     app.before_request(authorize)

@@ -54,13 +54,14 @@ PUBLIC_PATHS = PublicPaths({"/healthz", "/readyz", "/metrics", "/openapi.json", 
 
 
 def authenticate() -> None:
-    if request.method in ("GET", "HEAD") and request.path in PUBLIC_PATHS:
+    req = request._get_current_object()  # the request itself, not a proxy lookup per use
+    if req.method in ("GET", "HEAD") and req.path in PUBLIC_PATHS:
         if public_log_request():
-            caller = _caller_of(request.headers.get("Authorization", ""))
+            caller = _caller_of(req.headers.get("Authorization", ""))
             if caller is not None:
                 g.caller = caller
         return
-    caller = _caller_of(request.headers.get("Authorization", ""), required=True)
+    caller = _caller_of(req.headers.get("Authorization", ""), required=True)
     g.caller = caller
 
 

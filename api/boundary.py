@@ -22,7 +22,7 @@ import json
 from typing import Any, Callable
 from urllib.parse import unquote_to_bytes
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Request, Response, current_app, g, request
 from flask_smorest import Api
 from flask_smorest.spec.plugins import FlaskPlugin
 
@@ -65,24 +65,25 @@ def documented_query_parameters(document: dict[str, Any]) -> dict[tuple[str, str
 
 
 def check_request() -> Response | None:
-    rule = request.url_rule
-    if rule is None or request.method == "OPTIONS":
+    req = request._get_current_object()  # the request itself, not a proxy lookup per use (issue 22)
+    rule = req.url_rule
+    if rule is None or req.method == "OPTIONS":
         return None  # routing failed (its 404/405 follows), or a preflight: nothing is read
-    return _check_path() or _check_query(rule.rule) or _check_body()
+    return _check_path(req) or _check_query(rule.rule, req) or _check_body(req)
 
 
-def _check_path() -> Response | None:
-    for name, value in (request.view_args or {}).items():
+def _check_path(req: Request) -> Response | None:
+    for name, value in (req.view_args or {}).items():
         if isinstance(value, str) and (why := text.text_problem(value)):
             return problem(404, "Not Found", f"no resource has such a name: {name} {why}", errors={name: [why]})
     return None
 
 
-def _check_query(rule: str) -> Response | None:
-    if not request.query_string:
+def _check_query(rule: str, req: Request) -> Response | None:
+    if not req.query_string:
         return None
     pairs = []
-    for chunk in request.query_string.split(b"&"):
+    for chunk in req.query_string.split(b"&"):
         if not chunk:
             continue
         raw_name, _, raw_value = chunk.partition(b"=")
@@ -91,7 +92,7 @@ def _check_query(rule: str) -> Response | None:
         except text.MalformedInput as e:
             name = unquote_to_bytes(raw_name.replace(b"+", b" ")).decode("utf-8", "backslashreplace")
             return malformed(text.printable(name), str(e), type_="malformed-query")
-    method = "get" if request.method == "HEAD" else request.method.lower()
+    method = "get" if req.method == "HEAD" else req.method.lower()
     documented = current_app.extensions.get(_CONTRACT, {}).get((FlaskPlugin.flaskpath2openapi(rule), method))
     errors: dict[str, list[str]] = {}
     for name, value in pairs:
@@ -101,7 +102,7 @@ def _check_query(rule: str) -> Response | None:
             errors.setdefault(text.printable(name), []).append(why)
     if errors:
         return invalid(errors, "the query does not match the operation's parameters; see errors")
-    cursor = request.args.get("cursor")
+    cursor = req.args.get("cursor")
     if cursor is not None and (why := cursor_problem(cursor)):
         return malformed("cursor", why, type_="malformed-query")
     return None
@@ -125,21 +126,22 @@ def cursor_problem(cursor: str) -> str | None:
     return None
 
 
-def _check_body() -> Response | None:
-    if request.method in _NO_BODY_METHODS:
+def _check_body(req: Request) -> Response | None:
+    if req.method in _NO_BODY_METHODS:
         return None
-    body = request.get_data(cache=True)  # 413 beyond MAX_CONTENT_LENGTH
+    body = req.get_data(cache=True)  # 413 beyond MAX_CONTENT_LENGTH
     if not body:
         return None
-    view = current_app.view_functions.get(request.endpoint or "")
+    view = current_app.view_functions.get(req.endpoint or "")
     own = getattr(view, _ACCEPTS, None)
+    mimetype = req.mimetype
     if own is not None:
-        if request.mimetype in own:
+        if mimetype in own:
             return None  # the view reads it (and applies the same rules line by line)
         return problem(415, "Unsupported Media Type", f"send the body as {' or '.join(sorted(own))}",
                        type_="unsupported-media-type")
-    if not _is_json(request.mimetype):
-        sent = f"it came as {request.mimetype}" if request.mimetype else "it came without a Content-Type"
+    if not _is_json(mimetype):
+        sent = f"it came as {mimetype}" if mimetype else "it came without a Content-Type"
         return problem(415, "Unsupported Media Type", f"send the body as application/json ({sent})",
                        type_="unsupported-media-type")
     try:

@@ -73,8 +73,10 @@ def _store() -> IdempotencyStore:
 
 def begin() -> Response | None:
     """before_request (after authorization): claim the key, replay, or refuse."""
+    if request.method != "POST":
+        return None
     key = request.headers.get(HEADER)
-    if request.method != "POST" or key is None:
+    if key is None:
         return None
     if not 0 < len(key) <= MAX_KEY or not all(33 <= ord(ch) < 127 for ch in key):
         raise BadRequest(f"{HEADER} must be 1 to {MAX_KEY} visible ASCII characters")

@@ -97,11 +97,12 @@ class _StartTimer:
 
 
 def _observe(response: Response) -> Response:
-    started = request.environ.get(_STARTED)
+    req = request._get_current_object()  # the request itself, not a proxy lookup per use
+    started = req.environ.get(_STARTED)
     if started is not None:
-        rule = request.url_rule.rule if request.url_rule is not None else (
-            request.path if request.path in PUBLIC_PATHS else "<unmatched>")
-        REQUEST_SECONDS.labels(request.method, rule, str(response.status_code)).observe(time.perf_counter() - started)
+        url_rule = req.url_rule
+        rule = url_rule.rule if url_rule is not None else (req.path if req.path in PUBLIC_PATHS else "<unmatched>")
+        REQUEST_SECONDS.labels(req.method, rule, str(response.status_code)).observe(time.perf_counter() - started)
     return response
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from flask import current_app, g, request
 from werkzeug.exceptions import BadRequest, Forbidden
 
-from api.auth import PUBLIC_PATHS, current_caller
+from api.auth import PUBLIC_PATHS
 from api.audits import ACTIONS as AUDIT_ACTIONS
 from api.compliance import ACTIONS as COMPLIANCE_ACTIONS
 from api.exports import ACTIONS as EXPORT_ACTIONS
@@ -71,43 +71,46 @@ def action_for(endpoint: str) -> str | None:
     return f"{kind}.read" if name in ("get", "events") else f"{kind}.{name}"
 
 
-def _record() -> tuple[str, Any] | None:
+def _record(req: Any = request) -> tuple[str, Any] | None:
     """(kind, id) of the record the request is about, if it names one."""
-    args = request.view_args or {}
+    args = req.view_args or {}
     if "aggregate_id" not in args:
         return None
-    kind = args.get("kind") or KIND_OF_COLLECTION.get(request.blueprint or "")
+    kind = args.get("kind") or KIND_OF_COLLECTION.get(req.blueprint or "")
     return (kind, args["aggregate_id"]) if kind else None
 
 
 def authorize() -> None:
     """before_request (after authentication): refuse what the caller's role may not do (403)."""
-    if request.path in PUBLIC_PATHS or request.url_rule is None or request.endpoint is None:
+    # The request, app and g objects themselves, not their proxies: a dozen lookups fewer (issue 22).
+    req, app, state = request._get_current_object(), current_app._get_current_object(), g._get_current_object()
+    endpoint = req.endpoint
+    if req.path in PUBLIC_PATHS or req.url_rule is None or endpoint is None:
         return  # public, or routing fails next (404/405) — after authentication, so nothing leaks
-    caller, policy = current_caller(), access_policy()
-    action = action_for(request.endpoint)
+    caller, policy = state.caller, app.extensions["caseledger.access"]
+    action = action_for(endpoint)
     scope = policy.scope(caller.role, action) if action else None
     if scope is None:
         raise Forbidden(f"the {caller.role} role may not {action or 'use this endpoint'}")
-    record = _record()
+    record = _record(req)
     if record is not None and scope != "all":
         kind, aggregate_id = record
-        aggregate = current_app.extensions["caseledger"].get(kind, aggregate_id)  # unknown: 404
+        aggregate = app.extensions["caseledger"].get(kind, aggregate_id)  # unknown: 404
         if not policy.in_scope(caller, scope, kind, aggregate):
             raise Forbidden(f"the {caller.role} role may {action} only on records of its {scope} scope")
-        g.loaded_record = (kind, str(aggregate_id), aggregate)  # the handler uses it: one load per request
-    if request.endpoint in SCOPED_LISTS and scope != "all":
-        filters = {name: request.args.getlist(name) for name in ("owner", "handler", "team")}
-        if not policy.list_in_scope(caller, scope, filters, has_team=SCOPED_LISTS[request.endpoint]):
+        state.loaded_record = (kind, str(aggregate_id), aggregate)  # the handler uses it: one load per request
+    if endpoint in SCOPED_LISTS and scope != "all":
+        filters = {name: req.args.getlist(name) for name in ("owner", "handler", "team")}
+        if not policy.list_in_scope(caller, scope, filters, has_team=SCOPED_LISTS[endpoint]):
             wanted = f"owner={caller.actor_id} or handler={caller.actor_id}"
-            if scope == "team" and SCOPED_LISTS[request.endpoint]:
+            if scope == "team" and SCOPED_LISTS[endpoint]:
                 wanted += f" or team={caller.team or '<your team>'}"
             raise Forbidden(f"the {caller.role} role lists only its own records: filter with {wanted}")
-    g.disclosure = _disclosure(caller, policy)
+    state.disclosure = _disclosure(caller, policy, req)
 
 
-def _disclosure(caller: Any, policy: AccessPolicy) -> Disclosure:
-    reason = request.headers.get(REASON_HEADER)
+def _disclosure(caller: Any, policy: AccessPolicy, req: Any = request) -> Disclosure:
+    reason = req.headers.get(REASON_HEADER)
     if reason is None:
         return Disclosure()
     try:  # HTTP header bytes arrive as latin-1; a reason written in Chinese was sent as UTF-8

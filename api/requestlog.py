@@ -33,8 +33,9 @@ def register_request_log(app: Flask) -> None:
 
 def _bind() -> None:
     """Every line logged while this request runs carries its request id and actor."""
-    caller = g.get("caller")
-    g.log_context = (REQUEST_ID.set(g.get("request_id")), ACTOR.set(getattr(caller, "actor_id", None)))
+    state = g._get_current_object()
+    caller = state.get("caller")
+    state.log_context = (REQUEST_ID.set(state.get("request_id")), ACTOR.set(getattr(caller, "actor_id", None)))
 
 
 def _unbind(_: BaseException | None = None) -> None:
@@ -49,11 +50,12 @@ def _start() -> None:
 
 
 def _line(response: Response) -> Response:
-    caller = g.get("caller")
-    started = g.get("started")
-    log.info({"event": "request", "request_id": g.get("request_id"), "client_request_id": g.get("client_request_id"),
-              "caller": getattr(caller, "actor_id", None),
-              "role": getattr(caller, "role", None), "method": request.method, "path": request.path,
-              "endpoint": request.endpoint, "status": response.status_code,
+    state, req = g._get_current_object(), request._get_current_object()  # not a proxy lookup per field
+    caller = state.get("caller")
+    started = state.get("started")
+    log.info({"event": "request", "request_id": state.get("request_id"),
+              "client_request_id": state.get("client_request_id"), "caller": getattr(caller, "actor_id", None),
+              "role": getattr(caller, "role", None), "method": req.method, "path": req.path,
+              "endpoint": req.endpoint, "status": response.status_code,
               "duration_ms": round((time.perf_counter() - started) * 1000, 2) if started else None})
     return response

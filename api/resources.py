@@ -48,10 +48,11 @@ def ledger() -> CaseLedger:
 
 
 def context(reason: str | None = None, occurred_at: Any = None, imported: str | None = None) -> Context:
-    caller = current_caller()
+    state = g._get_current_object()  # not a proxy lookup per field
+    caller = state.caller
     return Context(actor_id=caller.actor_id, actor_role=caller.role,
                    occurred_at=occurred_at or current_app.extensions["caseledger.clock"](),
-                   request_id=g.request_id, reason=reason, client_request_id=g.get("client_request_id"),
+                   request_id=state.request_id, reason=reason, client_request_id=state.get("client_request_id"),
                    imported=imported if occurred_at else None)
 
 
