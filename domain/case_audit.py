@@ -9,6 +9,7 @@ that module to the ``Finding`` aggregate and its rectification cycle. No event c
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from types import MappingProxyType
@@ -19,7 +20,47 @@ from domain.suspicions import Clearance, Suspicion, finding_key
 
 
 def _at(e: Any) -> datetime:
-    return datetime.fromisoformat(e.meta["occurred_at"])
+    return _moment(e.meta["occurred_at"])
+
+
+#: Moments by their text, as parsed or made here. The events of one command share their business
+#: time (a contact's three, often), and a contact's due times, made when it is received, are read
+#: back from its facts by its next events: kept as the very objects made, they share one ``tzinfo``
+#: object, and two aware times with one ``tzinfo`` compare field by field — with two, Python asks
+#: each for its UTC offset, which costs several times the comparison. Bounded: emptied when full.
+_MOMENTS: dict[str, datetime] = {}
+_MOMENTS_MAX = 1 << 12
+
+
+def _moment(text: str) -> datetime:
+    moment = _MOMENTS.get(text)
+    return _remember(text, datetime.fromisoformat(text)) if moment is None else moment
+
+
+def _remember(text: str, moment: datetime) -> datetime:
+    """Keep ``moment`` as the one ``text`` spells (it must: ``datetime.fromisoformat(text) == moment``)."""
+    if len(_MOMENTS) >= _MOMENTS_MAX:
+        _MOMENTS.clear()
+    _MOMENTS[text] = moment
+    return moment
+
+
+# As a functools cache says it (benchmarks empty every cache between rounds).
+_moment.cache_clear = _MOMENTS.clear  # type: ignore[attr-defined]
+_moment.cache_info = _MOMENTS.__len__  # type: ignore[attr-defined]
+
+
+#: A time spelled exactly as ``datetime.isoformat`` spells the moment it parses to: whole seconds, or
+#: a fraction of six digits not all zero; an offset in hours and minutes, "-00:00" excepted ("+00:00").
+_ISOFORMAT_SPELLING = re.compile(
+    r"\d{4}-\d\d-\d\dT([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.(?!000000)\d{6})?([+]|-(?!00:00))([01]\d|2[0-3]):[0-5]\d",
+    re.ASCII)
+
+
+def _isoformat(at: datetime, text: str) -> str:
+    """``at.isoformat()``, ``at`` being the moment ``text`` spells: ``text`` itself when it is spelled so
+    already, as the ledger writes business times (formatting a time costs several times the check)."""
+    return text if _ISOFORMAT_SPELLING.fullmatch(text) else at.isoformat()
 
 
 def _grace(policy: Policy, rule: str) -> timedelta:
@@ -47,6 +88,10 @@ class CaseClearance(NamedTuple):
     rule: str
     discriminator: str = ""
 
+
+#: ``CaseSuspicion(rule, due_at, discriminator, facts)`` from a tuple, without the Python-level
+#: ``__new__`` of a named tuple (a contact's folds make two of these).
+_case_suspicion = functools.partial(tuple.__new__, CaseSuspicion)
 
 #: What a case rule reports on one event (:meth:`CaseAudit.verdicts`).
 Verdict = CaseSuspicion | CaseClearance
@@ -113,11 +158,12 @@ class CaseAudit:
 
     @staticmethod
     def _suspect(rule: str, at: datetime, discriminator: str = "", **facts: Any) -> CaseSuspicion:
-        return CaseSuspicion(rule, at, discriminator, facts)
+        return _case_suspicion((rule, at, discriminator, facts))
 
     @staticmethod
+    @functools.cache
     def _clear(rule: str) -> CaseClearance:
-        return CaseClearance(rule)
+        return CaseClearance(rule)  # one per rule: a clearance is immutable and the same every time
 
     def _four_eyes(self, step: str, first: str | None, first_from: Any, e: Any) -> list[CaseSuspicion]:
         """The second person of a four-eyes step acted from the operating-system user and host the first
@@ -135,8 +181,10 @@ class CaseAudit:
         register_text = register_due.isoformat()
         # The two graces are usually the same: one moment, spelled once.
         route_text = register_text if route_due == register_due else route_due.isoformat()
+        _remember(register_text, register_due)  # read back by the next events (_Interaction_Registered)
+        _remember(route_text, route_due)
         _start(facts, {"agent": None, "register_due": register_text, "route_due": route_text})
-        received_at = at.isoformat()
+        received_at = _isoformat(at, e.meta["occurred_at"])
         return [self._suspect("contact_not_registered", register_due, received_at=received_at),
                 self._suspect("contact_not_routed", route_due, received_at=received_at)]
 
@@ -148,12 +196,12 @@ class CaseAudit:
                                      first_contact_agent=first, registered_again_by=e.agent_id))
         else:
             facts["agent"] = e.agent_id
-        if at <= datetime.fromisoformat(facts["register_due"]):
+        if at <= _moment(facts["register_due"]):
             out.append(self._clear("contact_not_registered"))
         return out
 
     def _Interaction_Routed(self, facts: dict, e: Any, related: Mapping[str, Any]) -> list:
-        if _at(e) <= datetime.fromisoformat(facts["route_due"]):
+        if _at(e) <= _moment(facts["route_due"]):
             return [self._clear("contact_not_routed")]
         return []
 

@@ -22,10 +22,11 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
-from domain.case_audit import CaseClearance, CaseSuspicion, Fold
+from domain.case_audit import CaseClearance, CaseSuspicion, Fold, Verdict
 from domain.event_rules import ONE_EVENT_RULES
 from domain.findings import (
     STANDALONE_EVENTS,
@@ -33,6 +34,7 @@ from domain.findings import (
     finding_key,
     standalone_suspicions,
 )
+from projections.failures import ProjectionFailed
 from projections.jsontext import json_writer
 from projections.rowcache import RowCache
 from projections.runtime import Projection
@@ -63,6 +65,7 @@ _SEQ_SLOTS = 16
 _RECTIFICATION_STATUS = {"Finding.Assigned": "assigned", "Finding.Rectified": "rectified", "Finding.Closed": "closed",
                          "Finding.Reopened": "reopened"}
 _NOTHING = object()  # never equal to a due time
+_UNSEEN = object()  # a class not resolved yet
 _NO_FACTS: Mapping[str, Any] = MappingProxyType({})  # no related case
 
 
@@ -75,6 +78,14 @@ def roles_with_need() -> frozenset[str] | None:
     except (ImportError, OSError):
         return None
     return frozenset(role for role in policy.roles if policy.scope(role, UNMASK) is not None)
+
+
+class _Plan(NamedTuple):
+    """What the audit does with the events of one class (:meth:`ComplianceFindings.resolve`)."""
+
+    kind: str  # of case, when a case rule folds them
+    fold: Fold | None  # that rule's fold (domain.case_audit.CaseAudit.fold_of)
+    standalone: str | None  # "every": a one-event rule reads each; "ahead": only the business-time rule
 
 
 class _Batch:
@@ -119,24 +130,91 @@ class ComplianceFindings(Projection):
         self._last_due: tuple[Any, str] = (_NOTHING, "")
         self._batch = _Batch()
 
-    def resolve(self, cls: type) -> Callable[..., None] | None:
+    def resolve(self, cls: type) -> _Plan | Callable[..., None] | None:
+        """What :meth:`apply_batch` does with events of class ``cls``: a handler to call (``Finding``
+        events), a :class:`_Plan` (the rules that read it), or None (no rule looks at it)."""
         name = cls.__qualname__
         if name.startswith("Finding."):
             return functools.partial(self._finding_event, name)
         fold = CaseAudit.fold_of(name)
         # "every": a one-event rule reads each of these; "ahead": only the business-time rule reads it.
         standalone = "every" if name in ONE_EVENT_RULES else "ahead" if name in STANDALONE_EVENTS else None
-        if fold is None:
-            return functools.partial(self._standalone_event, standalone) if standalone else None  # None: no rule looks at it
-        return functools.partial(self._case_event, CaseAudit.KINDS[name.split(".", 1)[0]], fold, standalone)
+        if fold is None and standalone is None:
+            return None
+        return _Plan(CaseAudit.KINDS[name.split(".", 1)[0]] if fold else "", fold, standalone)
 
     def apply(self, event: Any, position: int, rows: RowCache) -> None:
         self.apply_batch([(position, "", event)], rows)
 
     def apply_batch(self, events: Sequence[tuple[int, str, Any]], rows: RowCache) -> None:
-        self._batch = _Batch()  # a failed batch's is dropped with the runner's cache
-        super().apply_batch(events, rows)
+        """Apply (position, topic, event)s in log order (written out in one loop: a rebuild runs it for
+        every event of the log); the first failure raises :class:`ProjectionFailed`."""
+        batch = self._batch = _Batch()  # a failed batch's is dropped, as the runner drops its cache
+        handlers, cases, fresh, pending = self._handlers, batch.cases, batch.fresh, batch.pending
+        # The business time parsed last (in UTC): a command's events, one after another in the log, share it.
+        seen_text, seen_at = None, None
+        position, topic = 0, ""
+        try:
+            for position, topic, event in events:
+                plan = handlers.get(type(event), _UNSEEN)
+                if plan is _UNSEEN:
+                    plan = handlers[type(event)] = self._resolve(type(event))
+                if plan is None:
+                    continue
+                if type(plan) is not _Plan:
+                    plan(event, position, rows)  # a Finding event, or one that could not be decoded
+                    continue
+                kind, fold, standalone = plan
+                if fold is not None:
+                    case_id = str(event.originator_id)
+                    facts, audit = cases.get(case_id) or self._open_case(kind, case_id, event, rows)
+                    found = fold(audit, facts, event, self._related(kind, event, rows))
+                seq = position * _SEQ_SLOTS
+                # Nearly every event is dated at or before its recording: then, unless a one-event rule
+                # reads its class, standalone_suspicions finds nothing, and is not asked.
+                if standalone == "ahead":
+                    text = event.meta["occurred_at"]
+                    if text != seen_text:
+                        seen_at, seen_text = parse(text).astimezone(UTC), text
+                    if seen_at > event.timestamp:  # in UTC, as the recording time: no offsets to ask for
+                        seq = self._standalone(event, seq, rows)  # they take the first seq slots
+                elif standalone is not None:
+                    seq = self._standalone(event, seq, rows)
+                if fold is None or not found:
+                    continue
+                if case_id not in fresh:
+                    self._found(kind, case_id, audit, found, seq, rows)
+                    continue
+                for item in found:
+                    slot = (case_id, item.rule, item.discriminator)
+                    if type(item) is CaseClearance:
+                        pending.pop(slot, None)
+                    elif slot not in pending:
+                        pending[slot] = (seq, item, audit)
+                    seq += 1
+        except Exception as e:
+            raise ProjectionFailed(self.name, position, topic, e) from e
         self._settle(rows)
+
+    @staticmethod
+    def _related(kind: str, event: Any, rows: RowCache) -> Mapping[str, Any]:
+        """The facts of the interaction a ticket was opened from (its first event names it)."""
+        if kind == "ticket" and getattr(event, "interaction_id", None) and event.originator_version == 1:
+            contact = rows.peek(AUDIT_CASE_TABLE.name, str(event.interaction_id))
+            return contact["facts"] if contact else _NO_FACTS
+        return _NO_FACTS
+
+    def _found(self, kind: str, case_id: str, audit: CaseAudit, found: list[Verdict], seq: int,
+               rows: RowCache) -> None:
+        """What the rules report of a case that had a row before the batch, applied to the rows at once."""
+        for item in found:
+            key = finding_key(item.rule, kind, case_id, item.discriminator)
+            if type(item) is CaseClearance:
+                self._clear(key, rows)
+            else:
+                self._suspect(key, seq, item.rule, kind, case_id, audit.policy_ref, item.due_at, item.discriminator,
+                              item.facts, rows)
+            seq += 1
 
     def _settle(self, rows: RowCache) -> None:
         """The suspicions still pending become rows; their cases are fresh no more."""
@@ -147,12 +225,6 @@ class ComplianceFindings(Projection):
         batch.pending.clear()
         batch.fresh.clear()
 
-    def _standalone_event(self, standalone: str, event: Any, position: int, rows: RowCache) -> None:
-        # Nearly every event is dated at or before its recording: then, unless a one-event rule reads
-        # its class, standalone_suspicions finds nothing — told here by one cached parse of its time.
-        if standalone == "every" or parse(event.meta["occurred_at"]) > event.timestamp:
-            self._standalone(event, position * _SEQ_SLOTS, rows)
-
     def _standalone(self, event: Any, seq: int, rows: RowCache) -> int:
         """The one-event rules' suspicions, from slot ``seq`` on; the next free slot."""
         for item in standalone_suspicions(event, self.roles_with_need):
@@ -160,40 +232,6 @@ class ComplianceFindings(Projection):
                           item.due_at, item.discriminator, item.facts, rows)
             seq += 1
         return seq
-
-    def _case_event(self, kind: str, fold: Fold, standalone: str | None, event: Any, position: int,
-                    rows: RowCache) -> None:
-        batch = self._batch
-        case_id = str(event.originator_id)
-        facts, audit = batch.cases.get(case_id) or self._open_case(kind, case_id, event, rows)
-        if kind == "ticket" and getattr(event, "interaction_id", None) and event.originator_version == 1:
-            contact = rows.peek(AUDIT_CASE_TABLE.name, str(event.interaction_id))
-            found = fold(audit, facts, event, contact["facts"] if contact else _NO_FACTS)
-        else:
-            found = fold(audit, facts, event, _NO_FACTS)
-        seq = position * _SEQ_SLOTS
-        if standalone == "every" or (standalone and parse(event.meta["occurred_at"]) > event.timestamp):
-            seq = self._standalone(event, seq, rows)  # they take the first seq slots
-        if not found:
-            return
-        if case_id in batch.fresh:
-            pending = batch.pending
-            for item in found:
-                slot = (case_id, item.rule, item.discriminator)
-                if type(item) is CaseClearance:
-                    pending.pop(slot, None)
-                elif slot not in pending:
-                    pending[slot] = (seq, item, audit)
-                seq += 1
-            return
-        for item in found:
-            key = finding_key(item.rule, kind, case_id, item.discriminator)
-            if type(item) is CaseClearance:
-                self._clear(key, rows)
-            else:
-                self._suspect(key, seq, item.rule, kind, case_id, audit.policy_ref, item.due_at, item.discriminator,
-                              item.facts, rows)
-            seq += 1
 
     def _open_case(self, kind: str, case_id: str, event: Any, rows: RowCache) -> tuple[dict[str, Any], CaseAudit]:
         """A case's first event in the batch: its row (put now, its facts folded in place afterwards: if
