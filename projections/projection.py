@@ -130,7 +130,7 @@ class Projection:
         return sha.hexdigest()
 
 
-_UNSEEN = object()
+_UNSEEN = object()  # a class this read model has not resolved a handler for yet
 _POSITION = operator.itemgetter(0)
 
 
@@ -144,7 +144,7 @@ def events_by_class(events: Sequence[tuple[int, str, Any]]) -> dict[type, list[t
             groups[type(item[2])] = [item]
         else:
             group.append(item)
-    return groups  # a class this read model has not resolved a handler for yet
+    return groups
 
 
 def _order(value: Any) -> tuple[int, Any]:
