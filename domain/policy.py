@@ -9,11 +9,13 @@ policy's reference (``name@version``) and later commands on the case use the sam
 
 from __future__ import annotations
 
+import functools
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from domain.calendar import BusinessCalendar, add_duration
@@ -139,11 +141,13 @@ class Policy:
     rules: Mapping[str, Mapping[str, Any]]
     extends: str = ""
 
-    @property
+    # Cached (policies are immutable): handlers ask for these on nearly every event. cached_property
+    # stores in the instance's __dict__ directly, so it works on a frozen dataclass and is not a field.
+    @functools.cached_property
     def ref(self) -> str:
         return f"{self.name}@{self.version}"
 
-    @property
+    @functools.cached_property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 

@@ -23,7 +23,7 @@ Cost: a rebuild runs a handler per event, most of them for interactions (three e
 all counted in the cohort bucket their case row already holds). So what depends only on the
 policy version — its time zone, the clocks that stop at a milestone and their counter names —
 is looked up once per version (:class:`_Terms`); stamps and business days are worked out once per
-minute of event time (:mod:`projections.kpi_time`); customers' tiers and activity rows are looked
+hour of event time (:mod:`projections.timeutil`); customers' tiers and activity rows are looked
 up once per batch; a case row changed by several events of a batch is put once, at its end; and
 its JSON columns are written by encoders that know their shapes (:mod:`projections.kpi_encoding`).
 """
@@ -43,11 +43,10 @@ from projections.kpi_operations import (
     NONE,
     OperationsCounters,
 )
-from projections.kpi_time import BusinessDays, EventTimes
 from projections.rowcache import RowCache
 from projections.runtime import Projection
 from projections.store import Table
-from projections.timeutil import occurred, parse
+from projections.timeutil import BusinessDays, business_days, occurred, parse, stamp
 
 #: The dimensions a counter is bucketed by besides its day (see the module docstring).
 DIMENSIONS = ("channel", "team", "agent", "service_type", "tier", "priority")
@@ -80,10 +79,10 @@ class _Stop(NamedTuple):
 class _Terms:
     """What the handlers need of one policy version, looked up once per version."""
 
-    def __init__(self, policy: Any, times: EventTimes):
+    def __init__(self, policy: Any):
         self.policy = policy
         self.tz = policy.tz
-        self.days: BusinessDays = times.days(policy.tz)
+        self.days: BusinessDays = business_days(policy.tz)
         #: milestone -> the clocks (of any kind of case) that stop there, in key order
         self.stops: dict[str, list[_Stop]] = {}
         for key in sorted(policy.clocks):
@@ -104,7 +103,6 @@ class KpiCounters(OperationsCounters, Projection):
     def __init__(self, ledger: Any):
         super().__init__(ledger)
         self._terms_of: dict[str, _Terms] = {}  # per policy ref
-        self._times = EventTimes()
         #: Milestones at which some clock of some policy version stops: reaching any other one
         #: scores nothing, whatever the case's policy.
         self._stop_names = {clock.stop for policy in ledger.policies.policies.values()
@@ -141,7 +139,7 @@ class KpiCounters(OperationsCounters, Projection):
     def _terms(self, policy_ref: str) -> _Terms:
         terms = self._terms_of.get(policy_ref)
         if terms is None:
-            terms = self._terms_of[policy_ref] = _Terms(self.ledger.policies.get(policy_ref), self._times)
+            terms = self._terms_of[policy_ref] = _Terms(self.ledger.policies.get(policy_ref))
         return terms
 
     def _open(self, e: Any, kind: str, milestone: str, attrs: dict[str, Any] | None = None, *,
@@ -200,7 +198,7 @@ class KpiCounters(OperationsCounters, Projection):
         milestones = case["milestones"]
         if name in milestones:
             return False
-        milestones[name] = self._times.stamp(e.meta["occurred_at"])
+        milestones[name] = stamp(e.meta["occurred_at"])
         self._changed[case["case_id"]] = case
         if name not in self._stop_names:
             return True
@@ -276,7 +274,7 @@ class KpiCounters(OperationsCounters, Projection):
 
     def on_Ticket_ClockPaused(self, e: Any, position: int, rows: RowCache) -> None:
         case = self._case(rows, e.originator_id)
-        case["paused_since"] = self._times.stamp(e.meta["occurred_at"])
+        case["paused_since"] = stamp(e.meta["occurred_at"])
         self._changed_case(case)
 
     def on_Ticket_ClockResumed(self, e: Any, position: int, rows: RowCache) -> None:

@@ -1,4 +1,5 @@
-"""The KPI read model's stamps and business days by the minute equal timeutil's, whatever the time."""
+"""timeutil's stamps and business days, worked out by the hour (minute) of a time's text, equal what
+``datetime`` and ``zoneinfo`` say of each time on its own, whatever the time and its spelling."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from projections.kpi_time import EventTimes, split_time
-from projections.timeutil import local_day, parse, stamp
+from projections import timeutil
+from projections.timeutil import business_days, split_time, stamp
 
 #: Zones with daylight saving, offsets of half and three quarters of an hour, a 30-minute DST
 #: shift (Lord Howe), a date-line jump (Apia), and local mean time with seconds before 1900.
@@ -18,7 +19,15 @@ ZONES = ("Asia/Shanghai", "America/New_York", "Europe/London", "Asia/Kathmandu",
 
 
 def reference(text: str, tz: ZoneInfo) -> tuple[str, str]:
-    return stamp(text), local_day(parse(text), tz)
+    """The stamp and business day of a time, from datetime and zoneinfo alone (no text spans)."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))  # noqa: FURB162 - as timeutil reads it
+    if moment.tzinfo is None:
+        raise ValueError(f"time {text!r} must carry a time zone")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), moment.astimezone(tz).date().isoformat()
+
+
+def answers(text: str, tz: ZoneInfo) -> tuple[str, str]:
+    return stamp(text), business_days(tz).of(text)
 
 
 def spellings(moment: datetime) -> list[str]:
@@ -30,7 +39,7 @@ def spellings(moment: datetime) -> list[str]:
 
 def test_random_times_in_every_zone_match_timeutil():
     rng = random.Random(20261202)
-    times = EventTimes()
+    timeutil.forget()  # cold: every span and day worked out here
     offsets = [timedelta(minutes=m) for m in (0, 480, -300, 345, 330, -210, 630, 780, -600, 840)]
     for _ in range(4000):
         instant = datetime(1890, 1, 1, tzinfo=UTC) + timedelta(seconds=rng.randrange(0, 160 * 365 * 86400),
@@ -38,7 +47,7 @@ def test_random_times_in_every_zone_match_timeutil():
         tz = ZoneInfo(rng.choice(ZONES))
         for moment in (instant.astimezone(timezone(rng.choice(offsets))), instant.astimezone(tz)):
             for text in spellings(moment):
-                assert (times.stamp(text), times.days(tz).of(text)) == reference(text, tz), text
+                assert answers(text, tz) == reference(text, tz), text
 
 
 def transitions(tz: ZoneInfo, year: int) -> list[datetime]:
@@ -61,7 +70,7 @@ def transitions(tz: ZoneInfo, year: int) -> list[datetime]:
 
 
 def test_times_around_offset_changes_and_midnights_match_timeutil():
-    times = EventTimes()
+    timeutil.forget()  # cold: every span and day worked out here
     nearby = [timedelta(seconds=s, microseconds=u) for s in (-3601, -61, -60, -59, -1, 0, 1, 59, 60, 61, 3600)
               for u in (0, 999999)]
     for name in ZONES:
@@ -76,7 +85,7 @@ def test_times_around_offset_changes_and_midnights_match_timeutil():
                 moment = instant + delta
                 for shown in (moment, moment.astimezone(tz), moment.astimezone(timezone(timedelta(hours=8)))):
                     for text in spellings(shown):
-                        assert (times.stamp(text), times.days(tz).of(text)) == reference(text, tz), text
+                        assert answers(text, tz) == reference(text, tz), text
     assert any(transitions(ZoneInfo(name), 2021) for name in ZONES)
 
 
@@ -95,9 +104,9 @@ def test_unusual_spellings_answer_or_fail_as_timeutil_does(text):
         expected: object = reference(text, tz)
     except (ValueError, OverflowError) as e:
         expected = type(e)
-    times = EventTimes()
+    timeutil.forget()  # cold: every span and day worked out here
     try:
-        got: object = (times.stamp(text), times.days(tz).of(text))
+        got: object = answers(text, tz)
     except (ValueError, OverflowError) as e:
         got = type(e)
     assert got == expected
@@ -109,3 +118,18 @@ def test_only_the_usual_spelling_is_split():
     assert split_time("2025-09-01T09:07:15+05:45") == ("2025-09-01T09:07+05:45", ":15.000000")
     assert split_time("2025-09-01T09:00:15+08:00:30") is None
     assert split_time("2025-09-01T09:00:15.25+08:00") is None
+
+
+def test_remembered_answers_stay_right_and_forget_empties_them():
+    timeutil.forget()
+    tz = ZoneInfo("Asia/Shanghai")
+    texts = ["2025-09-01T09:07:15+08:00", "2025-09-01T09:59:59.999999+08:00", "2025-09-01T15:59:59Z",
+             "2025-09-01T16:00:00Z", "2025-09-01 09:00:00+08:00", "2025-09-01T09:00:00+08:00"]
+    first = [answers(text, tz) for text in texts]
+    assert first == [answers(text, tz) for text in texts] == [reference(text, tz) for text in texts]
+    assert timeutil.forget.cache_info() > 0
+    timeutil.forget()
+    assert timeutil.forget.cache_info() == 0
+    assert [answers(text, tz) for text in texts] == first
+    event = type("Event", (), {"meta": {"occurred_at": texts[0]}})()
+    assert timeutil.occurred_stamp(event) == stamp(texts[0]) == first[0][0]
