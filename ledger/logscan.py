@@ -97,9 +97,10 @@ class LogScan:
         """Pages in order, read ``READ_AHEAD`` pages ahead by threads: the database produces and
         sends the next pages (and the C extension, which lets go of the GIL, hashes them) while
         this thread joins the current one."""
+        size = self.log.size()  # what the read-ahead may expect; the pages themselves say where the log ends
         # A log of one page is read here: starting the threads would cost more.
-        threads = READ_AHEAD if self.log.size() > self.page else 0
-        with PageReader(self.source, [c.size for c in replay.pending], threads) as pages:
+        threads = READ_AHEAD if size > self.page else 0
+        with PageReader(self.source, [c.size for c in replay.pending], threads, size) as pages:
             while not replay.finished:
                 first = replay.size
                 read = pages.get(first)
@@ -154,11 +155,15 @@ class LogScan:
 class PageReader:
     """Pages of the log read ahead of their use by a few threads (pages are independent of each
     other: ``PageSource.summarise_next``), each thread with a connection of its own for the page's
-    rows (other queries on PostgreSQL go through the ledger's pool)."""
+    rows (other queries on PostgreSQL go through the ledger's pool). Pages are read ahead only up to
+    the one that starts at or before the end of the log as it was when verification began (``size``):
+    a page further on would be empty, and waiting for it is time lost. A page asked for is always
+    read, so a log that grew meanwhile is still read to its end."""
 
-    def __init__(self, source: PageSource, checkpoint_sizes: list[int], threads: int):
+    def __init__(self, source: PageSource, checkpoint_sizes: list[int], threads: int, size: int):
         self.source = source
         self.sizes = checkpoint_sizes
+        self.size = size
         self.threads = threads if source.shareable else 0  # an in-memory database: read here
         self.local = threading.local()
         self.opened: list[PageSource] = []
@@ -180,6 +185,8 @@ class PageReader:
             return self.source.summarise_next(first, self.sizes)
         for ahead in range(self.threads + 1):  # this page and the next ones
             start = first + ahead * self.source.page
+            if ahead and start > self.size:
+                break
             if start not in self.pending:
                 self.pending[start] = self.pool.submit(self._read, start)
         for start in [s for s in self.pending if s < first]:  # skipped (a page replayed by the reference)
