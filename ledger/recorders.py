@@ -14,11 +14,13 @@ head as of this process's last commit, the new nodes. Under the lock that plan i
 log still has the size it was made for, else placed again after the actual size (reading at most
 log2(n) node rows and 15 leaf hashes) — and the size is checked without a statement of its own:
 
-- PostgreSQL: events, leaves and nodes go in with one statement (``WITH ev AS (INSERT … RETURNING
-  …), lv AS (INSERT …), nd AS (INSERT …) …``, arrays as binary parameters) whose leaf and node
-  inserts only happen if ``MAX(leaf_index)`` (read in the statement's snapshot, after the table
-  lock) is the planned one; so a transaction has the statements and round trips of
-  eventsourcing's. If not, the leaves follow in the same transaction.
+- PostgreSQL: events, leaves and nodes go in with one statement (``ledger.pg_append``: ``WITH ev AS
+  (INSERT … RETURNING …), lv AS (INSERT …), nd AS (INSERT …) …``, arrays as binary parameters)
+  whose node insert only happens if ``MAX(leaf_index)`` (read in the statement's snapshot, after
+  the table lock) is the planned one. The leaves always go in, after the actual last leaf; if the
+  plan missed, the statement also returns the leaves appended since the plan's size, the plan is
+  carried over them in memory and its nodes go with the COMMIT. A transaction takes two round
+  trips (eventsourcing's insert takes five).
 - SQLite: batches smaller than ``SQLITE_SET_INSERT`` go in as eventsourcing inserts them and the leaves
   with one statement that lets SQLite number them (leaf_index is the rowid: largest + 1); where
   they went is the size check. Larger batches go in with one ``executemany`` (consecutive rowids,
@@ -42,26 +44,31 @@ Selected with eventsourcing's ``APPLICATION_RECORDER_TOPIC`` in the composition 
 
 from __future__ import annotations
 
+from contextlib import suppress
+from itertools import pairwise
 from typing import Any, Sequence
 from uuid import UUID
 
+import psycopg
 from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 from eventsourcing.utils import retry
-from psycopg import Rollback
+from psycopg.pq import TransactionStatus
 from psycopg.sql import SQL, Identifier
 
 from ledger.idempotency import TABLE as KEYS_TABLE, Claim, ClaimLost, Written, mark_statement, table_statements
 from ledger.integrity import fastpath
 from ledger.integrity.merkle import STORED_LEVEL, frontier_addresses
 from ledger.log_append import AppendPlan, LogHead
+from ledger.pg_append import append_statement
 from ledger.sqlaccess import SCHEMA_LOCK
 
 LOG_TABLES = ("merkle_leaves", "merkle_nodes", "merkle_checkpoints")
 APPEND_ONLY_MESSAGE = "caseledger: the ledger is append-only"
 LOCK_FUNCTION = "caseledger_lock_events"
 SQLITE_SET_INSERT = 32  # from this many events, SQLite writes the leaves with one set-based statement
+_BEGIN, _COMMIT, _ROLLBACK = b"BEGIN", b"COMMIT", b"ROLLBACK"
 INSERT_LEAF = "INSERT INTO merkle_leaves (leaf_index, notification_id, leaf_hash) VALUES (?, ?, ?)"
 
 
@@ -75,6 +82,14 @@ def _tail_start(size: int) -> int:
 
 def _stored_addresses(size: int) -> list[tuple[int, int]]:
     return frontier_addresses(_tail_start(size))
+
+
+def _roll_back(conn: Any) -> None:
+    """End the transaction an insert left open (or aborted) on ``conn``; if the connection is
+    broken, the pool discards it."""
+    if conn.pgconn.transaction_status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
+        with suppress(psycopg.Error):
+            conn.execute(_ROLLBACK)
 
 
 def _claim_lost(claim: Claim) -> ClaimLost:
@@ -249,34 +264,16 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                                        _rendered(SQL("SELECT {0}()").format(self._lock_function))]
         self._notify_statement = _rendered(SQL("NOTIFY {0}").format(Identifier(self.channel_name)))
         self._mark_statement = _rendered(SQL(mark_statement("{table}", pg=True)).format(table=keys))
-        self._size_statement = _rendered(SQL("SELECT MAX(leaf_index) AS top FROM {0}").format(self._leaves))
         # Binary parameters (%b): arrays of hashes go as raw bytes, not hex text quoted with regexes.
-        self._insert_leaves = _rendered(SQL("INSERT INTO {0} (leaf_index, notification_id, leaf_hash) SELECT * FROM "
-                                            "unnest(%b::bigint[], %b::bigint[], %b::bytea[])").format(self._leaves))
         self._insert_nodes = _rendered(SQL("INSERT INTO {0} (level, idx, hash) SELECT * FROM "
                                            "unnest(%b::int[], %b::bigint[], %b::bytea[])").format(self._nodes))
-        # Events, leaves and nodes in one statement. The leaves and nodes go in only if the log has
-        # the size the plan was made for (read in the statement's snapshot, taken after the table
-        # lock: no writer can slip in between); each leaf is joined to its event by (id, version)
-        # and numbered in notification-id order. The ids come back in the order of the events.
+        # Events, leaves and nodes in one statement (ledger.pg_append).
         oid = SQL("{0}[]").format(Identifier(self.datastore.originator_id_type))
-        self._append_statement = _rendered(SQL(
-            "WITH ev AS (INSERT INTO {events} (originator_id, originator_version, topic, state) SELECT * FROM "
-            "unnest(%(ids)b::{oid}, %(versions)b::bigint[], %(topics)b::text[], %(states)b::bytea[]) "
-            "RETURNING notification_id, originator_id, originator_version), "
-            "fits AS (SELECT %(placed)b::bool AND (SELECT MAX(leaf_index) FROM {leaves}) IS NOT DISTINCT FROM "
-            "%(top)b::bigint AS ok), "
-            "lv AS (INSERT INTO {leaves} (leaf_index, notification_id, leaf_hash) "
-            "SELECT %(size)b::bigint - 1 + row_number() OVER (ORDER BY ev.notification_id), ev.notification_id, "
-            "h.leaf_hash FROM ev JOIN unnest(%(ids)b::{oid}, %(versions)b::bigint[], %(hashes)b::bytea[]) "
-            "AS h(originator_id, originator_version, leaf_hash) USING (originator_id, originator_version) "
-            "WHERE (SELECT ok FROM fits) RETURNING 1), "
-            "nd AS (INSERT INTO {nodes} (level, idx, hash) SELECT * FROM "
-            "unnest(%(levels)b::int[], %(indexes)b::bigint[], %(digests)b::bytea[]) WHERE (SELECT ok FROM fits)) "
-            "SELECT ev.notification_id, (SELECT COUNT(*) FROM lv) AS logged FROM ev JOIN "
-            "unnest(%(ids)b::{oid}, %(versions)b::bigint[]) WITH ORDINALITY AS o(originator_id, originator_version, n) "
-            "USING (originator_id, originator_version) ORDER BY o.n"
-        ).format(events=events, leaves=self._leaves, nodes=self._nodes, oid=oid))
+        self._append_statement = _rendered(append_statement(events, self._leaves, self._nodes, oid))
+        self._edge_nodes = _rendered(SQL("SELECT level, idx, hash FROM {0} WHERE (level, idx) IN (SELECT * FROM "
+                                         "unnest(%b::int[], %b::bigint[]))").format(self._nodes))
+        self._tail_leaves = _rendered(SQL("SELECT leaf_hash FROM {0} WHERE leaf_index >= %b AND leaf_index < %b "
+                                          "ORDER BY leaf_index").format(self._leaves))
 
     def _notify_channel(self, curs: Any) -> None:
         curs.execute(self._notify_statement)
@@ -313,41 +310,38 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(self, stored_events: Sequence[StoredEvent], *, idempotency: Claim | None = None,
                       **kwargs: Any) -> Sequence[int] | None:
-        """eventsourcing's pipelined insert (lock, notify, insert; sync), with the events, their
-        leaves and the new nodes written by one statement (and the idempotency key's mark by one more)."""
+        """eventsourcing's pipelined insert (lock, notify, insert), with the events, their leaves and
+        the new nodes written by one statement (and the idempotency key's mark by one more), in two
+        round trips: BEGIN … the statements, then COMMIT (with the nodes, if the plan missed).
+        psycopg's ``transaction()`` in a pipeline costs three more (one to enter, two to leave):
+        eventsourcing's insert takes five, three of them holding the table lock."""
         plan = self._head.plan(stored_events)  # before the table lock is taken
         written: Written | None = None
-        exc: Exception | None = None
         notification_ids: list[int] | None = None
         with self.datastore.get_connection() as conn:
-            with conn.pipeline() as pipeline, conn.transaction():
-                with conn.cursor() as curs:
+            try:
+                with conn.pipeline() as pipeline, conn.cursor() as curs, conn.cursor() as marking:
+                    curs.execute(_BEGIN)
                     self._insert_events(curs, stored_events, **kwargs)
-                if len(stored_events) > 0:
-                    with conn.cursor() as curs, conn.cursor() as marking:
-                        try:
-                            self._lock_table(curs)
-                            self._notify_channel(curs)
-                            curs.execute(self._append_statement, self._append_params(stored_events, plan),
-                                         prepare=True)
-                            if idempotency is not None:
-                                written, params = idempotency.mark(stored_events)
-                                marking.execute(self._mark_statement, params, prepare=True)
-                            # Sync now, so a uniqueness violation raises IntegrityError here.
-                            pipeline.sync()
-                            rows = curs.fetchall()
-                            held = written is None or marking.fetchall()
-                            notification_ids = [row["notification_id"] for row in rows]
-                            if rows[0]["logged"] != len(stored_events):
-                                self._append_log(curs, plan, notification_ids, logged=rows[0]["logged"])
-                            if not held:
-                                exc = _claim_lost(idempotency)
-                        except Exception as e:  # noqa: BLE001 - re-raised below, outside the pipeline
-                            exc = e
-                    if isinstance(exc, ClaimLost):
-                        raise Rollback  # no SQL error to abort the transaction: roll it back quietly
-            if exc:
-                raise exc
+                    if stored_events:
+                        self._lock_table(curs)
+                        self._notify_channel(curs)
+                        curs.execute(self._append_statement, self._append_params(stored_events, plan), prepare=True)
+                        if idempotency is not None:
+                            written, params = idempotency.mark(stored_events)
+                            marking.execute(self._mark_statement, params, prepare=True)
+                        # Sync now: a uniqueness violation raises IntegrityError here.
+                        pipeline.sync()
+                        rows = curs.fetchall()
+                        notification_ids = [row["notification_id"] for row in rows]
+                        if written is not None and not marking.fetchall():
+                            raise _claim_lost(idempotency)
+                        self._log_placed(curs, plan, notification_ids, rows[0])
+                    curs.execute(_COMMIT)
+                # the pipeline's exit sends the COMMIT and waits for it
+            except BaseException:
+                _roll_back(conn)  # a check of ours (a lost claim, a log that does not add up) or any error
+                raise
         if stored_events:
             self._head.committed(plan)
         if written is not None:
@@ -366,28 +360,31 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 "placed": placed, "top": plan.top if placed else None, "size": max(plan.size, 0),
                 "hashes": plan.hashes, "levels": list(levels), "indexes": list(indexes), "digests": list(digests)}
 
-    def _append_log(self, curs: Any, plan: AppendPlan, notification_ids: list[int], logged: int) -> None:
-        """The log had another size than planned (another process appended, or this one has not
-        seen the log yet): place the leaves after its actual size and write them. The events table
-        is locked IN EXCLUSIVE MODE by this transaction, so the size cannot move meanwhile."""
-        if logged:
-            raise RuntimeError(f"{len(notification_ids)} events but {logged} leaves")
-        curs.execute(self._size_statement, prepare=True)
-        top = curs.fetchone()["top"]
-        self._head.place(plan, 0 if top is None else top + 1, lambda size: self._load_frontier(curs, size))
-        leaf_indexes, ids, hashes = zip(*plan.leaf_rows(notification_ids))
-        curs.execute(self._insert_leaves, (list(leaf_indexes), list(ids), list(hashes)), prepare=True)
+    def _log_placed(self, curs: Any, plan: AppendPlan, notification_ids: list[int], first: Any) -> None:
+        """Check the statement's leaves; if the log had another size than planned (another process
+        appended, or this one has not seen the log yet), place the plan after the actual size and
+        queue its nodes (they go with the commit). The events table is locked IN EXCLUSIVE MODE by
+        this transaction, so the size cannot move meanwhile."""
+        if first["logged"] != len(notification_ids):
+            raise RuntimeError(f"{len(notification_ids)} events but {first['logged']} leaves")
+        if any(a >= b for a, b in pairwise(notification_ids)):
+            # the leaves are numbered in notification-id order, the plan's nodes in event order
+            raise RuntimeError("notification ids out of the events' order")
+        size = 0 if first["top"] is None else first["top"] + 1
+        if size == plan.size:
+            return  # the statement wrote the plan's nodes
+        self._head.follow(plan, size, first["newer"], lambda size: self._load_frontier(curs, size))
         if plan.nodes:
             levels, indexes, digests = zip(*plan.nodes)
             curs.execute(self._insert_nodes, (list(levels), list(indexes), list(digests)), prepare=True)
 
     def _load_frontier(self, curs: Any, size: int) -> list[bytes]:
+        """The stored right edge of a log of ``size`` leaves: its nodes and last leaves, both
+        queries sent before either answer is read (one round trip)."""
         addresses = _stored_addresses(size)
-        curs.execute(SQL("SELECT level, idx, hash FROM {0} WHERE (level, idx) IN (SELECT * FROM "
-                         "unnest(%s::int[], %s::bigint[]))").format(self._nodes),
-                     ([lv for lv, _ in addresses], [ix for _, ix in addresses]))
-        stored = {(row["level"], row["idx"]): bytes(row["hash"]) for row in curs.fetchall()}
-        curs.execute(SQL("SELECT leaf_hash FROM {0} WHERE leaf_index >= %s AND leaf_index < %s ORDER BY leaf_index")
-                     .format(self._leaves), (_tail_start(size), size))
-        tail = [bytes(row["leaf_hash"]) for row in curs.fetchall()]
-        return fastpath.load_frontier(size, lambda level, index: stored[(level, index)], tail)
+        with curs.connection.cursor() as tail:
+            curs.execute(self._edge_nodes, ([lv for lv, _ in addresses], [ix for _, ix in addresses]))
+            tail.execute(self._tail_leaves, (_tail_start(size), size))
+            stored = {(row["level"], row["idx"]): bytes(row["hash"]) for row in curs.fetchall()}
+            hashes = [bytes(row["leaf_hash"]) for row in tail.fetchall()]
+        return fastpath.load_frontier(size, lambda level, index: stored[(level, index)], hashes)
