@@ -252,8 +252,14 @@ PyObject *postgres_copy_page(PyObject *self, PyObject *args) {
     PyObject *result = NULL;
     int read = 0, malformed = 0;
     char error[512] = "";
-    /* one read-only REPEATABLE READ transaction: the three COPYs see one snapshot */
-    static const char BEGIN[] = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;\n", COMMIT[] = ";\nCOMMIT";
+    /* One read-only REPEATABLE READ transaction: the three COPYs see one snapshot. Sorting is off
+     * in it (SET LOCAL: for this transaction only): the leaves and the events are asked for in the
+     * order of an index (leaf_index, notification_id), and on a log written since the last ANALYZE
+     * the planner, guessing a few hundred rows where a page has thousands, sorts the page's
+     * events (megabytes) after a bitmap scan instead of reading them in index order: ~30% more
+     * server CPU per page. */
+    static const char BEGIN[] = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;\nSET LOCAL enable_sort = off;\n",
+                      COMMIT[] = ";\nCOMMIT";
     if (!page_alloc(&p, first, page_size)) goto done;
     p.read_only = !hash;
     if (!buffer_append(&sql, BEGIN, strlen(BEGIN)) || !buffer_append(&sql, leaves_sql, strlen(leaves_sql)) ||
