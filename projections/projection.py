@@ -9,8 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import operator
+from collections.abc import Callable, Sequence
 from itertools import chain
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from projections.decode import Undecodable
 from projections.failures import ProjectionFailed
@@ -38,6 +39,9 @@ class Projection:
     #: Cost of a rebuild in µs per event beyond reading and decoding (``python -m bench.rebuild
     #: --per-model``, 100k events, cold): balances parallel rebuilds.
     rebuild_weight: int = 1
+    #: For a read model that overrides :meth:`apply_batch`: whether it too skips every event of a
+    #: class without a handler (then :meth:`relevant` leaves those out for it).
+    handled_only: bool = False
 
     def __init__(self, ledger: Any):
         self.ledger = ledger
@@ -91,16 +95,16 @@ class Projection:
                     handle = handlers[type(event)] = self._resolve(type(event))
                 if handle is not None:
                     handle(event, position, rows)
-        except Exception as e:  # noqa: BLE001 - any handler error stops the projection
+        except Exception as e:  # any handler error stops the projection
             raise ProjectionFailed(self.name, position, topic, e) from e
 
     def relevant(self, events: list[tuple[int, str, Any]],
                  by_class: dict[type, list[tuple[int, str, Any]]]) -> list[tuple[int, str, Any]]:
         """The events of a batch (``by_class``: the same, grouped by :func:`events_by_class`) that
         :meth:`apply_batch` needs, in log order: all of them for a read model that folds batches its
-        own way; for the others only those of classes with a handler — :meth:`apply_batch` would
+        own way (unless it is :attr:`handled_only`); for the others only those of classes with a handler — :meth:`apply_batch` would
         skip the rest anyway, one lookup each, and most read models handle a few classes of many."""
-        if type(self).apply_batch is not Projection.apply_batch:
+        if type(self).apply_batch is not Projection.apply_batch and not self.handled_only:
             return events
         wanted = [group for cls, group in by_class.items() if self.handles(cls)]
         if len(wanted) == len(by_class):

@@ -25,7 +25,8 @@ arrays with binary parameters, when every value has its column's exact type — 
 from __future__ import annotations
 
 import operator
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from projections.storable import check_rows
 from projections.store import Cursor, Table
@@ -38,7 +39,7 @@ Changes = tuple[Table, list[Sequence[Any]], list[Sequence[Any]], list[tuple[Any,
 class _TableRows:
     """One table's part of a cache (one lookup by table name per call, then attribute reads)."""
 
-    __slots__ = ("spec", "rows", "dirty", "new", "deleted", "borrowed", "let_go", "key_of")
+    __slots__ = ("borrowed", "deleted", "dirty", "key_of", "let_go", "new", "rows", "spec")
 
     def __init__(self, spec: Table):
         self.spec = spec
@@ -86,6 +87,9 @@ class RowCache:
         part = self._by_name[table]
         key = part.key_of(row)
         before = part.rows.get(key, _MISSING)
+        if before is row:  # changed in place and put again (a case row, at each of its events): held, not deleted
+            part.dirty.add(key)
+            return
         if part.deleted and key in part.deleted:
             part.deleted.discard(key)  # deleted, then put again: it is still in the database
         # New to the database: looked for and not found, or never there in a complete cache.
@@ -121,8 +125,11 @@ class RowCache:
             part.borrowed.clear()
             if keys or part.deleted:
                 ordered = _in_key_order(keys)
-                inserted = [k for k in ordered if k in new] if new else []
-                upserted = [k for k in ordered if k not in new] if new else ordered
+                if len(new) == len(keys):  # all new (a rebuild's usual batch): ``new`` is part of ``dirty``
+                    inserted, upserted = ordered, []
+                else:
+                    inserted = [k for k in ordered if k in new] if new else []
+                    upserted = [k for k in ordered if k not in new] if new else ordered
                 changed.append((part.spec, part.spec.values_of([cached[k] for k in inserted]),
                                 part.spec.values_of([cached[k] for k in upserted]), _in_key_order(part.deleted)))
                 keys.clear()

@@ -21,9 +21,10 @@ import functools
 import operator
 import sqlite3
 import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Mapping, NamedTuple, Sequence
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from ledger.pgurl import LIBPQ_OPTIONS, connect_kwargs, is_postgres
@@ -82,22 +83,34 @@ class Table:
         """(column index, encode) of the codec columns."""
         return tuple((self.column_names.index(name), codec.encode) for name, codec in self.codecs)
 
+    @functools.cached_property
+    def _stored(self) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+        """A row's stored values in one call: ``(row["a"], enc(row["b"]) if … is not None else None, …)``,
+        written out for this table's columns (a rebuild makes a tuple per changed row: with the
+        codec columns encoded in the same expression, not by a pass over the rows per codec)."""
+        encoders = dict(self.encoders)
+        names = {f"_e{index}": encode for index, encode in encoders.items()}
+        parts = [f"row[{name!r}]" if index not in encoders else
+                 f"(None if (v{index} := row[{name!r}]) is None else _e{index}(v{index}))"
+                 for index, name in enumerate(self.column_names)]
+        return eval(f"lambda row: ({', '.join(parts)},)", names)  # column names from code, quoted by repr
+
     def values_of(self, rows: Sequence[dict[str, Any]]) -> list[Sequence[Any]]:
         """The stored values of rows as handlers see them, in column order (codec columns encoded;
         a column a row lacks is NULL)."""
-        try:
-            values: list[Sequence[Any]] = list(map(self._pick, rows))
+        if not self.encoders:
+            try:
+                values: list[Sequence[Any]] = list(map(self._pick, rows))
+            except KeyError:
+                return [tuple(map(row.get, self.column_names)) for row in rows]
             if len(self.column_names) == 1:  # itemgetter of one name gives the value itself
                 values = [(value,) for value in values]
-        except KeyError:
-            values = [tuple(map(row.get, self.column_names)) for row in rows]
-        if self.encoders:
-            values = [list(row) for row in values]
-            for index, encode in self.encoders:
-                for row in values:
-                    if row[index] is not None:
-                        row[index] = encode(row[index])
-        return values
+            return values
+        stored = self._stored
+        try:
+            return list(map(stored, rows))
+        except KeyError:  # a row without some column: that column is NULL
+            return [stored({name: row.get(name) for name in self.column_names}) for row in rows]
 
     def row_from(self, values: Sequence[Any]) -> dict[str, Any]:
         """A stored row as handlers see it (codec columns decoded)."""

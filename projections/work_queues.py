@@ -13,6 +13,7 @@ range and rows added meanwhile never shift a page. Ids and facts only.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from projections.queries import keyset_page
@@ -44,9 +45,29 @@ class WorkQueues(Projection):
             return lambda e, position, rows: self._update(rows, "complaints", e, status=status)
         return super().resolve(cls)
 
+    handled_only = True  # apply_batch below dispatches as any read model's does
+
+    def __init__(self, ledger: Any):
+        super().__init__(ledger)
+        #: Contacts received in this batch and not registered (yet): case id -> (event, position, its stamp).
+        self._received: dict[str, tuple[Any, int, str]] = {}
+
+    def apply(self, event: Any, position: int, rows: RowCache) -> None:
+        self.apply_batch([(position, "", event)], rows)
+
+    def apply_batch(self, events: Sequence[tuple[int, str, Any]], rows: RowCache) -> None:
+        """As any read model's, except that a contact's row is put at the end of the batch, if it is
+        not registered by then: nearly every contact is registered right after it is received, and
+        its row would be put only to be deleted."""
+        self._received = {}  # a failed batch's are dropped, as the runner drops its cache
+        super().apply_batch(events, rows)
+        for e, position, at in self._received.values():
+            self._put(rows, "unregistered_contacts", e, position, None, "interaction", "received", at)
+        self._received = {}
+
     def _put(self, rows: RowCache, queue: str, e: Any, position: int, owner: str | None, kind: str,
-             status: str) -> None:
-        at = occurred_stamp(e)
+             status: str, at: str | None = None) -> None:
+        at = at or occurred_stamp(e)
         rows.put(_T, {"queue": queue, "case_id": str(e.originator_id), "seq": position, "owner": owner or "-",
                       "kind": kind, "channel": getattr(e, "channel", None) or "-", "status": status, "since": at,
                       "updated_at": at})
@@ -57,10 +78,12 @@ class WorkQueues(Projection):
             rows.put(_T, {**row, **changes, "updated_at": occurred_stamp(e)})
 
     def on_Interaction_Received(self, e: Any, position: int, rows: RowCache) -> None:
-        self._put(rows, "unregistered_contacts", e, position, None, "interaction", "received")
+        # Stamped now: a time that cannot be stamped fails this event, as when its row was put at once.
+        self._received[str(e.originator_id)] = (e, position, occurred_stamp(e))
 
     def on_Interaction_Registered(self, e: Any, position: int, rows: RowCache) -> None:
-        rows.delete(_T, "unregistered_contacts", str(e.originator_id))
+        if self._received.pop(str(e.originator_id), None) is None:
+            rows.delete(_T, "unregistered_contacts", str(e.originator_id))
 
     def on_Feedback_Submitted(self, e: Any, position: int, rows: RowCache) -> None:
         self._put(rows, "open_feedback", e, position, e.meta.get("actor_id"), e.kind, "received")
