@@ -32,6 +32,7 @@ from ledger.logpages import PageRead, PageSource
 
 PAGE = 8192  # leaves per page: a power of two (pages stay aligned to whole subtrees)
 READ_AHEAD = 3  # threads reading the next pages while one is joined (the C scan runs without the GIL)
+QUEUED_PER_THREAD = 2  # pages asked for ahead per thread, so that a thread done with one finds the next waiting
 
 
 class LogScan:
@@ -158,7 +159,10 @@ class PageReader:
     rows (other queries on PostgreSQL go through the ledger's pool). Pages are read ahead only up to
     the one that starts at or before the end of the log as it was when verification began (``size``):
     a page further on would be empty, and waiting for it is time lost. A page asked for is always
-    read, so a log that grew meanwhile is still read to its end."""
+    read, so a log that grew meanwhile is still read to its end. Each thread has a page waiting
+    beyond the one it reads: with only ``threads`` pages ahead of the one being joined, a thread
+    that finished early (the first page of each thread is slower: its connection is new) waited
+    idle until this thread had joined the slow page and asked for the next one."""
 
     def __init__(self, source: PageSource, checkpoint_sizes: list[int], threads: int, size: int):
         self.source = source
@@ -183,7 +187,7 @@ class PageReader:
     def get(self, first: int) -> PageRead:
         if self.pool is None:
             return self.source.summarise_next(first, self.sizes)
-        for ahead in range(self.threads + 1):  # this page and the next ones
+        for ahead in range(self.threads * QUEUED_PER_THREAD + 1):  # this page and the next ones
             start = first + ahead * self.source.page
             if ahead and start > self.size:
                 break
