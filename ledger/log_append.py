@@ -21,8 +21,9 @@ from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 
+from ledger.idempotency import Claim, ClaimLost
 from ledger.integrity import fastpath
-from ledger.integrity.merkle import STORED_LEVEL
+from ledger.integrity.merkle import STORED_LEVEL, frontier_addresses
 
 _sha256 = hashlib.sha256
 
@@ -68,6 +69,19 @@ def extend_by_blocks(size: int, frontier: list[bytes], hashes: Sequence[bytes],
 def _extend(size: int, frontier: list[bytes], hashes: Sequence[bytes]) -> tuple[list[bytes], list]:
     # a leaf at a time is quicker for a few leaves (measured: the same at 16)
     return (fastpath.extend if len(hashes) < 1 << STORED_LEVEL else extend_by_blocks)(size, frontier, hashes)
+
+
+def tail_start(size: int) -> int:
+    return size - size % (1 << STORED_LEVEL)
+
+
+def stored_edge_addresses(size: int) -> list[tuple[int, int]]:
+    return frontier_addresses(tail_start(size))
+
+
+def claim_lost(claim: Claim) -> ClaimLost:
+    return ClaimLost(f"the Idempotency-Key {claim.key!r} was taken over by a retry (this request ran past its "
+                     "lease); nothing of this request was written")
 
 
 class AppendPlan:
@@ -133,15 +147,28 @@ class LogHead:
             plan.place(size, load_frontier(size) if known is None else known[1])
 
     def follow(self, plan: AppendPlan, size: int, newer: Sequence[bytes] | None,
-               load_frontier: Callable[[int], list[bytes]]) -> None:
+               load_frontier: Callable[[int], list[bytes]] | None = None) -> bool:
         """Like ``place``, given also the hashes of the leaves other processes appended after the
         plan's size (``newer``, read under the write lock; None if not read): the plan's right edge
-        is carried over them, no read of the database needed. Their nodes are stored already."""
-        if plan.size == size or self._known(size) is not None or newer is None or not plan.placed \
-                or len(newer) != size - plan.size:
-            self.place(plan, size, load_frontier)
-        else:
+        is carried over them, no read of the database needed (their nodes are stored already).
+        Without ``load_frontier``: False if the right edge would have to be read (plan unchanged)."""
+        if plan.size == size:
+            return True
+        known = (0, []) if size == 0 else self._known(size)
+        if known is not None:
+            plan.place(size, known[1])
+        elif newer is not None and plan.placed and len(newer) == size - plan.size:
             plan.place(size, _extend(plan.size, plan.base, newer)[0])
+        elif load_frontier is None:
+            return False
+        else:
+            plan.place(size, load_frontier(size))
+        return True
+
+    def forget(self) -> None:
+        """This process no longer knows where the log ends (its next append reads the right edge)."""
+        with self._lock:
+            self._size, self._frontier = -1, []
 
     def committed(self, plan: AppendPlan) -> None:
         """The plan's rows were committed: the log now ends where the plan ends."""

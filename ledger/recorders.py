@@ -44,57 +44,29 @@ Selected with eventsourcing's ``APPLICATION_RECORDER_TOPIC`` in the composition 
 
 from __future__ import annotations
 
-from contextlib import suppress
-from itertools import pairwise
 from typing import Any, Sequence
 from uuid import UUID
 
-import psycopg
-from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError, StoredEvent
+from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
-from eventsourcing.utils import retry
-from psycopg.pq import TransactionStatus
 from psycopg.sql import SQL, Identifier
 
-from ledger.idempotency import TABLE as KEYS_TABLE, Claim, ClaimLost, Written, mark_statement, table_statements
+from ledger.idempotency import TABLE as KEYS_TABLE, Claim, Written, mark_statement, table_statements
 from ledger.integrity import fastpath
-from ledger.integrity.merkle import STORED_LEVEL, frontier_addresses
-from ledger.log_append import AppendPlan, LogHead
-from ledger.pg_append import append_statement
+from ledger.log_append import AppendPlan, LogHead, claim_lost, stored_edge_addresses, tail_start
+from ledger.pg_append import PostgresLogAppend, append_statement
 from ledger.sqlaccess import SCHEMA_LOCK
 
 LOG_TABLES = ("merkle_leaves", "merkle_nodes", "merkle_checkpoints")
 APPEND_ONLY_MESSAGE = "caseledger: the ledger is append-only"
 LOCK_FUNCTION = "caseledger_lock_events"
 SQLITE_SET_INSERT = 32  # from this many events, SQLite writes the leaves with one set-based statement
-_BEGIN, _COMMIT, _ROLLBACK = b"BEGIN", b"COMMIT", b"ROLLBACK"
 INSERT_LEAF = "INSERT INTO merkle_leaves (leaf_index, notification_id, leaf_hash) VALUES (?, ?, ?)"
 
 
 def _rendered(statement: Any) -> bytes:
     return statement.as_bytes(None)
-
-
-def _tail_start(size: int) -> int:
-    return size - size % (1 << STORED_LEVEL)
-
-
-def _stored_addresses(size: int) -> list[tuple[int, int]]:
-    return frontier_addresses(_tail_start(size))
-
-
-def _roll_back(conn: Any) -> None:
-    """End the transaction an insert left open (or aborted) on ``conn``; if the connection is
-    broken, the pool discards it."""
-    if conn.pgconn.transaction_status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
-        with suppress(psycopg.Error):
-            conn.execute(_ROLLBACK)
-
-
-def _claim_lost(claim: Claim) -> ClaimLost:
-    return ClaimLost(f"the Idempotency-Key {claim.key!r} was taken over by a retry (this request ran past its "
-                     "lease); nothing of this request was written")
 
 
 class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
@@ -135,7 +107,7 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
                 written, params = idempotency.mark(stored_events)
                 c.execute(self._mark_statement, params)
                 if not c.fetchall():
-                    raise _claim_lost(idempotency)  # rolls the events back
+                    raise claim_lost(idempotency)  # rolls the events back
         if stored_events:
             self._head.committed(plan)  # the leaves went in with this plan: see _insert_events
         if written is not None:
@@ -210,16 +182,16 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
     @staticmethod
     def _load_frontier(c: SQLiteCursor, size: int) -> list[bytes]:
         stored = {}
-        for level, index in _stored_addresses(size):
+        for level, index in stored_edge_addresses(size):
             c.execute("SELECT hash FROM merkle_nodes WHERE level = ? AND idx = ?", (level, index))
             stored[(level, index)] = bytes(c.fetchone()[0])
         c.execute("SELECT leaf_hash FROM merkle_leaves WHERE leaf_index >= ? AND leaf_index < ? ORDER BY leaf_index",
-                  (_tail_start(size), size))
+                  (tail_start(size), size))
         tail = [bytes(row[0]) for row in c.fetchall()]
         return fastpath.load_frontier(size, lambda level, index: stored[(level, index)], tail)
 
 
-class LedgerPostgresRecorder(PostgresApplicationRecorder):
+class LedgerPostgresRecorder(PostgresLogAppend, PostgresApplicationRecorder):
     marks_idempotency_keys = True
 
     def __init__(self, *args: Any, **kwargs: Any):
@@ -306,85 +278,3 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         # Several processes may start at once; creating functions and triggers concurrently fails.
         curs.execute(SCHEMA_LOCK)
         super()._create_table(curs)
-
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
-    def insert_events(self, stored_events: Sequence[StoredEvent], *, idempotency: Claim | None = None,
-                      **kwargs: Any) -> Sequence[int] | None:
-        """eventsourcing's pipelined insert (lock, notify, insert), with the events, their leaves and
-        the new nodes written by one statement (and the idempotency key's mark by one more), in two
-        round trips: BEGIN … the statements, then COMMIT (with the nodes, if the plan missed).
-        psycopg's ``transaction()`` in a pipeline costs three more (one to enter, two to leave):
-        eventsourcing's insert takes five, three of them holding the table lock."""
-        plan = self._head.plan(stored_events)  # before the table lock is taken
-        written: Written | None = None
-        notification_ids: list[int] | None = None
-        with self.datastore.get_connection() as conn:
-            try:
-                with conn.pipeline() as pipeline, conn.cursor() as curs, conn.cursor() as marking:
-                    curs.execute(_BEGIN)
-                    self._insert_events(curs, stored_events, **kwargs)
-                    if stored_events:
-                        self._lock_table(curs)
-                        self._notify_channel(curs)
-                        curs.execute(self._append_statement, self._append_params(stored_events, plan), prepare=True)
-                        if idempotency is not None:
-                            written, params = idempotency.mark(stored_events)
-                            marking.execute(self._mark_statement, params, prepare=True)
-                        # Sync now: a uniqueness violation raises IntegrityError here.
-                        pipeline.sync()
-                        rows = curs.fetchall()
-                        notification_ids = [row["notification_id"] for row in rows]
-                        if written is not None and not marking.fetchall():
-                            raise _claim_lost(idempotency)
-                        self._log_placed(curs, plan, notification_ids, rows[0])
-                    curs.execute(_COMMIT)
-                # the pipeline's exit sends the COMMIT and waits for it
-            except BaseException:
-                _roll_back(conn)  # a check of ours (a lost claim, a log that does not add up) or any error
-                raise
-        if stored_events:
-            self._head.committed(plan)
-        if written is not None:
-            idempotency.written = written
-        return notification_ids
-
-    def _append_params(self, stored_events: Sequence[StoredEvent], plan: AppendPlan) -> dict[str, Any]:
-        if self.datastore.originator_id_type == "uuid":
-            ids: list[Any] = [i if isinstance(i := s.originator_id, UUID) else UUID(i) for s in stored_events]
-        else:
-            ids = [str(s.originator_id) for s in stored_events]
-        levels, indexes, digests = zip(*plan.nodes) if plan.nodes else ((), (), ())
-        placed = plan.placed
-        return {"ids": ids, "versions": [s.originator_version for s in stored_events],
-                "topics": [s.topic for s in stored_events], "states": [s.state for s in stored_events],
-                "placed": placed, "top": plan.top if placed else None, "size": max(plan.size, 0),
-                "hashes": plan.hashes, "levels": list(levels), "indexes": list(indexes), "digests": list(digests)}
-
-    def _log_placed(self, curs: Any, plan: AppendPlan, notification_ids: list[int], first: Any) -> None:
-        """Check the statement's leaves; if the log had another size than planned (another process
-        appended, or this one has not seen the log yet), place the plan after the actual size and
-        queue its nodes (they go with the commit). The events table is locked IN EXCLUSIVE MODE by
-        this transaction, so the size cannot move meanwhile."""
-        if first["logged"] != len(notification_ids):
-            raise RuntimeError(f"{len(notification_ids)} events but {first['logged']} leaves")
-        if any(a >= b for a, b in pairwise(notification_ids)):
-            # the leaves are numbered in notification-id order, the plan's nodes in event order
-            raise RuntimeError("notification ids out of the events' order")
-        size = 0 if first["top"] is None else first["top"] + 1
-        if size == plan.size:
-            return  # the statement wrote the plan's nodes
-        self._head.follow(plan, size, first["newer"], lambda size: self._load_frontier(curs, size))
-        if plan.nodes:
-            levels, indexes, digests = zip(*plan.nodes)
-            curs.execute(self._insert_nodes, (list(levels), list(indexes), list(digests)), prepare=True)
-
-    def _load_frontier(self, curs: Any, size: int) -> list[bytes]:
-        """The stored right edge of a log of ``size`` leaves: its nodes and last leaves, both
-        queries sent before either answer is read (one round trip)."""
-        addresses = _stored_addresses(size)
-        with curs.connection.cursor() as tail:
-            curs.execute(self._edge_nodes, ([lv for lv, _ in addresses], [ix for _, ix in addresses]))
-            tail.execute(self._tail_leaves, (_tail_start(size), size))
-            stored = {(row["level"], row["idx"]): bytes(row["hash"]) for row in curs.fetchall()}
-            hashes = [bytes(row["leaf_hash"]) for row in tail.fetchall()]
-        return fastpath.load_frontier(size, lambda level, index: stored[(level, index)], hashes)

@@ -54,9 +54,12 @@ def test_a_stale_head_is_carried_over_without_reading_the_right_edge(pg_url, tmp
         for _ in range(NEWER_LEAVES // 100 + 1):  # the others append more than NEWER_LEAVES leaves
             written += (events := batch(100))
             apps[1].recorder.insert_events(events)
-        written += (events := batch(3))
-        far.recorder.insert_events(events)
-        assert loads[0] == [len(written) - 3]
+        far.recorder.insert_events(events := batch(3))  # completes no node: committed, its head forgotten
+        written += events
+        assert loads[0] == []
+        far.recorder.insert_events(events := batch(16))  # completes a node: the right edge is read
+        assert loads[0] == [len(written)]
+        written += events
         log = transparency_log(apps[0], env)
         leaves = log.rows("SELECT leaf_index, leaf_hash FROM {leaves} ORDER BY leaf_index")
         assert [index for index, _ in leaves] == list(range(len(written)))
