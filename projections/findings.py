@@ -168,7 +168,7 @@ class ComplianceFindings(Projection):
                 if fold is not None:
                     case_id = str(event.originator_id)
                     facts, audit = cases.get(case_id) or self._open_case(kind, case_id, event, rows)
-                    found = fold(audit, facts, event, self._related(kind, event, rows))
+                    found = fold(audit, facts, event, _NO_FACTS if kind != "ticket" else self._related(kind, event, rows))
                 seq = position * _SEQ_SLOTS
                 # Nearly every event is dated at or before its recording: then, unless a one-event rule
                 # reads its class, standalone_suspicions finds nothing, and is not asked.
