@@ -12,9 +12,10 @@ Like every read model it holds ids and facts only, never personal data.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from domain.calendar import BusinessCalendar, calendar_ref
@@ -69,10 +70,13 @@ class RetentionRecords(Projection):
     name = "retention"
     version = 3  # 3: case surveys and incidents (issue 19); 2: calendar_ref of each due date (issue 20)
     rebuild_weight = 9
+    handled_only = True  # apply_batch below dispatches as any read model's does
     tables = (RECORD_TABLE, HOLD_TABLE, DESTROYED_TABLE, DISPOSITION_TABLE)
 
     def __init__(self, ledger: Any):
         super().__init__(ledger)
+        #: The (kind, id) of the record the batch's last record event was about: its row exists.
+        self._last_record: tuple[str, str] | None = None
         self._class_of_kind: dict[tuple[str, str], RecordClass | None] = {}  # (policy ref, kind)
         self._class_by_key: dict[tuple[str, str], tuple[Any, RecordClass]] = {}  # (policy ref, key) -> policy, class
         #: Milestones that start the period of some record class of some policy version: only
@@ -101,9 +105,20 @@ class RetentionRecords(Projection):
             self._class_by_key[key] = (policy, policy.record_class(record_class))
         return self._class_by_key[key]
 
+    def apply(self, event: Any, position: int, rows: RowCache) -> None:
+        self.apply_batch([(position, "", event)], rows)
+
+    def apply_batch(self, events: Sequence[tuple[int, str, Any]], rows: RowCache) -> None:
+        # Per batch (a new batch may have a new cache): see _record_event.
+        self._last_record = None
+        super().apply_batch(events, rows)
+
     def _record_event(self, kind: str, reached: str | None, e: Any, position: int, rows: RowCache) -> None:
         """Any event of a case; ``reached``: its milestone if that starts some record class's period."""
         record_id = str(e.originator_id)
+        last = self._last_record
+        if reached is None and last is not None and last[1] == record_id and last[0] == kind:
+            return  # a case's events come one after another, and its row, once there, is never deleted
         row = rows.peek(_RECORDS, kind, record_id)
         if row is None:  # the case's first event
             row = self._new_row(kind, record_id, e, position)
@@ -113,6 +128,7 @@ class RetentionRecords(Projection):
         elif reached is not None and self._trigger(row, reached, e):
             rows.put(_RECORDS, row)
         # Most events change nothing: no write.
+        self._last_record = (kind, record_id)
 
     def _new_row(self, kind: str, record_id: str, e: Any, position: int) -> dict[str, Any]:
         if e.originator_version != 1:
