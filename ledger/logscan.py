@@ -19,15 +19,22 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import threading
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Self
 from uuid import UUID
 
 from ledger.integrity.checkpoint import Checkpoint
 from ledger.integrity.fastpath import PageReplay, PageSummary
 from ledger.integrity.leaf import encode_leaf
 from ledger.integrity.merkle import STORED_LEVEL, Frontier, frontier_addresses
-from ledger.integrity.verifier import LeafRecord, LogReplay, Problem, VerificationReport, verify_log
+from ledger.integrity.verifier import (
+    LeafRecord,
+    LogReplay,
+    Problem,
+    VerificationReport,
+    verify_log,
+)
 from ledger.logpages import PageRead, PageSource
 
 PAGE = 8192  # leaves per page: a power of two (pages stay aligned to whole subtrees)
@@ -175,7 +182,7 @@ class PageReader:
         self.pool = ThreadPoolExecutor(self.threads) if self.threads else None
         self.pending: dict[int, Future] = {}
 
-    def __enter__(self) -> PageReader:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
