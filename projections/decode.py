@@ -19,8 +19,9 @@ would handle its class stalls there, the others go on). Text that no database co
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any
 from uuid import UUID, SafeUUID
 
 import orjson
@@ -83,7 +84,9 @@ class EventDecoder:
                 recorded = values.get("timestamp") if type(values) is dict else None
                 if type(recorded) is dict and len(recorded) == 2 and recorded.get("_type_") == "datetime_iso" \
                         and "class_version" not in values and type(recorded.get("_data_")) is str:
-                    if b"\\u" in state and needs_cleaning(state):  # the first test inline: most states have no escape
+                    # The first test inline (most states have no escape); find, not "in": bytes.__contains__
+                    # first tries its argument as an integer, and makes and drops a TypeError.
+                    if state.find(b"\\u") >= 0 and needs_cleaning(state):
                         values = storable_value(values)
                         recorded = values["timestamp"]
                     try:
@@ -105,7 +108,7 @@ class Undecodable:
     """In place of a stored event that cannot be decoded: its topic, the class the topic names
     (None if it names none here) and what went wrong. The event stays in the log as it is."""
 
-    __slots__ = ("topic", "cls", "error")
+    __slots__ = ("cls", "error", "topic")
 
     def __init__(self, topic: str, cls: type | None, error: BaseException):
         self.topic, self.cls, self.error = topic, cls, error
