@@ -133,3 +133,17 @@ def test_remembered_answers_stay_right_and_forget_empties_them():
     assert [answers(text, tz) for text in texts] == first
     event = type("Event", (), {"meta": {"occurred_at": texts[0]}})()
     assert timeutil.occurred_stamp(event) == stamp(texts[0]) == first[0][0]
+
+
+def test_stamps_of_datetimes_match_isoformat():
+    """stamp and stamp_once of a datetime (put together from digits, not isoformat) equal the
+    reference's spelling, in any zone, from year 1 to 9999."""
+    rng = random.Random(20261203)
+    zones = [ZoneInfo(name) for name in ZONES] + [timezone(timedelta(hours=8)), timezone(timedelta(minutes=-210)), UTC]
+    low, high = datetime(1, 1, 2, tzinfo=UTC), datetime(9999, 12, 30, tzinfo=UTC)
+    for _ in range(20000):
+        instant = low + timedelta(seconds=rng.randrange(int((high - low).total_seconds())),
+                                  microseconds=rng.choice([0, 1, 999999, rng.randrange(10**6)]))
+        moment = instant.astimezone(rng.choice(zones)) if instant.year > 1 else instant
+        expected = reference(moment.isoformat(), UTC)[0]
+        assert timeutil.stamp_once(moment) == stamp(moment) == expected, moment
