@@ -12,7 +12,7 @@ from uuid import UUID, uuid4, uuid5
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoder
 from eventsourcing.utils import Environment
 
 from domain.calendar import BusinessCalendar
@@ -27,7 +27,11 @@ from domain.ticket import Ticket
 from ledger import idempotency
 from ledger.kinds import ACTIONS, ID_NAMESPACE, KINDS  # noqa: F401 - re-exported for callers
 from ledger.crypto import KeyEncryptionKey, SealingMapper, SubjectErased, SubjectKeys
+from ledger.business_time import Deadline
+from ledger.collecting import CollectedEvents
 from ledger.customer_check import KnownCustomers
+from ledger.json_encoding import OneShotEncoder
+from ledger.policy_in_force import PoliciesInForce
 from ledger.snapshots import Snapshotting
 from ledger.errors import (AlreadyExists, BusinessTimeAhead, ConcurrentUpdate, HistoryUnreadable, InvalidRequest,
                            LedgerError, NotFound, StaleVersion)
@@ -35,8 +39,7 @@ from ledger.errors import (AlreadyExists, BusinessTimeAhead, ConcurrentUpdate, H
 _CUSTOMER_TOPIC_PREFIX = f"{Customer.__module__}:{Customer.__qualname__}."
 #: How far business time may run ahead of the wall clock by default (``CASELEDGER_CLOCK_SKEW_SECONDS``).
 DEFAULT_CLOCK_SKEW = timedelta(seconds=120)
-#: Days (per time zone set) whose policy in force is remembered; past this the memo starts again.
-POLICY_DAYS_REMEMBERED = 4096
+_NO_META: dict[str, Any] = {}
 
 
 def wall_clock() -> datetime:
@@ -68,8 +71,7 @@ class CaseLedger(Snapshotting, Application):
             self.subject_keys = SubjectKeys(self.recorder, kek, cache_seconds=key_cache_seconds)
             self.mapper.keys = self.subject_keys
         self.policies = policies
-        self._policy_zones: dict[str, tuple[Any, ...]] = {}
-        self._policies_by_day: dict[tuple[Any, ...], Policy] = {}
+        self._in_force = PoliciesInForce(policies)
         self.calendar = calendar
         self.policy_name = policy_name or policies.default_name
         if not policies.versions(self.policy_name):
@@ -81,6 +83,13 @@ class CaseLedger(Snapshotting, Application):
         environment, where a stray ``CIPHER_TOPIC`` or ``POSTGRES_*`` could change how events are
         stored; ``ledger.settings`` is the one reader of the environment."""
         return Environment(name, {**type(self).env, **(env or {})})
+
+    def construct_transcoder(self) -> Transcoder:
+        """eventsourcing's, writing the same JSON with an encoder made once (``ledger.json_encoding``)."""
+        transcoder = super().construct_transcoder()
+        if isinstance(transcoder, JSONTranscoder):
+            transcoder.encoder = OneShotEncoder.like(transcoder.encoder)
+        return transcoder
 
     def construct_mapper(self):  # noqa: ANN201 - eventsourcing's hook
         if self._kek is None:
@@ -128,22 +137,9 @@ class CaseLedger(Snapshotting, Application):
         return self.policies.get(aggregate.policy_ref)
 
     def policy_for_new_case(self, ctx: Context) -> Policy:
-        """The policy version in force at ``ctx.occurred_at`` (``PolicyBook.in_force``), remembered by the
-        local dates it depends on: which version is in force depends only on the date in each
-        version's time zone, and looking it up costs ~10 µs, paid by every new case and import line."""
-        name = self.policy_name
-        zones = self._policy_zones.get(name)
-        if zones is None:
-            zones = self._policy_zones[name] = tuple({p.timezone: p.tz for p in self.policies.versions(name)}.values())
-        at = ctx.occurred_at
-        key = (name, *(at.astimezone(zone).date() for zone in zones))
-        policy = self._policies_by_day.get(key)
-        if policy is None:
-            policy = self.policies.in_force(at, name)  # raises if none is in force: never remembered
-            if len(self._policies_by_day) >= POLICY_DAYS_REMEMBERED:
-                self._policies_by_day.clear()
-            self._policies_by_day[key] = policy
-        return policy
+        """The policy version in force at ``ctx.occurred_at`` (``PolicyBook.in_force``), remembered
+        (``ledger.policy_in_force``): paid by every new case and import line."""
+        return self._in_force.at(ctx.occurred_at, self.policy_name)
 
     def history(self, kind: str, aggregate_id: UUID | str, *, after: int = 0, limit: int = 50) -> list[Any]:
         """An aggregate's events with version > ``after``, oldest first, at most ``limit``."""
@@ -187,9 +183,9 @@ class CaseLedger(Snapshotting, Application):
     def import_interactions(self, records: Sequence[tuple[Context, dict[str, Any]]], *, batch_size: int = 500) -> dict[str, int]:
         """Save many interactions in batches, one transaction each. Records carrying an
         ``external_ref`` get a deterministic id, so importing the same file twice adds nothing."""
-        now = self.clock()
+        deadline = Deadline(self.clock(), self.clock_skew)
         for ctx, _ in records:  # the business-time rule, for every record before the first batch is saved
-            self.require_not_ahead(ctx.occurred_at, now)
+            deadline.require(ctx.occurred_at)
         imported = skipped = 0
         for start in range(0, len(records), batch_size):
             chunk = records[start:start + batch_size]
@@ -327,16 +323,27 @@ class CaseLedger(Snapshotting, Application):
         if occurred_at > now + self.clock_skew:
             raise BusinessTimeAhead(occurred_at, now, self.clock_skew)
 
+    def save(self, *objs: Any, **kwargs: Any) -> Any:
+        """eventsourcing's ``Application.save`` (9.5, line for line), collecting the events with
+        ``ledger.collecting.CollectedEvents``: the same events, without runtime Protocol checks."""
+        processing_event = CollectedEvents()
+        processing_event.collect_events(*objs, **kwargs)
+        recordings = self._record(processing_event)
+        self._take_snapshots(processing_event)
+        self._notify(recordings)
+        self.notify(processing_event.events)  # Deprecated (eventsourcing still calls it).
+        return recordings
+
     def _record(self, processing_event: ProcessingEvent) -> Any:
         """Every event passes here on its way to the store, whoever saves it (commands, services,
         imports, the scheduler): so the business-time rule is enforced here, once, and nothing of a
         save is stored when one of its events breaks it. And the recorder gets the served request's
         Idempotency-Key claim, to mark in the events' transaction (see ``ledger.idempotency``)."""
-        now = self.clock()
+        deadline = Deadline(self.clock(), self.clock_skew)
         for event in processing_event.events:
-            occurred_at = (getattr(event, "meta", None) or {}).get("occurred_at")
+            occurred_at = (getattr(event, "meta", None) or _NO_META).get("occurred_at")
             if occurred_at is not None:
-                self.require_not_ahead(datetime.fromisoformat(occurred_at), now)
+                deadline.require_text(occurred_at)
         if (claim := idempotency.CLAIM.get()) is not None:
             processing_event.saved_kwargs["idempotency"] = claim
         return super()._record(processing_event)

@@ -39,11 +39,12 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
 from eventsourcing.utils import get_topic
 
+from ledger.json_encoding import OneShotEncoder
 from ledger.sqlaccess import SqlAccess
 
 NONCE_BYTES = 12
-#: The sealed plaintext's JSON: compact, sorted, UTF-8 (an encoder made once, not per event).
-_PLAINTEXT = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+#: The sealed plaintext's JSON: compact, sorted, UTF-8 (an encoder made once, its C encoder too).
+_PLAINTEXT = OneShotEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 KEY_TABLES = {"keys": "subject_keys", "tombstones": "subject_tombstones"}
 
 
@@ -180,6 +181,9 @@ class SubjectKeys:
 
     def cipher_for_writing(self, subject: str) -> AESGCM:
         """The subject's data key as a cipher object (made once per cached key); refused once destroyed."""
+        cached = self._cache.get(subject)  # _for_writing's cache test, written out: once per event sealed
+        if cached is not None and cached[2] is not None and cached[1] > time.monotonic():
+            return cached[2]
         return self._for_writing(subject)[2]
 
     def _for_writing(self, subject: str) -> tuple[bytes, float, AESGCM]:
@@ -300,7 +304,9 @@ class SealingMapper(Mapper):
         if self.keys is None:
             raise KeyUnavailable("no data keys configured: personal data cannot be stored")
         subject = str(personal["subject"])
-        fields = dict(personal["fields"])
+        fields = personal["fields"]
+        if type(fields) is not dict:  # the JSON encoder takes dicts only
+            fields = dict(fields)
         nonce = os.urandom(NONCE_BYTES)
         plaintext = _PLAINTEXT.encode(fields).encode()
         ciphertext = self.keys.cipher_for_writing(subject).encrypt(

@@ -128,10 +128,12 @@ class Snapshotting:
     """Mixed into ``CaseLedger``: snapshots every ``every`` events of the given aggregate classes."""
 
     snapshot_class = LedgerSnapshot
+    _snapshot_every = 0
 
     def enable_snapshots(self, classes: Iterable[type], every: int) -> None:
         # An instance attribute: eventsourcing reads ``self.snapshotting_intervals`` at each save.
         self.snapshotting_intervals = {cls: every for cls in classes} if every > 0 and self.snapshots else {}
+        self._snapshot_every = every if self.snapshotting_intervals else 0
 
     def construct_snapshot_store(self) -> Any:
         """eventsourcing's, created a second time when the first attempt lost a race: processes
@@ -158,6 +160,11 @@ class Snapshotting:
         self.snapshots.put([LedgerSnapshot.take(aggregate)])
 
     def _take_snapshots(self, processing_event: Any) -> None:
+        every = self._snapshot_every
+        # eventsourcing looks up each event's aggregate and its class's interval; a save where no event
+        # brings its aggregate to a multiple of N (nearly every save) has nothing to take: say so cheaply.
+        if every and all(event.originator_version % every for event in processing_event.events):
+            return
         try:
             super()._take_snapshots(processing_event)
         except Exception:  # noqa: BLE001 - the command is stored already; a snapshot is only a cache
