@@ -124,6 +124,9 @@ class LogHead:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._size, self._frontier = -1, []
+        #: whether this process's last append found the log where its plan was placed (a hint only:
+        #: PostgreSQL's one-round-trip append is tried while plans fit, see ``ledger.pg_append``)
+        self.fitted = True
 
     def _known(self, size: int | None = None) -> tuple[int, list[bytes]] | None:
         with self._lock:

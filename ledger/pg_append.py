@@ -19,7 +19,12 @@ statement must refuse what the recorder would have to finish before committing: 
 missed and the batch completes a stored node at the actual size (one append in 16 at one event
 each), it fails (a division by zero, its only one), nothing is written, and the recorder appends
 again in two round trips. A miss that completes no node commits as it is: the nodes do not
-depend on where the leaves went, and there are none.
+depend on where the leaves went, and there are none. A refusal leaves the log at the size that
+completes the node, so every other one-trip append that misses is refused there too, until a
+two-trip append fills it: under several writers (16 threads in 4 processes) that cascade refused
+55% of the appends and halved the rate. So the one-trip append is tried only while this process's
+plans fit (``LogHead.fitted``: its last append found the log where it planned — one writer, or
+writers taking turns slowly); once they miss, appends take two trips until one fits again.
 
 Everything is read in the statement's snapshot, taken after the table lock: no writer can slip
 in between, and the leaves it inserts itself are not in it (a data-modifying WITH's rows are not
@@ -28,9 +33,10 @@ visible to the rest of its statement).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import suppress
 from itertools import pairwise
-from typing import Any, Sequence
+from typing import Any
 from uuid import UUID
 
 import psycopg
@@ -85,10 +91,12 @@ def append_statement(events: Composable, leaves: Composable, nodes: Composable, 
 
 def _roll_back(conn: Any) -> None:
     """End the transaction an insert left open (or aborted) on ``conn``; if the connection is
-    broken, the pool discards it."""
+    broken, the pool discards it. Through libpq, not ``conn.execute``: psycopg takes a ROLLBACK for a
+    reason to drop every prepared statement (DEALLOCATE ALL at its next statement), and statements
+    it prepares in the meantime would go with them. A rollback keeps them (they are not transactional)."""
     if conn.pgconn.transaction_status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
         with suppress(psycopg.Error):
-            conn.execute(_ROLLBACK)
+            conn.pgconn.exec_(_ROLLBACK)
 
 
 class PostgresLogAppend:
@@ -110,7 +118,7 @@ class PostgresLogAppend:
         with self.datastore.get_connection() as conn:
             try:
                 notification_ids = None
-                if idempotency is None and plan.placed and stored_events:
+                if idempotency is None and plan.placed and stored_events and self._head.fitted:
                     notification_ids = self._append_committing(conn, stored_events, plan, **kwargs)
                 if notification_ids is None:
                     notification_ids, written = self._append(conn, stored_events, plan, idempotency, **kwargs)
@@ -122,8 +130,6 @@ class PostgresLogAppend:
         return notification_ids if stored_events else None
 
     def _begin(self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
-        if curs.connection.pgconn.transaction_status == TransactionStatus.INERROR:
-            curs.execute(_ROLLBACK)  # the one-trip append was refused: sent with this batch
         curs.execute(_BEGIN)
         self._insert_events(curs, stored_events, **kwargs)
         if stored_events:
@@ -147,6 +153,7 @@ class PostgresLogAppend:
             return None
         notification_ids = [row["notification_id"] for row in rows]
         size = 0 if rows[0]["top"] is None else rows[0]["top"] + 1
+        self._head.fitted = size == plan.size
         if self._head.follow(plan, size, rows[0]["newer"]):  # a miss committed only if it completes no node
             self._head.committed(plan)
         else:
@@ -158,6 +165,7 @@ class PostgresLogAppend:
         """Two round trips: the statements, then the nodes (if the plan missed) with the COMMIT."""
         written: Written | None = None
         notification_ids: list[int] | None = None
+        _roll_back(conn)  # if the one-trip append was refused (its transaction is left aborted)
         with conn.pipeline() as pipeline, conn.cursor() as curs, conn.cursor() as marking:
             self._begin(curs, stored_events, **kwargs)
             if stored_events:
@@ -203,6 +211,7 @@ class PostgresLogAppend:
             # the leaves are numbered in notification-id order, the plan's nodes in event order
             raise RuntimeError("notification ids out of the events' order")
         size = 0 if first["top"] is None else first["top"] + 1
+        self._head.fitted = size == plan.size
         if size == plan.size:
             return  # the statement wrote the plan's nodes
         self._head.follow(plan, size, first["newer"], lambda size: self._load_frontier(curs, size))

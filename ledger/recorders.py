@@ -20,7 +20,8 @@ log2(n) node rows and 15 leaf hashes) — and the size is checked without a stat
   the table lock) is the planned one. The leaves always go in, after the actual last leaf; if the
   plan missed, the statement also returns the leaves appended since the plan's size, the plan is
   carried over them in memory and its nodes go with the COMMIT. A transaction takes two round
-  trips (eventsourcing's insert takes five).
+  trips, or one with the COMMIT sent along while this process's plans fit and no key is marked
+  (eventsourcing's insert takes five).
 - SQLite: batches smaller than ``SQLITE_SET_INSERT`` go in as eventsourcing inserts them and the leaves
   with one statement that lets SQLite number them (leaf_index is the rowid: largest + 1); where
   they went is the size check. Larger batches go in with one ``executemany`` (consecutive rowids,
