@@ -32,8 +32,12 @@ from itertools import chain
 from pathlib import Path
 from typing import Any, Iterable
 
-from eventsourcing.application import AggregateNotFoundError, Repository
-from eventsourcing.domain import Snapshot
+from eventsourcing.application import (
+    AggregateNotFoundError,
+    Repository,
+    project_aggregate,
+)
+from eventsourcing.domain import CanMutateProtocol, Snapshot
 from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import TopicError, get_topic, resolve_topic
 
@@ -101,8 +105,28 @@ class LedgerSnapshot(Snapshot):
         return self.state.get(CODE_KEY) == code_fingerprint(cls)
 
 
+def project_events(aggregate: Any, events: Iterable[Any]) -> Any:
+    """eventsourcing's ``project_aggregate``, asking its question of each event — does it satisfy the
+    ``@runtime_checkable`` ``CanMutateProtocol``? — by looking at the Protocol's members itself: typing's
+    isinstance walks the Protocol's classes on every call in Python 3.11 (~70k instructions, several
+    times what applying the event costs). An event without them is asked as before."""
+    for event in events:
+        if not (hasattr(event, "originator_id") and hasattr(event, "originator_version")
+                and getattr(event, "mutate", None) is not None) and not isinstance(event, CanMutateProtocol):
+            raise AssertionError(f"{type(event).__name__} cannot mutate an aggregate")
+        aggregate = event.mutate(aggregate)
+    return aggregate
+
+
 class SnapshotRepository(Repository):
-    """eventsourcing's repository, using a snapshot only when :meth:`LedgerSnapshot.is_current`."""
+    """eventsourcing's repository, using a snapshot only when :meth:`LedgerSnapshot.is_current`, and
+    applying events with :func:`project_events` where it would use ``project_aggregate``."""
+
+    def get(self, aggregate_id: Any, *, version: int | None = None, projector_func: Any = project_aggregate,
+            **options: Any) -> Any:
+        if projector_func is project_aggregate:
+            projector_func = project_events
+        return super().get(aggregate_id, version=version, projector_func=projector_func, **options)
 
     def _reconstruct_aggregate(self, aggregate_id: Any, version: int | None, projector_func: Any) -> Any:
         snapshots = self._current_snapshot(aggregate_id, version)

@@ -1,6 +1,6 @@
 """The append path's shortcuts (issue 22) answer exactly what the code they stand in for answers:
 the JSON encoder made once, the remembered policy in force, the business-time deadline, and the
-collecting of a save's events without runtime Protocol checks."""
+collecting of a save's events and the replaying of an aggregate's without runtime Protocol checks."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
-from eventsourcing.application import Application, ProcessingEvent
+from eventsourcing.application import Application, ProcessingEvent, project_aggregate
 from eventsourcing.persistence import (
     DatetimeAsISO,
     DecimalAsStr,
@@ -31,6 +31,7 @@ from ledger.collecting import CollectedEvents
 from ledger.errors import BusinessTimeAhead
 from ledger.json_encoding import OneShotEncoder
 from ledger.policy_in_force import PoliciesInForce, _same_local_dates
+from ledger.snapshots import project_events
 
 
 def test_one_shot_encoder_writes_what_json_writes() -> None:
@@ -142,3 +143,11 @@ def test_case_ledger_save_follows_eventsourcings() -> None:
     library's changes, look at ours again (then record the new digest here)."""
     source = inspect.getsource(Application.save)
     assert hashlib.sha256(source.encode()).hexdigest() == "4e9747d14b8fd046df1b9b8ce688be89030978de0c04a632e6a7ec783dc7c5cc"
+
+
+def test_project_events_is_eventsourcings_projector(policies: PolicyBook) -> None:
+    events = _interaction(policies).collect_events()
+    ours, theirs = project_events(None, events), project_aggregate(None, events)
+    assert vars(ours) == vars(theirs)
+    with pytest.raises(AssertionError):
+        project_events(None, [object()])
