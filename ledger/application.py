@@ -33,7 +33,7 @@ from ledger.customer_check import KnownCustomers
 from ledger.json_encoding import OneShotEncoder
 from ledger.policy_in_force import PoliciesInForce
 from ledger.snapshots import Snapshotting
-from ledger.errors import (AlreadyExists, BusinessTimeAhead, ConcurrentUpdate, HistoryUnreadable, InvalidRequest,
+from ledger.errors import (AlreadyExists, ConcurrentUpdate, HistoryUnreadable, InvalidRequest,
                            LedgerError, NotFound, StaleVersion)
 
 _CUSTOMER_TOPIC_PREFIX = f"{Customer.__module__}:{Customer.__qualname__}."
@@ -209,10 +209,10 @@ class CaseLedger(Snapshotting, Application):
         built in memory and dropped. (A refusal there stops the import at its batch, after the earlier
         batches were saved; a caller promising all or nothing checks here first.)"""
         problems: dict[int, Exception] = {}
-        now = self.clock()
+        deadline = Deadline(self.clock(), self.clock_skew)
         for index, (ctx, fields) in enumerate(records):
             try:
-                self.require_not_ahead(ctx.occurred_at, now)
+                deadline.require(ctx.occurred_at)
                 self._new_interaction(ctx, dict(fields))
             except (DomainError, LedgerError) as e:
                 problems[index] = e
@@ -319,9 +319,7 @@ class CaseLedger(Snapshotting, Application):
 
     def require_not_ahead(self, occurred_at: datetime, now: datetime | None = None) -> None:
         """Refuse a business time later than the wall clock plus the allowed skew (rule ``time.future``)."""
-        now = self.clock() if now is None else now
-        if occurred_at > now + self.clock_skew:
-            raise BusinessTimeAhead(occurred_at, now, self.clock_skew)
+        Deadline(self.clock() if now is None else now, self.clock_skew).require(occurred_at)
 
     def save(self, *objs: Any, **kwargs: Any) -> Any:
         """eventsourcing's ``Application.save`` (9.5, line for line), collecting the events with
