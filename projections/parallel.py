@@ -2,8 +2,8 @@
 
 A rebuild is CPU-bound Python (the handlers), so threads would not help. Each worker process
 projects one group of read models with a runner of its own: it reads and decodes the log itself
-and commits each batch together with the read model's own tracking row, exactly as a single
-runner does. No read model is projected by two workers, and each one's rows are a function of
+and commits its rows together with the read model's own tracking row every many batches, exactly
+as a rebuild in one process does (``projections.rebuilding``). No read model is projected by two workers, and each one's rows are a function of
 the log alone, so exactly-once and the determinism digests hold whatever process built what.
 Groups are balanced by each projection's ``rebuild_weight`` (its rough cost per event).
 
@@ -27,6 +27,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any, Callable, Sequence
 
 from projections.failures import ProjectionFailed
+from projections.rebuilding import rebuild_in_memory
 from projections.store import ViewDatabase
 
 
@@ -100,7 +101,9 @@ def _work(parent: Any, names: list[str], head: int, sender: Connection) -> None:
         # Not strict: a read model that stalls is recorded as stalled by the worker, and the parent's
         # rebuild reports it once every worker is done.
         with db.checkpoints_spaced():  # as in a rebuild in one process (ViewDatabase.checkpoints_spaced)
-            worker.catch_up(lambda count: sender.send(("progress", count)), head=head, strict=False)
+            report = lambda count: sender.send(("progress", count))
+            rebuild_in_memory(worker, worker.projections, report, head=head)  # rows written every many batches
+            worker.catch_up(report, head=head, strict=False)  # the read models it left to the ordinary processing
     except ProjectionFailed as e:
         message = ("failed", e.projection, e.position, e.topic, f"{type(e.cause).__name__}: {e.cause}")
     except BaseException as e:  # noqa: BLE001 - reported to the parent, which raises it

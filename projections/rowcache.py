@@ -31,6 +31,9 @@ from typing import Any
 from projections.storable import check_rows
 from projections.store import Cursor, Table
 
+#: Rows a projection keeps in memory between batches (per projection; beyond it, the oldest half go).
+CACHED_ROWS = 100_000
+
 #: One table's changes: rows new to it (inserted) and ones that may exist (upserted), as stored
 #: values, and the keys of rows to delete.
 Changes = tuple[Table, list[Sequence[Any]], list[Sequence[Any]], list[tuple[Any, ...]]]

@@ -24,8 +24,9 @@ the view change and the tracking position are committed atomically — and imple
 Between batches each projection keeps the rows it touched in memory (``RowCache``), valid only
 while its tracking row still shows the position it committed itself, so a rebuild reads almost
 nothing back and writes each batch's changed rows with one statement per table. A rebuild
-pauses the cyclic garbage collector (:func:`collections_paused`), and may split the read models
-over processes (``projections.parallel``).
+pauses the cyclic garbage collector (:func:`collections_paused`), writes its rows only every
+many batches in one process (``projections.rebuilding``), and may split the read models over
+processes (``projections.parallel``).
 
 A crash before the commit loses the whole batch's work *and* its position, so it is redone;
 after the commit both are there. That is exactly-once. An event a read model cannot apply (its
@@ -51,7 +52,8 @@ from projections.failures import ProjectionFailed
 from projections.following import Waiter, close_quietly, collections_paused
 from projections.parallel import catch_up_in_processes
 from projections.projection import Projection, events_by_class
-from projections.rowcache import RowCache
+from projections.rebuilding import rebuild_in_memory
+from projections.rowcache import CACHED_ROWS, RowCache
 from projections.stalls import ProjectionStalled, Stall
 from projections.store import TRACKING_TABLE, Cursor, ViewDatabase
 
@@ -59,9 +61,6 @@ __all__ = ["Projection", "ProjectionFailed", "ProjectionRunner", "ProjectionStal
 LOG = logging.getLogger("caseledger.projections")
 #: Pauses while the database is away: the first, doubling up to the last (seconds).
 RECONNECT_FIRST, RECONNECT_MAX = 0.5, 10.0
-
-#: Rows a projection keeps in memory between batches (per projection; beyond it, the oldest half go).
-CACHED_ROWS = 100_000
 
 
 @dataclass(frozen=True)
@@ -331,7 +330,8 @@ class ProjectionRunner:
                 processed = catch_up_in_processes(self, [p.name for p in chosen], head, workers, progress)
             else:
                 with collections_paused(), self.db.checkpoints_spaced():
-                    processed = self.catch_up(progress, strict=False)
+                    processed = rebuild_in_memory(self, chosen, progress)
+                    processed += self.catch_up(progress, strict=False)  # read models it left to us
         finally:
             self.building = False
             self.db.create_tables([t for p in chosen for t in p.tables])  # the indexes

@@ -1,0 +1,112 @@
+"""A rebuild in one process: every read model folds many batches in memory before it writes.
+
+Processing that follows the log (``ProjectionRunner.run_batch``) commits each read model's rows
+and position after every batch it reads, so a crash loses at most one batch and the read models
+stay fresh. A rebuild has nobody waiting for fresh rows, and committing after every batch costs
+it a lot: each batch's commit rewrites the rows of every case the batch touched (a case's row is
+written again at each batch that has one of its events), per read model one write transaction
+per batch. So here each read model's rows stay in its :class:`RowCache` for
+:data:`FLUSH_NOTIFICATIONS` notifications, and then all read models' changed rows and positions
+are written in ONE transaction.
+
+Exactly-once is kept the way the runner keeps it: a read model's rows change only together with
+its position, and the position is checked under lock at the flush — if another runner moved it
+meanwhile (the API process catching up), this read model's unwritten work is thrown away. A read
+model whose handler fails here is simply dropped from this loop, its unwritten work with it: the
+runner's ordinary processing takes over from the position it has in the database, and finds,
+commits up to and records the stall exactly as it would have (``ProjectionRunner._isolate``). A
+flush the database refuses (a row it cannot store) drops every read model the same way. So this
+loop only ever decides *when* rows are written, never *what*.
+
+A crash loses up to :data:`FLUSH_NOTIFICATIONS` notifications of work per read model (redone
+from the last flush, as after a crash in a batch). Memory: the rows the window touched, on top of
+the runner's bound on cached rows (trimmed after each flush).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from projections import stalls
+from projections.projection import Projection, events_by_class
+from projections.rowcache import CACHED_ROWS, RowCache
+from projections.store import TRACKING_TABLE
+
+#: Notifications folded in memory between two writes of a rebuild's rows and positions.
+FLUSH_NOTIFICATIONS = 50_000
+
+
+def rebuild_in_memory(runner: Any, chosen: Sequence[Projection], progress: Callable[[int], None] | None = None,
+                      *, head: int | None = None) -> int:
+    """Fold the log into ``chosen`` read models (just emptied, at position 0) as above, up to
+    ``head`` (default: the head of the log now); hand the caches to ``runner`` and return the
+    notifications read. Read models dropped on the way are left where their last flush put them, for the
+    runner's ordinary processing to finish. (``runner``: a ``projections.runtime.ProjectionRunner``,
+    which imports this module.)"""
+    if head is None:
+        head = runner.ledger.recorder.max_notification_id() or 0
+    caches = {p.name: RowCache(None, p.tables, complete=True) for p in chosen}
+    committed = dict.fromkeys(caches, 0)  # each read model's position in the database
+    active = list(chosen)
+    table = runner.ledger.recorder.events_table_name
+    after = unwritten = read = 0
+    while active and after < head:
+        rows = runner.db.notifications(table, after, runner.batch_size)
+        if not rows:
+            break
+        decoded = runner.decoder.events(rows)
+        by_class = events_by_class(decoded)
+        with runner.db.reading() as cur:
+            for projection in list(active):
+                cache = caches[projection.name]
+                cache.cur = cur  # rows trimmed away after a flush are read back
+                try:
+                    projection.apply_batch(projection.relevant(decoded, by_class), cache)
+                except Exception as error:  # the ordinary processing redoes and isolates it
+                    if stalls.is_transient(error):
+                        raise
+                    active.remove(projection)
+                    del caches[projection.name]
+        after = rows[-1][0]
+        unwritten += len(rows)
+        read += len(rows)
+        if progress:
+            progress(len(rows))
+        if unwritten >= FLUSH_NOTIFICATIONS:
+            active = _flush(runner, active, caches, committed, after)
+            unwritten = 0
+    if unwritten:
+        active = _flush(runner, active, caches, committed, after)
+    for projection in active:
+        cache = caches[projection.name]
+        cache.cur = None
+        runner._caches[projection.name] = cache  # the runner goes on from these rows
+    return read
+
+
+def _flush(runner: Any, active: list[Projection], caches: dict[str, RowCache],
+           committed: dict[str, int], position: int) -> list[Projection]:
+    """Write every active read model's changed rows and move its position to ``position``, in one
+    transaction; returns the read models still active (those whose position nobody else moved)."""
+    changed = {p.name: caches[p.name].changes() for p in active}
+    kept = []
+    try:
+        with runner.db.transaction() as cur:
+            for projection in sorted(active, key=lambda p: p.name):  # one lock order for every flush
+                now = runner._locked_position(cur, projection.name)
+                if now != committed[projection.name]:
+                    continue  # another runner went ahead (or a rebuild reset it): our rows are void
+                RowCache.write(cur, changed[projection.name])
+                cur.execute(f"UPDATE {TRACKING_TABLE} SET position = ? WHERE name = ?", (position, projection.name))
+                kept.append(projection)
+    except Exception as error:  # nothing was written: the ordinary processing redoes it
+        if stalls.is_transient(error):
+            raise
+        return []
+    for projection in kept:
+        committed[projection.name] = position
+        cache = caches[projection.name]
+        cache.position = position
+        cache.trim(CACHED_ROWS)
+    return [p for p in active if p in kept]
