@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from projections import rowcache
 from projections.rowcache import RowCache
 from projections.store import Table, ViewDatabase
 
@@ -84,3 +85,32 @@ def test_deleted_rows_leave_the_database_and_rows_never_written_cost_nothing(db)
     incremental.delete(TABLE.name, "kept")  # not cached: may exist, so it is deleted
     assert commit(db, incremental) == [([], [], [("kept",)])]
     assert stored(db) == {"back": 2}
+
+
+def test_what_a_rebuild_let_go_of_is_remembered_in_fixed_memory(db):
+    cache = RowCache(None, [TABLE], complete=True)
+    for n in range(50_000):
+        cache.put(TABLE.name, {"k": f"k{n}", "n": n})
+    commit(db, cache)
+    cache.trim(0)  # lets go of the older half
+    remembered = cache._by_name[TABLE.name].let_go
+    assert len(remembered.bits) == rowcache.LET_GO_BITS // 8  # the same for 50 thousand keys or 50 million
+    assert all(hash((f"k{n}",)) in remembered for n in range(0, 25_000, 97))  # none let go of is forgotten
+
+
+def test_a_new_key_sharing_a_bit_with_one_let_go_costs_a_query_and_is_still_right(db, monkeypatch):
+    monkeypatch.setattr(rowcache, "LET_GO_BITS", 8)
+    cache = RowCache(None, [TABLE], complete=True)
+    for k in "abcdefghij":
+        cache.put(TABLE.name, {"k": k, "n": 1})
+    commit(db, cache)
+    cache.trim(0)
+    cache._by_name[TABLE.name].let_go.bits[:] = b"\xff"  # all 8 bits set: every key shares one with a key let go
+    with db.reading() as cur:
+        cache.cur = cur
+        assert cache.get(TABLE.name, "new") is None  # looked up (the bit is set), and not there
+        assert cache.get(TABLE.name, "a")["n"] == 1  # let go of, read back
+    cache.put(TABLE.name, {"k": "new", "n": 7})
+    cache.put(TABLE.name, {"k": "other", "n": 8})  # never looked for, its bit set: may exist, so upserted
+    assert commit(db, cache) == [([("new", 7)], [("other", 8)], [])]
+    assert stored(db)["new"] == 7 and stored(db)["other"] == 8
