@@ -6,8 +6,8 @@ stay fresh. A rebuild has nobody waiting for fresh rows, and committing after ev
 it a lot: each batch's commit rewrites the rows of every case the batch touched (a case's row is
 written again at each batch that has one of its events), per read model one write transaction
 per batch. So here each read model's rows stay in its :class:`RowCache` for
-:data:`FLUSH_NOTIFICATIONS` notifications, and then all read models' changed rows and positions
-are written in ONE transaction.
+:data:`FLUSH_NOTIFICATIONS` notifications, and then each read model's changed rows and position
+are written in one transaction.
 
 Exactly-once is kept the way the runner keeps it: a read model's rows change only together with
 its position, and the position is checked under lock at the flush — if another runner moved it
@@ -15,7 +15,7 @@ meanwhile (the API process catching up), this read model's unwritten work is thr
 model whose handler fails here is simply dropped from this loop, its unwritten work with it: the
 runner's ordinary processing takes over from the position it has in the database, and finds,
 commits up to and records the stall exactly as it would have (``ProjectionRunner._isolate``). A
-flush the database refuses (a row it cannot store) drops every read model the same way. So this
+read model whose rows the database refuses at a flush (a row it cannot store) is dropped the same way. So this
 loop only ever decides *when* rows are written, never *what*.
 
 A crash loses up to :data:`FLUSH_NOTIFICATIONS` notifications of work per read model (redone
@@ -87,26 +87,27 @@ def rebuild_in_memory(runner: Any, chosen: Sequence[Projection], progress: Calla
 
 def _flush(runner: Any, active: list[Projection], caches: dict[str, RowCache],
            committed: dict[str, int], position: int) -> list[Projection]:
-    """Write every active read model's changed rows and move its position to ``position``, in one
-    transaction; returns the read models still active (those whose position nobody else moved)."""
-    changed = {p.name: caches[p.name].changes() for p in active}
+    """Write each active read model's changed rows and move its position to ``position``, one
+    short transaction per read model (on SQLite the write lock is the whole database's: the
+    ledger's appends wait for one read model's rows at most, not for all of them); returns the read
+    models still active — not those whose position someone else moved, nor those whose rows the
+    database refused (nothing of theirs was written: the ordinary processing redoes them)."""
     kept = []
-    try:
-        with runner.db.transaction() as cur:
-            for projection in sorted(active, key=lambda p: p.name):  # one lock order for every flush
+    for projection in active:
+        cache = caches[projection.name]
+        changed = cache.changes()  # encoded before the write lock is taken
+        try:
+            with runner.db.transaction() as cur:
                 now = runner._locked_position(cur, projection.name)
                 if now != committed[projection.name]:
                     continue  # another runner went ahead (or a rebuild reset it): our rows are void
-                RowCache.write(cur, changed[projection.name])
+                RowCache.write(cur, changed)
                 cur.execute(f"UPDATE {TRACKING_TABLE} SET position = ? WHERE name = ?", (position, projection.name))
-                kept.append(projection)
-    except Exception as error:  # nothing was written: the ordinary processing redoes it
-        if stalls.is_transient(error):
-            raise
-        return []
-    for projection in kept:
-        committed[projection.name] = position
-        cache = caches[projection.name]
-        cache.position = position
+        except Exception as error:  # rolled back
+            if stalls.is_transient(error):
+                raise
+            continue
+        committed[projection.name] = cache.position = position
         cache.trim(CACHED_ROWS)
-    return [p for p in active if p in kept]
+        kept.append(projection)
+    return kept

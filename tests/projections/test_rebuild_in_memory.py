@@ -134,7 +134,7 @@ def test_a_failing_handler_stalls_where_incremental_processing_stalls(ledger, sc
     runner.close()
 
 
-def test_a_flush_the_database_refuses_leaves_the_work_to_ordinary_processing(ledger, scenario, monkeypatch):
+def test_rows_the_database_refuses_at_a_flush_leave_that_read_model_to_ordinary_processing(ledger, scenario, monkeypatch):
     expected = incremental_digests(ledger)
     real_write, refused = RowCache.write, []
 
@@ -145,9 +145,14 @@ def test_a_flush_the_database_refuses_leaves_the_work_to_ordinary_processing(led
         real_write(cur, changed)
 
     monkeypatch.setattr(RowCache, "write", staticmethod(refuse_once))
+    redone = []
+    real_apply = ProjectionRunner._apply
+    monkeypatch.setattr(ProjectionRunner, "_apply", lambda self, projection, *args: (
+        redone.append(projection.name), real_apply(self, projection, *args))[1])
     runner = ProjectionRunner(ledger, [EventCounts(ledger), TicketList(ledger)], batch_size=2)
     runner.rebuild(workers=1)
     assert refused
+    assert set(redone) == {"event_counts"}  # the refused read model only; the other stayed in memory
     assert runner.stalls() == {}  # the refusal was this once only: nothing to stall on
     assert runner.digests() == {name: expected[name] for name in ("event_counts", "ticket_list")}
     assert event_total(runner) == head(ledger)
