@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from read_model_fixtures import BrokenTicketList
 
-from projections.cases import TicketList
 from projections.catalog import PROJECTIONS, runner_for
 from projections.event_counts import EventCounts
 from projections.parallel import balanced_groups
@@ -31,15 +31,6 @@ def test_rebuilding_some_read_models_in_processes_leaves_the_others_alone(ledger
     runner.rebuild(["ticket_list", "kpi_counters"], workers=2)
     assert runner.digests() == before
     runner.close()
-
-
-class BrokenTicketList(TicketList):
-    """Fails on classification, as a projection with a bug would."""
-
-    name = "broken_ticket_list"
-
-    def on_Ticket_Classified(self, e, position, rows):
-        raise ValueError("bug in handler")
 
 
 def test_a_worker_that_fails_names_the_event_and_the_others_finish(ledger, scenario):

@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from read_model_fixtures import BrokenTicketList, event_total
 
-from projections.cases import TicketList
 from projections.catalog import runner_for
-from projections.event_counts import COUNT_TABLE
 from projections.runtime import ProjectionFailed, ProjectionRunner
 
 pytestmark = pytest.mark.integration
-
-
-def event_total(runner) -> int:
-    with runner.db.reading() as cur:
-        return int(cur.execute(f"SELECT COALESCE(SUM(events), 0) FROM {COUNT_TABLE.name}").fetchone()[0])
 
 
 def test_incremental_processing_and_rebuild_from_zero_give_the_same_digests(ledger, at, scenario, runner):
@@ -70,15 +64,6 @@ def test_two_runners_on_one_database_never_apply_an_event_twice(ledger, scenario
         pass
     assert event_total(first) == ledger.recorder.max_notification_id()
     first.close(), second.close()
-
-
-class BrokenTicketList(TicketList):
-    """Fails on classification, as a projection with a bug would."""
-
-    name = "broken_ticket_list"
-
-    def on_Ticket_Classified(self, e, position, rows):
-        raise ValueError("bug in handler")
 
 
 def test_a_failing_projection_names_position_and_topic_and_keeps_its_position(ledger, scenario):

@@ -6,11 +6,12 @@ equals incremental processing, and no event is applied twice. Both backends."""
 from __future__ import annotations
 
 import pytest
+from read_model_fixtures import BrokenTicketList, event_total
 
 from projections import rebuilding
 from projections.cases import TicketList
 from projections.catalog import runner_for
-from projections.event_counts import COUNT_TABLE, EventCounts
+from projections.event_counts import EventCounts
 from projections.rowcache import RowCache
 from projections.runtime import ProjectionRunner, ProjectionStalled
 from projections.store import TRACKING_TABLE, ViewDatabase
@@ -26,11 +27,6 @@ def small_flushes(monkeypatch):
 
 def head(ledger) -> int:
     return ledger.recorder.max_notification_id()
-
-
-def event_total(runner) -> int:
-    with runner.db.reading() as cur:
-        return int(cur.execute(f"SELECT COALESCE(SUM(events), 0) FROM {COUNT_TABLE.name}").fetchone()[0])
 
 
 def incremental_digests(ledger) -> dict[str, str]:
@@ -105,15 +101,6 @@ def test_another_runner_moving_a_position_meanwhile_voids_the_unwritten_work(led
     assert event_total(runner) == head(ledger)  # every event counted once, though two runners applied them
     assert runner.digests() == {name: expected[name] for name in ("event_counts", "ticket_list")}
     runner.close()
-
-
-class BrokenTicketList(TicketList):
-    """Fails on classification, as a read model with a bug would."""
-
-    name = "broken_ticket_list"
-
-    def on_Ticket_Classified(self, e, position, rows):
-        raise ValueError("bug in handler")
 
 
 def test_a_failing_handler_stalls_where_incremental_processing_stalls(ledger, scenario):
