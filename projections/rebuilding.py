@@ -1,4 +1,5 @@
-"""A rebuild in one process: every read model folds many batches in memory before it writes.
+"""A rebuild (in one process, or in each worker of a parallel one): every read model folds many
+batches in memory before it writes.
 
 Processing that follows the log (``ProjectionRunner.run_batch``) commits each read model's rows
 and position after every batch it reads, so a crash loses at most one batch and the read models
@@ -15,8 +16,8 @@ meanwhile (the API process catching up), this read model's unwritten work is thr
 model whose handler fails here is simply dropped from this loop, its unwritten work with it: the
 runner's ordinary processing takes over from the position it has in the database, and finds,
 commits up to and records the stall exactly as it would have (``ProjectionRunner._isolate``). A
-read model whose rows the database refuses at a flush (a row it cannot store) is dropped the same way. So this
-loop only ever decides *when* rows are written, never *what*.
+read model whose rows the database refuses at a flush (a row it cannot store) is dropped the same
+way. So this loop only ever decides *when* rows are written, never *what*.
 
 A crash loses up to :data:`FLUSH_NOTIFICATIONS` notifications of work per read model (redone
 from the last flush, as after a crash in a batch). Memory: the rows the window touched, on top of
@@ -41,8 +42,8 @@ def rebuild_in_memory(runner: Any, chosen: Sequence[Projection], progress: Calla
                       *, head: int | None = None) -> int:
     """Fold the log into ``chosen`` read models (just emptied, at position 0) as above, up to
     ``head`` (default: the head of the log now); hand the caches to ``runner`` and return the
-    notifications read. Read models dropped on the way are left where their last flush put them, for the
-    runner's ordinary processing to finish. (``runner``: a ``projections.runtime.ProjectionRunner``,
+    notifications read. Read models dropped on the way are left where their last flush put them,
+    for the runner's ordinary processing to finish. (``runner``: a ``projections.runtime.ProjectionRunner``,
     which imports this module.)"""
     if head is None:
         head = runner.ledger.recorder.max_notification_id() or 0
