@@ -5,7 +5,8 @@ projects one group of read models with a runner of its own: it reads and decodes
 and commits its rows together with the read model's own tracking row every many batches, exactly
 as a rebuild in one process does (``projections.rebuilding``). No read model is projected by two
 workers, and each one's rows are a function of the log alone, so exactly-once and the
-determinism digests hold whatever process built what. Groups are balanced by each projection's ``rebuild_weight`` (its rough cost per event).
+determinism digests hold whatever process built what. Groups are balanced by each projection's
+``rebuild_weight`` (its rough cost per event).
 
 Workers are forked: they inherit the ledger (policies, calendar, mappers) and the projection
 objects as they are, so nothing is rebuilt or pickled. A forked child must not use its parent's
