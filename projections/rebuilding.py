@@ -32,7 +32,6 @@ from typing import Any
 from projections import stalls
 from projections.projection import Projection, events_by_class
 from projections.rowcache import CACHED_ROWS, RowCache
-from projections.store import TRACKING_TABLE
 
 #: Notifications folded in memory between two writes of a rebuild's rows and positions.
 FLUSH_NOTIFICATIONS = 50_000
@@ -96,18 +95,14 @@ def _flush(runner: Any, active: list[Projection], caches: dict[str, RowCache],
     kept = []
     for projection in active:
         cache = caches[projection.name]
-        changed = cache.changes()  # encoded before the write lock is taken
         try:
-            with runner.db.transaction() as cur:
-                now = runner._locked_position(cur, projection.name)
-                if now != committed[projection.name]:
-                    continue  # another runner went ahead (or a rebuild reset it): our rows are void
-                RowCache.write(cur, changed)
-                cur.execute(f"UPDATE {TRACKING_TABLE} SET position = ? WHERE name = ?", (position, projection.name))
+            now = runner._commit(projection.name, cache.changes(), committed[projection.name], position)
         except Exception as error:  # rolled back
             if stalls.is_transient(error):
                 raise
             continue
+        if now != committed[projection.name]:
+            continue  # another runner went ahead (or a rebuild reset it): our rows are void
         committed[projection.name] = cache.position = position
         cache.trim(CACHED_ROWS)
         kept.append(projection)

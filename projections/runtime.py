@@ -53,7 +53,7 @@ from projections.following import Waiter, close_quietly, collections_paused
 from projections.parallel import catch_up_in_processes
 from projections.projection import Projection, events_by_class
 from projections.rebuilding import rebuild_in_memory
-from projections.rowcache import CACHED_ROWS, RowCache
+from projections.rowcache import CACHED_ROWS, Changes, RowCache
 from projections.stalls import ProjectionStalled, Stall
 from projections.store import TRACKING_TABLE, Cursor, ViewDatabase
 
@@ -222,12 +222,7 @@ class ProjectionRunner:
                 # Skip what is already applied (by us earlier, or by another runner).
                 projection.apply_batch(decoded if not decoded or decoded[0][0] > position else
                                        [item for item in decoded if item[0] > position], cache)
-            changed = cache.changes()
-            with self.db.transaction() as cur:
-                now = self._locked_position(cur, projection.name)
-                if now == position:
-                    cache.write(cur, changed)
-                    cur.execute(f"UPDATE {TRACKING_TABLE} SET position = ? WHERE name = ?", (last, projection.name))
+            now = self._commit(projection.name, cache.changes(), position, last)
             if now == position:
                 break
             if now is None:  # its tracking row is gone (a rebuild is starting): register it again
@@ -239,6 +234,17 @@ class ProjectionRunner:
         cache.cur, cache.position = None, last
         cache.trim(CACHED_ROWS)
         self._caches[projection.name] = cache
+
+    def _commit(self, name: str, changed: list[Changes], expected: int, last: int) -> int | None:
+        """In one short write transaction: if the read model's position is still ``expected``, write
+        its ``changed`` rows and move the position to ``last``. Returns the position found (so
+        ``expected`` when written; None if its tracking row is gone)."""
+        with self.db.transaction() as cur:
+            now = self._locked_position(cur, name)
+            if now == expected:
+                RowCache.write(cur, changed)
+                cur.execute(f"UPDATE {TRACKING_TABLE} SET position = ? WHERE name = ?", (last, name))
+        return now
 
     def _locked_position(self, cur: Cursor, name: str) -> int | None:
         lock = " FOR UPDATE" if self.db.postgres else ""

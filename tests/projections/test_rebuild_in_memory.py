@@ -25,6 +25,16 @@ def small_flushes(monkeypatch):
     monkeypatch.setattr(rebuilding, "FLUSH_NOTIFICATIONS", FLUSH)
 
 
+@pytest.fixture
+def redone(monkeypatch) -> list[tuple[ProjectionRunner, str]]:
+    """(runner, read model) of every batch the ordinary processing applies (ProjectionRunner._apply)."""
+    applied = []
+    real_apply = ProjectionRunner._apply
+    monkeypatch.setattr(ProjectionRunner, "_apply", lambda self, projection, *args: (
+        applied.append((self, projection.name)), real_apply(self, projection, *args))[1])
+    return applied
+
+
 def head(ledger) -> int:
     return ledger.recorder.max_notification_id()
 
@@ -84,19 +94,28 @@ class Interfering(EventCounts):
         super().apply_batch(events, rows)
 
 
-def test_another_runner_moving_a_position_meanwhile_voids_the_unwritten_work(ledger, scenario, monkeypatch):
+def test_another_runner_moving_a_position_meanwhile_voids_the_unwritten_work(ledger, scenario, monkeypatch,
+                                                                                redone):
     monkeypatch.setattr(Interfering, "calls", 0)
     expected = incremental_digests(ledger)
-    redone = []  # batches applied by the ordinary processing, after the in-memory loop
-    real_apply = ProjectionRunner._apply
-    monkeypatch.setattr(ProjectionRunner, "_apply", lambda self, projection, *args: (
-        redone.append((self, projection.name)), real_apply(self, projection, *args))[1])
+    redone.clear()  # from here on: the rebuild's, and the interfering runner's
+    refused = []  # writes the database refused: there must be none (nobody writes over another's rows)
+    real_commit = ProjectionRunner._commit
+
+    def commit(self, *args):
+        try:
+            return real_commit(self, *args)
+        except Exception as error:
+            refused.append(error)
+            raise
+
+    monkeypatch.setattr(ProjectionRunner, "_commit", commit)
     runner = ProjectionRunner(ledger, [Interfering(ledger), TicketList(ledger)], batch_size=2)
     runner.rebuild(workers=1)
     assert Interfering.calls >= 2
     # The voided read model was already complete (the other runner's work); the ticket list was
     # not disturbed: both were finished without the ordinary processing redoing anything.
-    assert [name for who, name in redone if who is runner] == []
+    assert [name for who, name in redone if who is runner] == [] and refused == []
     assert {name for who, name in redone} == {"event_counts"}  # the other runner's batches
     assert event_total(runner) == head(ledger)  # every event counted once, though two runners applied them
     assert runner.digests() == {name: expected[name] for name in ("event_counts", "ticket_list")}
@@ -121,7 +140,8 @@ def test_a_failing_handler_stalls_where_incremental_processing_stalls(ledger, sc
     runner.close()
 
 
-def test_rows_the_database_refuses_at_a_flush_leave_that_read_model_to_ordinary_processing(ledger, scenario, monkeypatch):
+def test_rows_the_database_refuses_at_a_flush_leave_that_read_model_to_ordinary_processing(
+        ledger, scenario, monkeypatch, redone):
     expected = incremental_digests(ledger)
     real_write, refused = RowCache.write, []
 
@@ -132,14 +152,11 @@ def test_rows_the_database_refuses_at_a_flush_leave_that_read_model_to_ordinary_
         real_write(cur, changed)
 
     monkeypatch.setattr(RowCache, "write", staticmethod(refuse_once))
-    redone = []
-    real_apply = ProjectionRunner._apply
-    monkeypatch.setattr(ProjectionRunner, "_apply", lambda self, projection, *args: (
-        redone.append(projection.name), real_apply(self, projection, *args))[1])
     runner = ProjectionRunner(ledger, [EventCounts(ledger), TicketList(ledger)], batch_size=2)
     runner.rebuild(workers=1)
     assert refused
-    assert set(redone) == {"event_counts"}  # the refused read model only; the other stayed in memory
+    # the refused read model only; the other stayed in memory
+    assert {name for who, name in redone if who is runner} == {"event_counts"}
     assert runner.stalls() == {}  # the refusal was this once only: nothing to stall on
     assert runner.digests() == {name: expected[name] for name in ("event_counts", "ticket_list")}
     assert event_total(runner) == head(ledger)
