@@ -179,9 +179,14 @@ def verify(trust_file: Path | None, since: tuple[Path, ...], witness_files: tupl
     elapsed = time.perf_counter() - started
     rate = report.leaves / elapsed if elapsed else 0
     outside = f", {len(external)} from outside the database" if external else ""
-    console.print(f"[bold green]OK[/] {report.leaves} leaves, {report.checkpoints_checked} checkpoints{outside} "
+    console.print(f"[bold green]OK[/] {_count(report.leaves, 'leaf', 'leaves')}, "
+                  f"{_count(report.checkpoints_checked, 'checkpoint', 'checkpoints')}{outside} "
                   f"verified in {elapsed:.2f}s ({rate:,.0f} leaves/s){witnessed}")
     console.print(f"the log covers events only: {snapshots.NOT_COVERED}")  # issue 22: say what was not checked
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
 
 
 def _external_checkpoints(paths: tuple[Path, ...], trust: TrustSet) -> list[tuple[str, Checkpoint]]:

@@ -51,7 +51,7 @@ def test_import_events_checkpoint_verify(env, token_env, tmp_path):
     assert runner.invoke(main, ["keys", "init"], env=env).exit_code == 1  # made by db init; never silently replaced
     assert runner.invoke(main, ["checkpoint"], env=env).exit_code == 0
     verified = runner.invoke(main, ["verify"], env=env)
-    assert verified.exit_code == 0 and "OK 3 leaves, 1 checkpoints" in verified.output  # the token, 2 contacts
+    assert verified.exit_code == 0 and "OK 3 leaves, 1 checkpoint verified" in verified.output  # the token, 2 contacts
 
 
 def _has_ledger(env: dict[str, str]) -> bool:
@@ -101,7 +101,7 @@ def test_demo_then_verify_in_an_empty_folder(cli, tmp_path):
     assert "published a checkpoint" in demo.stderr and (folder / "var" / "keys" / "log-signing.pem").exists()
     verified = cli("verify", env={}, cwd=folder)
     assert verified.returncode == 0, verified.stderr
-    assert "OK" in verified.stderr and "1 checkpoints" in verified.stderr and "Traceback" not in verified.stderr
+    assert "OK" in verified.stderr and "1 checkpoint verified" in verified.stderr and "Traceback" not in verified.stderr
 
 
 def test_db_harden_on_postgresql(cli, pg_env, pg_dsn):

@@ -12,6 +12,7 @@ still resolve, and the log, checkpoint and sealed personal data must read exactl
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -102,4 +103,4 @@ def test_the_command_line_verifies_the_old_ledger(old_home):
     done = subprocess.run([sys.executable, "-m", "cli.main", "verify"], env={**old_home, "PATH": "/usr/bin:/bin"},
                           capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "OK" in done.stderr and "checkpoints verified" in done.stderr
+    assert "OK" in done.stderr and re.search(r"\d+ checkpoints? verified", done.stderr)
