@@ -141,7 +141,7 @@ def floor(ledger, db: ViewDatabase, rounds: int) -> tuple[float, int]:
         with db.transaction() as cur:
             db.drop_tables(cur, tables)
         db.create_tables(tables, indexes=False)
-        with db.transaction() as cur:
+        with db.transaction() as cur:  # RowCache.write's inserts without its value checks: a floor
             for table in tables:
                 if cur.postgres and data[table.name]:
                     with cur.raw.copy(table.copy_statement()) as copy:
