@@ -100,9 +100,11 @@ def _flush(runner: Any, active: list[Projection], caches: dict[str, RowCache],
         except Exception as error:  # rolled back
             if stalls.is_transient(error):
                 raise
+            del caches[projection.name]  # its rows are redone by the ordinary processing: free them now
             continue
         if now != committed[projection.name]:
-            continue  # another runner went ahead (or a rebuild reset it): our rows are void
+            del caches[projection.name]  # another runner went ahead (or a rebuild reset it): our rows are void
+            continue
         committed[projection.name] = cache.position = position
         cache.trim(CACHED_ROWS)
         kept.append(projection)
