@@ -22,12 +22,13 @@ as in a new worker or after eviction: every load reads the store) and warm (the 
 fast-forwarded from the store, deep-copied); and cold without snapshots, for comparison.
 Ratio = cost at 500 / cost at 10; target ≤ 1.2×.
 
-In-process cost: each figure is the best of 3 rounds of the mean time per operation; rounds take
-turns between the compared targets, so the machine's other load hits them alike. History length:
-the compared cases take turns an operation at a time (:func:`interleaved`), each time shown is the
-median round's mean, and each ratio the median of the rounds' own ratios (at least
-``HISTORY_ROUNDS`` rounds; n operations in a row of one case, a few ms with ``--quick``, could
-catch a burst of other load alone).
+Both tables: the compared targets take turns an operation at a time (:func:`interleaved`), each
+time shown is the median round's mean, and each ratio the median of the rounds' own ratios, with
+their range (at least ``HISTORY_ROUNDS`` rounds). Until 2026-12-03 the in-process table took each
+target's best of 3 rounds of n operations in a row, so the baseline and ours came from different
+moments; on this shared VM the raw command read anywhere from 679 to 1,343 µs in one day's runs
+(about a quarter of it is the SQLite commit, an fsync of the WAL, whose latency drifts with the
+disk), and ours did not follow it. Taking turns puts the same drift on both sides of each ratio.
 """
 
 from __future__ import annotations
@@ -125,17 +126,6 @@ def per_op(fn: Callable[[], Any], n: int) -> float:
 ROUNDS = 3
 #: At least this many rounds for the history-length table (a median of paired ratios needs a few).
 HISTORY_ROUNDS = 5
-
-
-def best_of(targets: dict[str, Callable[[], Any]], n: int, rounds: int | None = None) -> dict[str, float]:
-    rounds = rounds or ROUNDS
-    best = dict.fromkeys(targets, float("inf"))
-    for fn in targets.values():
-        per_op(fn, max(n // 10, 3))  # warm up: connections, statements, caches
-    for _ in range(rounds):
-        for name, fn in targets.items():
-            best[name] = min(best[name], per_op(fn, n))
-    return best
 
 
 def interleaved(targets: dict[Any, Callable[[], Any]], n: int, rounds: int | None = None) -> list[dict[Any, float]]:
@@ -266,20 +256,22 @@ def bench_in_process(backend: str, dsn: str | None, n: int) -> list[list[object]
         http.serve_command(*next_command("wsgi"))
 
     first = {name: ids[0] for name, ids in pools.items()}
-    reads = best_of({"raw": lambda: _json_state(raw.repository.get(first["raw"])),
-                     "ledger": lambda: _json_state(ledger.get("ticket", first["ledger"])),
-                     "http": lambda: http.read(first["http"]),
-                     "wsgi": lambda: http.serve_read(first["wsgi"])}, n)
-    commands = best_of({"raw": raw_command, "ledger": ledger_command, "http": http_command,
-                        "wsgi": wsgi_command}, n)
+    reads = interleaved({"raw": lambda: _json_state(raw.repository.get(first["raw"])),
+                         "ledger": lambda: _json_state(ledger.get("ticket", first["ledger"])),
+                         "http": lambda: http.read(first["http"]),
+                         "wsgi": lambda: http.serve_read(first["wsgi"])}, n)
+    commands = interleaved({"raw": raw_command, "ledger": ledger_command, "http": http_command,
+                            "wsgi": wsgi_command}, n)
     raw.close()
     ledger.close()
     rows = []
-    for what, times in (("read", reads), ("command", commands)):
+    for what, per_round in (("read", reads), ("command", commands)):
+        times = median_times(per_round)
         for how in ("ledger", "http", "wsgi"):
-            ratio = times[how] / times["raw"]
+            ratio = paired_ratio(per_round, how, "raw")
+            spread = sorted(r[how] / r["raw"] for r in per_round)
             rows.append([backend, what, how, f"{times['raw'] * 1e6:,.0f}", f"{times[how] * 1e6:,.0f}",
-                         f"{ratio:.2f}×", "met" if ratio <= 1.5 else "missed"])
+                         f"{ratio:.2f}× ({spread[0]:.2f}–{spread[-1]:.2f})", "met" if ratio <= 1.5 else "missed"])
     return rows
 
 
@@ -333,14 +325,13 @@ def main() -> None:
                         help="only the in-process cost table, or only the history-length table")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="cpu: this process's CPU time per operation instead of wall time (see CLOCK)")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds per figure (best kept); default 3")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per figure (at least HISTORY_ROUNDS); default 3")
     args = parser.parse_args()
     global CLOCK, ROUNDS
     ROUNDS = args.rounds
     CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     n, long = (60, 500) if args.quick else (300, 500)
-    print(f"Machine: {machine()}\nClock: {args.clock}; in-process: best of {ROUNDS} rounds; history length: "
-          f"medians of {max(ROUNDS, HISTORY_ROUNDS)} interleaved rounds\n")
+    print(f"Machine: {machine()}\nClock: {args.clock}; medians of {max(ROUNDS, HISTORY_ROUNDS)} interleaved rounds\n")
     with postgres_dsn() as dsn:
         backends = args.backends.split(",")
         if args.part != "history":
