@@ -21,6 +21,8 @@ its data is deleted when you stop.
 
 from __future__ import annotations
 
+import gc
+
 import dataclasses
 import os
 import shutil
@@ -96,7 +98,13 @@ class ProductionServer(BaseApplication):
         # Runs in each worker after the fork: its own ledger, its own connection pool.
         from api import create_app
 
-        return create_app(self.settings)
+        app = create_app(self.settings)
+        # What the worker built at start-up (modules, the app, schemas, policies: ~125k objects) lives
+        # as long as the worker: out of the collector's reach, a full collection no longer walks it
+        # (~85 ms with every thread of the worker stopped, against well under 1 ms after the freeze).
+        gc.collect()
+        gc.freeze()
+        return app
 
 
 def _worker_exited(server: Any, worker: Any) -> None:
