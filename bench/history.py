@@ -7,7 +7,8 @@
 through the Flask app in this process (``GET /tickets/{id}``, ``POST /tickets/{id}/pause-clock``
 and ``resume-clock`` as a team lead: token, permission check with its load, masking, access log,
 schemas, problem mapping), once with Flask's test client ("http": the client's own work included)
-and once handed to the app as a WSGI server hands it ("wsgi": the server's share only) —
+and once handed to the app as a WSGI server hands it ("wsgi": the server's share only; the app's
+start-up objects frozen, as a production worker freezes them, ``cli/serving.py``) —
 against the baseline: a raw eventsourcing ``Application`` (library
 mapper and recorder, no Merkle log, no encryption, no cache) on its own fresh database holding the
 same kind of ticket (the same domain class and history, saved through it), ``repository.get`` +
@@ -34,6 +35,7 @@ disk), and ours did not follow it. Taking turns puts the same drift on both side
 from __future__ import annotations
 
 import argparse
+import gc
 import io
 import itertools
 import json
@@ -172,6 +174,9 @@ class HttpClient:
         self.headers = {"Authorization": f"Bearer {secret}"}
 
         self.app = self.client.application
+        # As a production worker does once its app is built (cli/serving.py): start-up objects frozen.
+        gc.collect()
+        gc.freeze()
         self.environs: dict[tuple[str, str], tuple[dict, bytes]] = {}
 
     def read(self, ticket: str) -> None:
