@@ -124,7 +124,7 @@ def per_op(fn: Callable[[], Any], n: int) -> float:
     return (CLOCK() - started) / n
 
 
-#: Rounds per figure (``--rounds``): each figure is the best round's mean.
+#: Rounds per figure (``--rounds``; at least ``HISTORY_ROUNDS``): each figure is the median round's mean.
 ROUNDS = 3
 #: At least this many rounds for the history-length table (a median of paired ratios needs a few).
 HISTORY_ROUNDS = 5

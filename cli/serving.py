@@ -21,9 +21,8 @@ its data is deleted when you stop.
 
 from __future__ import annotations
 
-import gc
-
 import dataclasses
+import gc
 import os
 import shutil
 import sys
