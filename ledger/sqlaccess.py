@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.sqlite import SQLiteCursor, SQLiteTransaction
 
 #: Taken (for the transaction) by everything that creates tables in a PostgreSQL schema of ours.
 SCHEMA_LOCK = "SELECT pg_advisory_xact_lock(hashtext('caseledger-create-tables'))"
@@ -34,10 +35,28 @@ class SqlAccess:
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:
-        """A cursor whose statements commit together (or not at all)."""
+        """A cursor whose statements commit together (or not at all).
+
+        On SQLite it takes the write lock at ``BEGIN`` (``IMMEDIATE``). With a plain ``BEGIN``, a
+        transaction that reads and then writes (a data key looked for, then made) holds a snapshot;
+        if another connection commits before its first write, SQLite cannot upgrade that snapshot
+        and answers "database is locked" at once, without waiting (SQLITE_BUSY_SNAPSHOT): a 500 for
+        a request that only had to wait its turn. Taking the lock first, it waits like any writer."""
         if self.pg:
             with self.recorder.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as cursor:
                 yield _Cursor(cursor, self)
+        else:
+            with self.recorder.datastore.get_connection(commit=True) as conn, \
+                    _ImmediateTransaction(conn, commit=True) as cursor, cursor:
+                yield _Cursor(cursor, self)
+
+    @contextmanager
+    def _statement(self) -> Iterator[Any]:
+        """A cursor for one statement: on SQLite a plain ``BEGIN`` (one statement, reading or writing
+        first, never upgrades a snapshot; a read does not wait for writers)."""
+        if self.pg:
+            with self.transaction() as cursor:
+                yield cursor
         else:
             with self.recorder.datastore.transaction(commit=True) as cursor:
                 yield _Cursor(cursor, self)
@@ -54,11 +73,11 @@ class SqlAccess:
             yield cursor
 
     def rows(self, sql: str, params: tuple = ()) -> list[tuple]:
-        with self.transaction() as cursor:
+        with self._statement() as cursor:
             return cursor.rows(sql, params)
 
     def execute(self, sql: str, params: tuple = ()) -> None:
-        with self.transaction() as cursor:
+        with self._statement() as cursor:
             cursor.execute(sql, params)
 
     def render(self, sql: str) -> str:
@@ -81,3 +100,13 @@ class _Cursor:
 def as_tuples(rows: list[Any]) -> list[tuple]:
     """Rows as plain tuples (eventsourcing's PostgreSQL cursors return dicts)."""
     return [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in rows]
+
+
+class _ImmediateTransaction(SQLiteTransaction):
+    """eventsourcing's SQLite transaction (the same rollback, commit and error mapping), begun
+    ``IMMEDIATE``: see :meth:`SqlAccess.transaction`."""
+
+    def __enter__(self) -> SQLiteCursor:
+        cursor = self.connection.cursor()
+        cursor.execute("BEGIN IMMEDIATE")
+        return cursor
